@@ -1,0 +1,82 @@
+// swift-tools-version: 6.0
+//
+// Tessera: a job server that runs microtasks in forked, sandboxed workers.
+// The layout follows ARCHITECTURE.md: C system-library shims, the plugin ABI
+// header, library modules, three executables, the shipped plugins and the
+// test plugins (hostile and malformed ones live under Tests/).
+import PackageDescription
+
+let package = Package(
+    name: "Tessera",
+    products: [
+        .executable(name: "tesserad", targets: ["tesserad"]),
+        .executable(name: "tessera", targets: ["tessera"]),
+        .executable(name: "tessera-worker", targets: ["tessera-worker"]),
+        // Executor plugins shipped with the product, built as lib<name>.so.
+        .library(name: "tessera-shell", type: .dynamic, targets: ["ShellPlugin"]),
+        .library(name: "tessera-noop", type: .dynamic, targets: ["NoopPlugin"]),
+        .library(name: "tessera-checksum", type: .dynamic, targets: ["ChecksumPlugin"]),
+        // Plugins used only by the test suite.
+        .library(name: "tessera-test-hostile", type: .dynamic, targets: ["HostileTestPlugin"]),
+        .library(name: "tessera-test-wrongabi", type: .dynamic, targets: ["WrongABITestPlugin"]),
+        .library(name: "tessera-test-noentry", type: .dynamic, targets: ["NoEntryTestPlugin"]),
+        .library(name: "tessera-test-dupexec", type: .dynamic, targets: ["DuplicateExecutorTestPlugin"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries, found with pkg-config, installed from Debian.
+        .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
+        .systemLibrary(name: "CLibYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // The plugin ABI: one header, the whole contract between host and plugin.
+        .target(name: "TesseraPluginABI"),
+        // The daemon <-> worker wire format, shared by the C worker and the Swift daemon.
+        .target(name: "CTesseraWire"),
+
+        .target(name: "TesseraConfig", dependencies: ["CLibYAML"]),
+        .target(
+            name: "TesseraProtocol",
+            resources: [.embedInCode("io.tessera.Manager.varlink")]
+        ),
+        .target(name: "TesseraStore", dependencies: ["CSQLite", "TesseraProtocol"]),
+        .target(
+            name: "TesseraDaemon",
+            dependencies: ["CLibUV", "CTesseraWire", "TesseraConfig", "TesseraProtocol", "TesseraStore"]
+        ),
+
+        .executableTarget(
+            name: "tesserad",
+            dependencies: ["TesseraDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "tessera",
+            dependencies: ["TesseraProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // The worker zygote is C on purpose: it forks, and the code between
+        // fork() and the executor must not touch a language runtime.
+        .executableTarget(
+            name: "tessera-worker",
+            dependencies: ["TesseraPluginABI", "CTesseraWire"],
+            linkerSettings: [.linkedLibrary("dl")]
+        ),
+
+        .target(name: "ShellPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/shell"),
+        .target(name: "NoopPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/noop"),
+        .target(name: "ChecksumPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/checksum"),
+
+        .target(name: "HostileTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/hostile"),
+        .target(name: "WrongABITestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/wrongabi"),
+        .target(name: "NoEntryTestPlugin", path: "Tests/Plugins/noentry"),
+        .target(name: "DuplicateExecutorTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/dupexec"),
+
+        .testTarget(name: "TesseraConfigTests", dependencies: ["TesseraConfig"]),
+        .testTarget(name: "TesseraProtocolTests", dependencies: ["TesseraProtocol"]),
+        .testTarget(
+            name: "TesseraIntegrationTests",
+            dependencies: ["TesseraProtocol"]
+        ),
+    ]
+)

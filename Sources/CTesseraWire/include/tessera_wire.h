@@ -1,0 +1,94 @@
+/*
+ * tessera_wire.h - the private protocol between tesserad and tessera-worker.
+ *
+ * The daemon starts the worker zygote with uv_spawn and talks to it over a
+ * Unix stream socket that is the worker's standard input. Both directions
+ * carry frames:
+ *
+ *     u32 length (little endian; bytes that follow, type included)
+ *     u8  type   (TW_MSG_*)
+ *     ... fields in the order documented for the type
+ *
+ * Field encodings (all little endian):
+ *     u8, u32, u64, i32, f64   fixed width
+ *     str                      u32 byte count, then the bytes (no NUL)
+ *
+ * This is not a public interface: both ends are built from one tree and are
+ * always the same version. TW_PROTOCOL_VERSION is still checked in HELLO so
+ * a stale worker binary is reported instead of misread.
+ */
+#ifndef TESSERA_WIRE_H
+#define TESSERA_WIRE_H
+
+#define TW_PROTOCOL_VERSION 1
+
+/* Largest frame either side accepts; anything longer is a protocol error. */
+#define TW_MAX_FRAME (64u * 1024u * 1024u)
+
+enum tw_message_type {
+    /* daemon -> worker */
+
+    /* Defines a stage the worker will run microtasks of.
+     *   u32 stage_id
+     *   str executor name
+     *   u64 cpu_ms, u64 memory_bytes, u64 open_files, u64 processes,
+     *   u64 file_size_bytes, u64 output_bytes      (0 = no limit)
+     *   u32 param_count, then per parameter:
+     *       str name, u8 type (tessera_param_type), u32 value_count,
+     *       value_count x str   (scalars: 1 value as text; lists: the
+     *                            elements; maps: key, value, key, value...)
+     * Redefining an id replaces the definition. */
+    TW_MSG_STAGE = 1,
+
+    /* Starts one microtask.
+     *   u64 token (the daemon's handle for it), u32 stage_id,
+     *   u64 index, str item */
+    TW_MSG_TASK = 2,
+
+    /* Signals the process group of a running microtask.
+     *   u64 token, u32 signal number */
+    TW_MSG_KILL = 3,
+
+    /* Forgets a stage definition.  u32 stage_id */
+    TW_MSG_FORGET_STAGE = 4,
+
+    /* worker -> daemon */
+
+    /* Sent once, after the plugins are loaded.
+     *   u32 protocol version, u32 worker pid,
+     *   u32 problem_count, problem_count x str (plugin load problems) */
+    TW_MSG_HELLO = 64,
+
+    /* A microtask's process exists.  u64 token, u32 pid */
+    TW_MSG_STARTED = 65,
+
+    /* Progress reported by the executor.  u64 token, f64 fraction */
+    TW_MSG_PROGRESS = 66,
+
+    /* A microtask ended (its process was reaped and its process group killed).
+     *   u64 token
+     *   u8  how: TW_END_*
+     *   i32 exit code (TW_END_EXITED), i32 signal (TW_END_SIGNALED)
+     *   u64 user cpu µs, u64 system cpu µs, u64 max rss KiB, u64 wall µs
+     *   u64 peak address space bytes seen by the child (0 if unknown)
+     *   u32 flags: TW_FLAG_*
+     *   str result, str stdout, str stderr, str worker error (TW_END_FAILED) */
+    TW_MSG_DONE = 67
+};
+
+enum tw_end {
+    TW_END_EXITED = 0,   /* exited with a code */
+    TW_END_SIGNALED = 1, /* killed by a signal */
+    TW_END_FAILED = 2    /* never ran: unknown stage or executor, fork failed */
+};
+
+enum tw_flags {
+    TW_FLAG_STDOUT_TRUNCATED = 1u << 0,
+    TW_FLAG_STDERR_TRUNCATED = 1u << 1,
+    TW_FLAG_OUTPUT_LIMIT = 1u << 2,     /* killed for writing past `output` */
+    TW_FLAG_HAS_RESULT = 1u << 3,
+    TW_FLAG_RESULT_TRUNCATED = 1u << 4,
+    TW_FLAG_CRASH_REPORTED = 1u << 5    /* the child's crash handler ran */
+};
+
+#endif /* TESSERA_WIRE_H */
