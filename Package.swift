@@ -63,14 +63,14 @@ let package = Package(
             linkerSettings: [.linkedLibrary("dl")]
         ),
 
-        .target(name: "ShellPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/shell"),
-        .target(name: "NoopPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/noop"),
+        .target(name: "ShellPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/shell", publicHeadersPath: "."),
+        .target(name: "NoopPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/noop", publicHeadersPath: "."),
         .target(name: "ChecksumPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/checksum"),
 
-        .target(name: "HostileTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/hostile"),
-        .target(name: "WrongABITestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/wrongabi"),
-        .target(name: "NoEntryTestPlugin", path: "Tests/Plugins/noentry"),
-        .target(name: "DuplicateExecutorTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/dupexec"),
+        .target(name: "HostileTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/hostile", publicHeadersPath: "."),
+        .target(name: "WrongABITestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/wrongabi", publicHeadersPath: "."),
+        .target(name: "NoEntryTestPlugin", path: "Tests/Plugins/noentry", publicHeadersPath: "."),
+        .target(name: "DuplicateExecutorTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/dupexec", publicHeadersPath: "."),
 
         .testTarget(name: "TesseraConfigTests", dependencies: ["TesseraConfig"]),
         .testTarget(name: "TesseraProtocolTests", dependencies: ["TesseraProtocol"]),

@@ -23,7 +23,7 @@
 #define TW_PROTOCOL_VERSION 1
 
 /* Largest frame either side accepts; anything longer is a protocol error. */
-#define TW_MAX_FRAME (64u * 1024u * 1024u)
+#define TW_MAX_FRAME 67108864 /* 64 MiB */
 
 enum tw_message_type {
     /* daemon -> worker */

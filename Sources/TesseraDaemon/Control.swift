@@ -1,0 +1,409 @@
+// The control socket: varlink over a Unix stream socket. Connections are
+// read as NUL-terminated JSON messages (at most `maximumRequestSize` bytes
+// each, so a client cannot make the daemon buffer without bound), calls on
+// one connection are answered in order, and every reply is held until the
+// loop iteration's state changes are committed.
+
+import TesseraConfig
+import TesseraProtocol
+import TesseraStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A named varlink error raised by a method.
+struct ControlError: Error {
+    let name: String
+    let parameters: JSON
+    init(_ name: String, _ parameters: JSON = .object([])) {
+        self.name = name
+        self.parameters = parameters
+    }
+}
+
+/// The largest request accepted; requests are small, so this is generous.
+let maximumRequestSize = 1 << 20
+/// A client that lets this much output pile up unread is disconnected.
+let maximumPendingOutput = 64 << 20
+
+final class Connection {
+    let stream: Stream
+    unowned let daemon: Daemon
+    private var framer = VarlinkFramer(maximumMessageSize: maximumRequestSize)
+    /// Set while a WatchRun stream is in progress; later calls wait.
+    var watching: ActiveRun?
+    private var waitingCalls: [[UInt8]] = []
+    private(set) var isClosed = false
+
+    init(stream: Stream, daemon: Daemon) {
+        self.stream = stream
+        self.daemon = daemon
+    }
+
+    func start() {
+        stream.onRead = { [unowned self] bytes in self.received(bytes) }
+        stream.onEnd = { [unowned self] _ in self.close() }
+        stream.startReading()
+    }
+
+    private func received(_ bytes: UnsafeRawBufferPointer) {
+        let messages: [[UInt8]]
+        do {
+            messages = try framer.append(bytes)
+        } catch {
+            logWarning("control: closing a connection that sent a message over \(maximumRequestSize) bytes")
+            close()
+            return
+        }
+        for message in messages where !isClosed {
+            if watching != nil {
+                waitingCalls.append(message)
+            } else {
+                daemon.handleMessage(message, on: self)
+            }
+        }
+    }
+
+    /// Called when a watch ends: handles calls that arrived meanwhile.
+    func resume() {
+        while watching == nil, !waitingCalls.isEmpty, !isClosed {
+            daemon.handleMessage(waitingCalls.removeFirst(), on: self)
+        }
+    }
+
+    func write(_ bytes: [UInt8]) {
+        guard !isClosed else { return }
+        stream.write(bytes)
+        if stream.pendingWriteBytes > maximumPendingOutput {
+            logWarning("control: closing a connection that does not read its replies")
+            close()
+        }
+    }
+
+    func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        if let run = watching {
+            run.watchers.removeAll { $0.connection === self }
+            watching = nil
+        }
+        daemon.connections.removeValue(forKey: ObjectIdentifier(self))
+        stream.close()
+    }
+}
+
+extension Daemon {
+    func openControlSocket() throws {
+        let path = config.socket
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            try makeDirectories(String(path[..<slash]), mode: 0o755)
+        }
+        if let probe = try? VarlinkClient(path: path) {
+            _ = probe
+            throw StartupError(message: "\(path): another tesserad is already listening there")
+        }
+        unlink(path)
+        let stream = Stream(loop: loop)
+        // The socket is created 0660 (owner and group may connect) without a
+        // window in which it is more open.
+        let previous = umask(0o117)
+        defer { umask(previous) }
+        do {
+            try stream.listen(path: path) { [unowned self] in self.accept() }
+        } catch {
+            stream.close()
+            throw StartupError(message: "cannot listen on \(path): \(error)")
+        }
+        chmod(path, 0o660)
+        listener = stream
+    }
+
+    private func accept() {
+        guard let listener, let client = listener.accept(loop: loop) else { return }
+        let connection = Connection(stream: client, daemon: self)
+        connections[ObjectIdentifier(connection)] = connection
+        connection.start()
+    }
+
+    /// Queues a reply to go out after the iteration's commit.
+    func send(_ reply: VarlinkReply, to connection: Connection) {
+        pendingReplies.append((connection, reply.json.varlinkFrame))
+    }
+
+    func handleMessage(_ message: [UInt8], on connection: Connection) {
+        let parsed = message.withUnsafeBufferPointer { bytes in
+            Result { () throws(JSONParseError) in try JSON.parse(bytes) }
+        }
+        guard case .success(let json) = parsed, case .success(let call) = VarlinkCall.decode(json) else {
+            // Not a varlink call: the protocol says to drop the connection.
+            logDebug("control: closing a connection that sent a message that is not a varlink call")
+            connection.close()
+            return
+        }
+        let reply: VarlinkReply?
+        do {
+            reply = try dispatch(call, on: connection)
+        } catch {
+            reply = .failure(error.name, error.parameters)
+        }
+        if let reply, !call.oneway { send(reply, to: connection) }
+    }
+
+    /// Answers one call. Returns nil when the reply comes later (WatchRun).
+    private func dispatch(_ call: VarlinkCall, on connection: Connection) throws(ControlError) -> VarlinkReply? {
+        let p = call.parameters
+        switch call.method {
+        case "org.varlink.service.GetInfo":
+            return VarlinkReply(parameters: [
+                "vendor": "Tessera", "product": "tesserad", "version": .string(tesseraVersion),
+                "url": "https://github.com/tessera/tessera",
+                "interfaces": [.string(serviceInterfaceName), .string(managerInterfaceName)],
+            ])
+        case "org.varlink.service.GetInterfaceDescription":
+            let name = try p.requiredString("interface")
+            switch name {
+            case managerInterfaceName: return VarlinkReply(parameters: ["description": .string(managerInterfaceDescription)])
+            case serviceInterfaceName: return VarlinkReply(parameters: ["description": .string(serviceInterfaceDescription)])
+            default: throw ControlError(ServiceError.interfaceNotFound, ["interface": .string(name)])
+            }
+        case "io.tessera.Manager.GetStatus":
+            return VarlinkReply(parameters: ["status": statusJSON()])
+        case "io.tessera.Manager.ListPlugins":
+            return VarlinkReply(parameters: ["plugins": .array(loaded.catalog.plugins.map(pluginJSON))])
+        case "io.tessera.Manager.ListJobs":
+            let jobs = loaded.jobs.values.sorted { $0.name < $1.name }
+            return VarlinkReply(parameters: ["jobs": .array(jobs.map(jobJSON))])
+        case "io.tessera.Manager.StartRun":
+            let job = try p.requiredString("job")
+            var overrides: [(String, String)] = []
+            if let params = p["params"], !params.isNull {
+                guard let members = params.objectValue else { throw invalid("params") }
+                for (key, value) in members {
+                    guard let text = value.stringValue else { throw invalid("params.\(key)") }
+                    overrides.append((key, text))
+                }
+            }
+            guard !shuttingDown else {
+                throw ControlError(ManagerError.invalidParameter, ["parameter": "job", "reason": "the daemon is shutting down"])
+            }
+            let run = try startRun(jobName: job, overrides: overrides)
+            return VarlinkReply(parameters: ["id": .int(run.id)])
+        case "io.tessera.Manager.ListRuns":
+            let limit = try p.optionalInt("limit") ?? 50
+            guard limit > 0 else { throw invalid("limit") }
+            let runs = try storeRead {
+                try store.runs(limit: Int(min(limit, 10_000))) { activeRuns[$0]?.counts }
+            }
+            return VarlinkReply(parameters: ["runs": .array(runs.map { (activeRuns[$0.id]?.info ?? $0).json })])
+        case "io.tessera.Manager.GetRun":
+            return VarlinkReply(parameters: ["run": try runInfo(try p.requiredInt("id")).json])
+        case "io.tessera.Manager.ListTasks":
+            let id = try p.requiredInt("run")
+            _ = try runInfo(id)
+            var state: TaskState?
+            if let text = try p.optionalString("state") {
+                guard let parsed = TaskState(rawValue: text) else { throw invalid("state") }
+                state = parsed
+            }
+            let offset = try p.optionalInt("offset") ?? 0
+            let limit = try p.optionalInt("limit") ?? 1000
+            guard offset >= 0, limit > 0 else { throw invalid(offset < 0 ? "offset" : "limit") }
+            var tasks = try storeRead {
+                try store.tasks(run: id, state: state, offset: Int(offset), limit: Int(min(limit, 100_000)))
+            }
+            if let run = activeRuns[id] { overlayRunning(&tasks, of: run) }
+            return VarlinkReply(parameters: ["tasks": .array(tasks.map(\.json))])
+        case "io.tessera.Manager.GetTaskOutput":
+            let id = try p.requiredInt("run")
+            let index = try p.requiredInt("index")
+            guard let output = try storeRead({ try store.output(run: id, index: Int(index)) }) else {
+                _ = try runInfo(id)
+                throw ControlError(ManagerError.taskNotFound, ["run": .int(id), "index": .int(index)])
+            }
+            return VarlinkReply(parameters: ["output": output.json])
+        case "io.tessera.Manager.CancelRun":
+            let id = try p.requiredInt("id")
+            guard let run = activeRuns[id] else {
+                let info = try runInfo(id)
+                throw ControlError(ManagerError.runFinished, ["id": .int(id), "state": .string(info.state.rawValue)])
+            }
+            cancel(run: run)
+            logInfo("run \(id) cancelled by request")
+            return VarlinkReply(parameters: ["run": run.info.json])
+        case "io.tessera.Manager.WatchRun":
+            let id = try p.requiredInt("id")
+            guard call.more, let run = activeRuns[id] else {
+                return VarlinkReply(parameters: ["run": try runInfo(id).json])
+            }
+            connection.watching = run
+            run.watchers.append(Watcher(connection: connection))
+            send(VarlinkReply(parameters: ["run": run.info.json], continues: true), to: connection)
+            armWatchTimer()
+            return nil
+        case "io.tessera.Manager.Reload":
+            if let errors = reload() {
+                errors.forEach { logError("reload: \($0)") }
+                throw ControlError(ManagerError.reloadFailed, ["errors": .array(errors.map(JSON.string))])
+            }
+            return VarlinkReply(parameters: [
+                "jobs": .int(Int64(loaded.jobs.count)), "plugins": .int(Int64(loaded.catalog.plugins.count)),
+            ])
+        default:
+            throw ControlError(ServiceError.methodNotFound, ["method": .string(call.method)])
+        }
+    }
+
+    private func invalid(_ parameter: String) -> ControlError {
+        ControlError(ServiceError.invalidParameter, ["parameter": .string(parameter)])
+    }
+
+    private func storeRead<T>(_ body: () throws -> T) throws(ControlError) -> T {
+        do {
+            return try body()
+        } catch {
+            logError("control: \(error)")
+            throw ControlError(ManagerError.invalidParameter, ["parameter": "", "reason": .string("\(error)")])
+        }
+    }
+
+    /// A run from memory when active, else from the store.
+    func runInfo(_ id: Int64) throws(ControlError) -> RunInfo {
+        if let run = activeRuns[id] { return run.info }
+        guard let info = try storeRead({ try store.run(id: id) }) else {
+            throw ControlError(ManagerError.runNotFound, ["id": .int(id)])
+        }
+        return info
+    }
+
+    /// The store does not know a running task's progress; add what the worker said.
+    private func overlayRunning(_ tasks: inout [TaskInfo], of run: ActiveRun) {
+        guard !taskProgress.isEmpty else { return }
+        var progressByIndex: [Int: Double] = [:]
+        for (token, task) in runningTasks where task.run === run {
+            if let fraction = taskProgress[token] { progressByIndex[task.index] = fraction }
+        }
+        for i in tasks.indices where tasks[i].state == .running {
+            if let fraction = progressByIndex[tasks[i].index] {
+                tasks[i].progress = fraction
+            }
+        }
+    }
+
+    // MARK: Watching
+
+    /// While anyone watches, a timer sends changed runs every 100 ms; final
+    /// states are sent at the flush that commits them.
+    private func armWatchTimer() {
+        guard !watchTimerArmed else { return }
+        watchTimerArmed = true
+        watchTimer.start(after: 100, repeatEvery: 100) { [unowned self] in
+            var anyWatched = false
+            for run in self.activeRuns.values where !run.watchers.isEmpty {
+                anyWatched = true
+                if run.changed {
+                    run.changed = false
+                    for watcher in run.watchers {
+                        self.send(VarlinkReply(parameters: ["run": run.info.json], continues: true), to: watcher.connection)
+                    }
+                }
+            }
+            if !anyWatched {
+                self.watchTimer.stop()
+                self.watchTimerArmed = false
+            }
+        }
+    }
+
+    func notifyWatchers(_ run: ActiveRun, finishedAt: Double) {
+        var info = run.info
+        info.finishedAt = finishedAt
+        let watchers = run.watchers
+        run.watchers.removeAll()
+        for watcher in watchers {
+            watcher.connection.watching = nil
+            watcher.connection.write(VarlinkReply(parameters: ["run": info.json]).json.varlinkFrame)
+            watcher.connection.resume()
+        }
+    }
+
+    // MARK: Records
+
+    func statusJSON() -> JSON {
+        let queued = activeRuns.values.reduce(0) { $0 + $1.counts.queued }
+        return [
+            "version": .string(tesseraVersion), "pid": .int(Int64(getpid())),
+            "uptimeSeconds": .double(Double(monotonicMilliseconds() - startedMonotonic) / 1000),
+            "slots": .int(Int64(config.slots)), "runningTasks": .int(Int64(runningTasks.count)),
+            "queuedTasks": .int(Int64(queued)), "activeRuns": .int(Int64(activeRuns.count)),
+            "jobs": .int(Int64(loaded.jobs.count)), "plugins": .int(Int64(loaded.catalog.plugins.count)),
+            "workers": .int(Int64(workers.filter(\.ready).count)),
+        ]
+    }
+
+    private func pluginJSON(_ plugin: PluginInfo) -> JSON {
+        [
+            "name": .string(plugin.name), "version": .string(plugin.version), "path": .string(plugin.path),
+            "description": .string(plugin.description),
+            "executors": .array(
+                plugin.executors.map { executor in
+                    [
+                        "name": .string(executor.name), "description": .string(executor.description),
+                        "params": .array(
+                            executor.params.map { param in
+                                [
+                                    "name": .string(param.name), "type": .string(param.type.rawValue),
+                                    "required": .bool(param.required),
+                                    "default": .optional(param.defaultValue, JSON.string),
+                                    "description": .string(param.description),
+                                ]
+                            }),
+                    ]
+                }),
+        ]
+    }
+
+    private func jobJSON(_ job: JobDefinition) -> JSON {
+        [
+            "name": .string(job.name), "description": .string(job.description), "file": .string(job.file),
+            "concurrency": .optional(job.concurrency) { .int(Int64($0)) },
+            "stages": .array(
+                job.stages.map { stage in
+                    [
+                        "name": .string(stage.name), "executor": .string(stage.executor),
+                        "tasks": .int(Int64(stage.items.count)), "after": .array(stage.after.map(JSON.string)),
+                    ]
+                }),
+        ]
+    }
+}
+
+extension JSON {
+    func requiredString(_ name: String) throws(ControlError) -> String {
+        guard let value = self[name]?.stringValue else {
+            throw ControlError(ServiceError.invalidParameter, ["parameter": .string(name)])
+        }
+        return value
+    }
+
+    func requiredInt(_ name: String) throws(ControlError) -> Int64 {
+        guard let value = self[name]?.intValue else {
+            throw ControlError(ServiceError.invalidParameter, ["parameter": .string(name)])
+        }
+        return value
+    }
+
+    func optionalInt(_ name: String) throws(ControlError) -> Int64? {
+        guard let value = self[name], !value.isNull else { return nil }
+        guard let int = value.intValue else { throw ControlError(ServiceError.invalidParameter, ["parameter": .string(name)]) }
+        return int
+    }
+
+    func optionalString(_ name: String) throws(ControlError) -> String? {
+        guard let value = self[name], !value.isNull else { return nil }
+        guard let string = value.stringValue else {
+            throw ControlError(ServiceError.invalidParameter, ["parameter": .string(name)])
+        }
+        return string
+    }
+}

@@ -1,0 +1,375 @@
+// tesserad's state and lifecycle: configuration, plugins and jobs, the
+// store, the worker zygote, the control socket, signals, and the flush at
+// the end of every loop iteration that makes changes durable before any
+// client hears of them.
+
+import TesseraConfig
+import TesseraProtocol
+import TesseraStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything the daemon was started with and can reload.
+struct LoadedConfiguration {
+    var server: ServerConfig
+    var catalog: PluginCatalog
+    var jobs: [String: JobDefinition]
+}
+
+public final class Daemon {
+    let loop = EventLoop()
+    let configPath: String
+    let workerExecutable: String
+    var loaded: LoadedConfiguration
+    var config: ServerConfig { loaded.server }
+    let store: Store
+    let startedMonotonic = monotonicMilliseconds()
+
+    // Scheduling state (see Scheduling.swift).
+    var activeRuns: [Int64: ActiveRun] = [:]
+    var runOrder: [ActiveRun] = []
+    var roundRobin = 0
+    var runningTasks: [UInt64: RunningTask] = [:]
+    var taskProgress: [UInt64: Double] = [:]
+    var runningPerJob: [String: Int] = [:]
+    var nextToken: UInt64 = 0
+    var stageIDs: [StageKey: UInt32] = [:]
+    var nextStageID: UInt32 = 0
+    var workers: [WorkerSlot] = []
+    var currentWorker: WorkerSlot?
+    var workerRestartDelay: UInt64 = 100
+    lazy var limitTimer = Timer(loop: loop)
+    var limitTimerArmed = false
+    lazy var restartTimer = Timer(loop: loop)
+    lazy var watchTimer = Timer(loop: loop)
+    var watchTimerArmed = false
+    var shuttingDown = false
+    var exitCode: Int32 = 0
+
+    // Control socket (see Control.swift).
+    var listener: Stream?
+    var connections: [ObjectIdentifier: Connection] = [:]
+    /// Replies held until the iteration's changes are committed.
+    var pendingReplies: [(Connection, [UInt8])] = []
+    var finishedSinceFlush: [(ActiveRun, Double)] = []
+    var storeFailure: String?
+
+    /// Loads everything and opens the store; throws a message for the user
+    /// when the daemon cannot start.
+    public init(configPath: String, workerExecutable: String) throws(StartupError) {
+        self.configPath = configPath
+        self.workerExecutable = workerExecutable
+        let server: ServerConfig
+        switch ConfigLoader.loadServerConfig(path: configPath) {
+        case .success(let value): server = value
+        case .failure(let diagnostics): throw StartupError(message: diagnostics.description)
+        }
+        let (configuration, problems) = Daemon.load(server: server, worker: workerExecutable)
+        problems.forEach { logWarning($0) }
+        loaded = configuration
+        do {
+            try makeDirectories(server.stateDir, mode: 0o750)
+            store = try Store(directory: server.stateDir)
+        } catch let error as StoreError {
+            throw StartupError(message: error.message)
+        } catch {
+            throw StartupError(message: "\(server.stateDir): \(error)")
+        }
+    }
+
+    public struct StartupError: Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
+    }
+
+    /// Reads the plugins and the job files named by a server configuration.
+    /// Problems are returned as messages (`file:line:column: path: what`).
+    static func load(server: ServerConfig, worker: String) -> (LoadedConfiguration, [String]) {
+        let catalog = PluginCatalog.load(directories: server.pluginDirs, worker: worker)
+        let (jobs, diagnostics) = ConfigLoader.loadJobs(directories: server.jobsDirs, catalog: catalog.executors)
+        let configuration = LoadedConfiguration(
+            server: server, catalog: catalog,
+            jobs: Dictionary(jobs.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }))
+        return (configuration, catalog.problems + diagnostics.map(\.description))
+    }
+
+    /// Validates a configuration file and everything it names, without
+    /// starting anything. Returns every problem found.
+    public static func check(configPath: String, workerExecutable: String) -> (summary: [String], problems: [String]) {
+        switch ConfigLoader.loadServerConfig(path: configPath) {
+        case .failure(let diagnostics):
+            return ([], diagnostics.diagnostics.map(\.description))
+        case .success(let server):
+            let (configuration, problems) = load(server: server, worker: workerExecutable)
+            var summary = ["\(configPath): slots \(server.slots), socket \(server.socket), state in \(server.stateDir)"]
+            for plugin in configuration.catalog.plugins {
+                summary.append(
+                    "plugin \(plugin.name) \(plugin.version) (\(plugin.path)): executors "
+                        + plugin.executors.map(\.name).joined(separator: ", "))
+            }
+            for job in configuration.jobs.values.sorted(by: { $0.name < $1.name }) {
+                let tasks = job.stages.reduce(0) { $0 + $1.items.count }
+                summary.append("job \(job.name) (\(job.file)): \(job.stages.count) stage(s), \(tasks) microtask(s) per run")
+            }
+            return (summary, problems)
+        }
+    }
+
+    // MARK: Running
+
+    /// Starts the worker, recovers unfinished runs, opens the control socket
+    /// and runs the loop until shutdown. Returns the process exit code.
+    public func run() -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        startWorker()
+        recoverRuns()
+        do {
+            try openControlSocket()
+        } catch {
+            logError("\(error)")
+            return 1
+        }
+        let signals = [
+            SignalWatcher(loop: loop, signal: SIGTERM) { [unowned self] _ in self.shutdown(reason: "SIGTERM") },
+            SignalWatcher(loop: loop, signal: SIGINT) { [unowned self] _ in self.shutdown(reason: "SIGINT") },
+            SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in
+                if let errors = self.reload() { errors.forEach { logError("reload: \($0)") } }
+            },
+        ]
+        let flusher = Check(loop: loop) { [unowned self] in self.flush() }
+        logInfo(
+            "tesserad \(tesseraVersion) ready on \(config.socket): \(loaded.jobs.count) job(s), "
+                + "\(loaded.catalog.plugins.count) plugin(s), \(config.slots) slot(s)")
+        loop.run()
+        flush()
+        signals.forEach { $0.close() }
+        flusher.close()
+        if !loop.closeAll() { logWarning("event loop closed with handles still open") }
+        return exitCode
+    }
+
+    /// Commits the iteration's changes, then sends the replies and watch
+    /// updates that report them. If the commit fails, nothing is reported
+    /// and the daemon stops: it cannot promise durability any more.
+    func flush() {
+        do {
+            try store.commit()
+        } catch {
+            logError("cannot commit state: \(error); stopping")
+            storeFailure = "\(error)"
+            exitCode = 1
+            pendingReplies.removeAll()
+            shutdown(reason: "store failure")
+            return
+        }
+        for (connection, bytes) in pendingReplies { connection.write(bytes) }
+        pendingReplies.removeAll(keepingCapacity: true)
+        for (run, finishedAt) in finishedSinceFlush {
+            notifyWatchers(run, finishedAt: finishedAt)
+        }
+        finishedSinceFlush.removeAll()
+    }
+
+    /// Runs a store write; a failure is remembered and stops the daemon at
+    /// the next flush.
+    func record(_ write: () throws -> Void) {
+        do {
+            try write()
+        } catch {
+            logError("cannot write state: \(error)")
+            storeFailure = "\(error)"
+        }
+    }
+
+    // MARK: Worker
+
+    func startWorker() {
+        do {
+            var slot: WorkerSlot?
+            let process = try WorkerProcess(
+                loop: loop, executable: workerExecutable, plugins: loaded.catalog.pluginPaths,
+                onEvent: { [unowned self] event in
+                    if let slot { self.handle(event, from: slot) }
+                },
+                onExit: { [unowned self] how in
+                    if let slot { self.workerDied(slot, how: how) }
+                })
+            slot = WorkerSlot(process: process)
+            workers.append(slot!)
+            currentWorker = slot
+        } catch {
+            logError("cannot start the worker: \(error)")
+            scheduleWorkerRestart()
+        }
+    }
+
+    func scheduleWorkerRestart() {
+        let delay = workerRestartDelay
+        workerRestartDelay = min(workerRestartDelay * 2, 10_000)
+        restartTimer.start(after: delay) { [unowned self] in
+            guard self.currentWorker == nil, !self.shuttingDown else { return }
+            self.startWorker()
+        }
+    }
+
+    // MARK: Runs
+
+    /// Creates a run of a job with run-time parameter overrides.
+    func startRun(jobName: String, overrides: [(String, String)]) throws(ControlError) -> ActiveRun {
+        guard var job = loaded.jobs[jobName] else {
+            throw ControlError(ManagerError.jobNotFound, ["job": .string(jobName)])
+        }
+        for (name, text) in overrides {
+            var applied = false
+            for stagePosition in job.stages.indices {
+                guard let executor = loaded.catalog.executors[job.stages[stagePosition].executor],
+                    let spec = executor.params.first(where: { $0.name == name })
+                else { continue }
+                guard let value = ConfigLoader.convertRunParam(text, to: spec.type) else {
+                    throw ControlError(
+                        ManagerError.invalidParameter,
+                        ["parameter": .string(name), "reason": .string("expected \(spec.type.rawValue), found \"\(text)\"")])
+                }
+                var params = job.stages[stagePosition].params
+                if let existing = params.firstIndex(where: { $0.name == name }) {
+                    params[existing].value = value
+                } else {
+                    params.append(Param(name: name, value: value))
+                }
+                job.stages[stagePosition].params = params
+                applied = true
+            }
+            guard applied else {
+                throw ControlError(
+                    ManagerError.invalidParameter,
+                    ["parameter": .string(name), "reason": .string("no stage of job \(jobName) has a parameter \"\(name)\"")])
+            }
+        }
+        let total = job.stages.reduce(0) { $0 + $1.items.count }
+        let now = wallClockSeconds()
+        let tasks = job.stages.lazy.flatMap { stage in
+            (0..<stage.items.count).lazy.map { (stage: stage.name, item: stage.items.item(at: $0)) }
+        }
+        let paramsJSON = JSON.object(overrides.map { ($0.0, JSON.string($0.1)) }).serialized()
+        let id: Int64
+        do {
+            id = try store.createRun(
+                job: job.name, params: paramsJSON, definition: job.file, createdAt: now, tasks: tasks, total: total)
+        } catch {
+            throw ControlError(ManagerError.invalidParameter, ["parameter": "job", "reason": .string(error.message)])
+        }
+        let run = ActiveRun(id: id, job: job, createdAt: now, defaults: config.defaults)
+        activate(run)
+        logInfo("run \(id) of \(job.name) queued: \(total) microtask(s)")
+        return run
+    }
+
+    private func activate(_ run: ActiveRun) {
+        activeRuns[run.id] = run
+        runOrder.append(run)
+        advance(run)
+        dispatch()
+    }
+
+    /// Picks up runs an earlier daemon accepted but did not finish: their
+    /// unfinished microtasks run again under the job's current definition.
+    func recoverRuns() {
+        let unfinished: [Store.UnfinishedRun]
+        do {
+            unfinished = try store.unfinishedRuns()
+        } catch {
+            logError("cannot read unfinished runs: \(error)")
+            return
+        }
+        for saved in unfinished {
+            guard let job = loaded.jobs[saved.job],
+                job.stages.reduce(0, { $0 + $1.items.count }) == saved.counts.queued + saved.counts.finished
+            else {
+                logError("run \(saved.id): job \(saved.job) is gone or changed shape; its unfinished tasks are cancelled")
+                let now = wallClockSeconds()
+                record {
+                    try store.cancelQueuedTasks(run: saved.id, indices: saved.pending, reason: "job definition changed", at: now)
+                    try store.setRunState(id: saved.id, state: .failed, startedAt: saved.startedAt ?? now, finishedAt: now)
+                }
+                continue
+            }
+            let run = ActiveRun(id: saved.id, job: job, createdAt: saved.createdAt, defaults: config.defaults)
+            run.counts = saved.counts
+            run.startedAt = saved.startedAt
+            if saved.startedAt != nil { run.state = .running }
+            let pending = Set(saved.pending)
+            for stage in run.stages {
+                let queued = (0..<stage.count).filter { pending.contains(stage.firstIndex + $0) }
+                stage.pendingList = queued
+                stage.unfinished = queued.count
+            }
+            logInfo("run \(saved.id) of \(saved.job) recovered: \(saved.pending.count) microtask(s) to go")
+            activate(run)
+        }
+    }
+
+    // MARK: Reload
+
+    /// Re-reads the configuration, plugins and jobs. On any error the
+    /// running configuration stays and the errors are returned.
+    func reload() -> [String]? {
+        let server: ServerConfig
+        switch ConfigLoader.loadServerConfig(path: configPath) {
+        case .success(let value): server = value
+        case .failure(let diagnostics): return diagnostics.diagnostics.map(\.description)
+        }
+        let (configuration, problems) = Daemon.load(server: server, worker: workerExecutable)
+        let jobErrors = problems.filter { !configuration.catalog.problems.contains($0) }
+        if !jobErrors.isEmpty { return jobErrors }
+        configuration.catalog.problems.forEach { logWarning($0) }
+        if server.socket != config.socket || server.stateDir != config.stateDir {
+            logWarning("reload: socket and state_dir changes take effect at the next start")
+        }
+        var kept = configuration
+        kept.server.socket = config.socket
+        kept.server.stateDir = config.stateDir
+        let pluginsChanged = kept.catalog.pluginPaths != loaded.catalog.pluginPaths
+        loaded = kept
+        if pluginsChanged, let old = currentWorker {
+            old.retiring = true
+            if old.running == 0 { old.process.shutdown() }
+            currentWorker = nil
+            startWorker()
+        }
+        logInfo("reloaded: \(loaded.jobs.count) job(s), \(loaded.catalog.plugins.count) plugin(s)")
+        dispatch()
+        return nil
+    }
+
+    // MARK: Shutdown
+
+    /// Stops accepting work, stops the worker (which kills the microtasks'
+    /// process groups) and lets the loop end. Microtasks that were running
+    /// are queued again by the next start.
+    func shutdown(reason: String) {
+        guard !shuttingDown else { return }
+        shuttingDown = true
+        logInfo("shutting down (\(reason))")
+        listener?.close()
+        listener = nil
+        unlink(config.socket)
+        for connection in connections.values { connection.close() }
+        for worker in workers { worker.process.shutdown() }
+        limitTimer.close()
+        restartTimer.close()
+        watchTimer.close()
+    }
+}
+
+/// Creates a directory and its parents.
+func makeDirectories(_ path: String, mode: mode_t) throws {
+    var current = path.hasPrefix("/") ? "" : "."
+    for component in path.split(separator: "/") {
+        current += "/" + component
+        if mkdir(current, mode) != 0 && errno != EEXIST {
+            throw Daemon.StartupError(message: "cannot create \(current): \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -1,0 +1,175 @@
+// What the plugins in the plugin directories declare, read without running
+// any plugin code in the daemon: `tessera-worker describe FILE...` loads
+// them in a short-lived process (the same loader the zygote uses) and prints
+// their declarations as JSON. A plugin whose initialisation crashes or hangs
+// takes down only that process.
+
+import TesseraConfig
+import TesseraProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct PluginInfo: Sendable {
+    public var name: String
+    public var version: String
+    public var path: String
+    public var description: String
+    public var executors: [ExecutorSpec]
+}
+
+public struct PluginCatalog: Sendable {
+    public var plugins: [PluginInfo] = []
+    /// One message per refused plugin file, naming the file and the reason.
+    public var problems: [String] = []
+    public var executors: ExecutorCatalog { ExecutorCatalog(plugins.flatMap(\.executors)) }
+    public var pluginPaths: [String] { plugins.map(\.path) }
+
+    /// The `*.so` files of the given directories, sorted within each one.
+    static func pluginFiles(in directories: [String]) -> (files: [String], problems: [String]) {
+        var files: [String] = []
+        var problems: [String] = []
+        for directory in directories {
+            guard let dir = opendir(directory) else {
+                problems.append("\(directory): cannot read plugin directory: \(String(cString: strerror(errno)))")
+                continue
+            }
+            var names: [String] = []
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+                }
+                if name.hasSuffix(".so") { names.append(name) }
+            }
+            closedir(dir)
+            let base = directory.hasSuffix("/") ? directory : directory + "/"
+            files += names.sorted().map { base + $0 }
+        }
+        return (files, problems)
+    }
+
+    /// Describes every plugin of the directories with the worker binary.
+    public static func load(directories: [String], worker: String) -> PluginCatalog {
+        let (files, listProblems) = pluginFiles(in: directories)
+        var catalog = PluginCatalog()
+        catalog.problems = listProblems
+        guard !files.isEmpty else { return catalog }
+        switch runDescribe(worker: worker, files: files) {
+        case .failure(let problem):
+            catalog.problems.append(problem.message)
+        case .success(let json):
+            for plugin in json["plugins"]?.arrayValue ?? [] {
+                let path = plugin["path"]?.stringValue ?? "?"
+                guard plugin["ok"]?.boolValue == true else {
+                    catalog.problems.append(plugin["error"]?.stringValue ?? "\(path): refused")
+                    continue
+                }
+                let name = plugin["name"]?.stringValue ?? path
+                let executors = (plugin["executors"]?.arrayValue ?? []).map { e in
+                    ExecutorSpec(
+                        name: e["name"]?.stringValue ?? "", plugin: name, pluginPath: path,
+                        description: e["description"]?.stringValue ?? "",
+                        params: (e["params"]?.arrayValue ?? []).map { p in
+                            ParamSpec(
+                                name: p["name"]?.stringValue ?? "",
+                                type: ParamType(rawValue: p["type"]?.stringValue ?? "") ?? .string,
+                                required: p["required"]?.boolValue ?? false,
+                                defaultValue: p["default"]?.stringValue,
+                                description: p["description"]?.stringValue ?? "")
+                        })
+                }
+                catalog.plugins.append(
+                    PluginInfo(
+                        name: name, version: plugin["version"]?.stringValue ?? "",
+                        path: path, description: plugin["description"]?.stringValue ?? "", executors: executors))
+            }
+        }
+        return catalog
+    }
+
+    struct DescribeFailure: Error { let message: String }
+
+    /// How long plugin initialisation may take before the describe process
+    /// is killed.
+    static let describeTimeoutMilliseconds: Int32 = 10_000
+
+    /// Runs `worker describe files...` and parses its JSON output.
+    static func runDescribe(worker: String, files: [String]) -> Result<JSON, DescribeFailure> {
+        var pipeFDs: [Int32] = [-1, -1]
+        guard pipe(&pipeFDs) == 0 else {
+            return .failure(DescribeFailure(message: "pipe: \(String(cString: strerror(errno)))"))
+        }
+        _ = fcntl(pipeFDs[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(pipeFDs[1], F_SETFD, FD_CLOEXEC)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+
+        let arguments = [worker, "describe"] + files
+        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, worker, &actions, nil, &cArguments, environ)
+        close(pipeFDs[1])
+        guard rc == 0 else {
+            close(pipeFDs[0])
+            return .failure(DescribeFailure(message: "cannot start \(worker): \(String(cString: strerror(rc)))"))
+        }
+
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var timedOut = false
+        let deadline = monotonicMilliseconds() + UInt64(describeTimeoutMilliseconds)
+        while true {
+            let now = monotonicMilliseconds()
+            guard now < deadline else { timedOut = true; break }
+            var pfd = pollfd(fd: pipeFDs[0], events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, Int32(deadline - now))
+            if ready < 0 && errno == EINTR { continue }
+            if ready == 0 { timedOut = true; break }
+            let n = buffer.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            output.append(contentsOf: buffer[0..<n])
+            if output.count > 64 << 20 { timedOut = true; break }
+        }
+        close(pipeFDs[0])
+        if timedOut { kill(pid, SIGKILL) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if timedOut {
+            return .failure(
+                DescribeFailure(
+                    message: "loading plugins took longer than \(describeTimeoutMilliseconds / 1000)s; "
+                        + "a plugin's initialisation hangs (files: \(files.joined(separator: ", ")))"))
+        }
+        let termination = status & 0x7f
+        if termination != 0 {
+            return .failure(
+                DescribeFailure(
+                    message: "a plugin crashed while loading (\(signalName(termination))); "
+                        + "files: \(files.joined(separator: ", "))"))
+        }
+        let text = String(decoding: output, as: UTF8.self)
+        do {
+            return .success(try JSON.parse(text))
+        } catch {
+            return .failure(DescribeFailure(message: "\(worker) describe printed invalid JSON: \(error)"))
+        }
+    }
+}
+
+func monotonicMilliseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+}
+
+func wallClockSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

@@ -1,0 +1,202 @@
+// The records of io.tessera.Manager as Swift values, with their JSON form.
+// The daemon encodes them, the CLI and the tests decode them; both sides
+// use these definitions so the wire form is written down once, beside the
+// interface file it must match.
+
+public enum RunState: String, Sendable, CaseIterable {
+    case queued, running, succeeded, failed, cancelled
+
+    public var isFinal: Bool { self == .succeeded || self == .failed || self == .cancelled }
+}
+
+public enum TaskState: String, Sendable, CaseIterable {
+    case queued, running, succeeded, failed, cancelled
+
+    public var isFinal: Bool { self == .succeeded || self == .failed || self == .cancelled }
+}
+
+/// The names of the errors io.tessera.Manager replies with.
+public enum ManagerError {
+    public static let jobNotFound = "io.tessera.Manager.JobNotFound"
+    public static let runNotFound = "io.tessera.Manager.RunNotFound"
+    public static let taskNotFound = "io.tessera.Manager.TaskNotFound"
+    public static let invalidParameter = "io.tessera.Manager.InvalidParameter"
+    public static let reloadFailed = "io.tessera.Manager.ReloadFailed"
+    public static let runFinished = "io.tessera.Manager.RunFinished"
+}
+
+public enum ServiceError {
+    public static let interfaceNotFound = "org.varlink.service.InterfaceNotFound"
+    public static let methodNotFound = "org.varlink.service.MethodNotFound"
+    public static let invalidParameter = "org.varlink.service.InvalidParameter"
+    public static let permissionDenied = "org.varlink.service.PermissionDenied"
+    public static let expectedMore = "org.varlink.service.ExpectedMore"
+}
+
+public struct TaskCounts: Sendable, Equatable {
+    public var queued = 0, running = 0, succeeded = 0, failed = 0, cancelled = 0
+
+    public init() {}
+
+    public subscript(state: TaskState) -> Int {
+        get {
+            switch state {
+            case .queued: return queued
+            case .running: return running
+            case .succeeded: return succeeded
+            case .failed: return failed
+            case .cancelled: return cancelled
+            }
+        }
+        set {
+            switch state {
+            case .queued: queued = newValue
+            case .running: running = newValue
+            case .succeeded: succeeded = newValue
+            case .failed: failed = newValue
+            case .cancelled: cancelled = newValue
+            }
+        }
+    }
+
+    public var finished: Int { succeeded + failed + cancelled }
+
+    public var json: JSON {
+        ["queued": .int(Int64(queued)), "running": .int(Int64(running)), "succeeded": .int(Int64(succeeded)),
+         "failed": .int(Int64(failed)), "cancelled": .int(Int64(cancelled))]
+    }
+
+    public init(json: JSON) {
+        for state in TaskState.allCases {
+            self[state] = Int(json[state.rawValue]?.intValue ?? 0)
+        }
+    }
+}
+
+public struct RunInfo: Sendable, Equatable {
+    public var id: Int64
+    public var job: String
+    public var state: RunState
+    public var createdAt: Double
+    public var startedAt: Double?
+    public var finishedAt: Double?
+    public var total: Int
+    public var counts: TaskCounts
+
+    public init(id: Int64, job: String, state: RunState, createdAt: Double, startedAt: Double?,
+                finishedAt: Double?, total: Int, counts: TaskCounts) {
+        self.id = id
+        self.job = job
+        self.state = state
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.total = total
+        self.counts = counts
+    }
+
+    public var json: JSON {
+        ["id": .int(id), "job": .string(job), "state": .string(state.rawValue), "createdAt": .double(createdAt),
+         "startedAt": .optional(startedAt, JSON.double), "finishedAt": .optional(finishedAt, JSON.double),
+         "total": .int(Int64(total)), "counts": counts.json]
+    }
+
+    public init?(json: JSON) {
+        guard let id = json["id"]?.intValue, let job = json["job"]?.stringValue,
+            let state = json["state"]?.stringValue.flatMap(RunState.init(rawValue:))
+        else { return nil }
+        self.init(
+            id: id, job: job, state: state, createdAt: json["createdAt"]?.doubleValue ?? 0,
+            startedAt: json["startedAt"]?.doubleValue, finishedAt: json["finishedAt"]?.doubleValue,
+            total: Int(json["total"]?.intValue ?? 0), counts: TaskCounts(json: json["counts"] ?? .null))
+    }
+}
+
+public struct TaskInfo: Sendable, Equatable {
+    public var index: Int
+    public var stage: String
+    public var item: String
+    public var state: TaskState
+    public var exitCode: Int?
+    public var signal: String?
+    public var reason: String?
+    public var result: String?
+    public var cpuSeconds: Double?
+    public var maxRSS: Int64?
+    public var durationSeconds: Double?
+    /// What the executor last reported, 0 to 1, while the task runs.
+    public var progress: Double?
+    public var stdoutTruncated: Bool
+    public var stderrTruncated: Bool
+
+    public init(index: Int, stage: String, item: String, state: TaskState, exitCode: Int? = nil,
+                signal: String? = nil, reason: String? = nil, result: String? = nil, cpuSeconds: Double? = nil,
+                maxRSS: Int64? = nil, durationSeconds: Double? = nil, stdoutTruncated: Bool = false,
+                stderrTruncated: Bool = false) {
+        self.index = index
+        self.stage = stage
+        self.item = item
+        self.state = state
+        self.exitCode = exitCode
+        self.signal = signal
+        self.reason = reason
+        self.result = result
+        self.cpuSeconds = cpuSeconds
+        self.maxRSS = maxRSS
+        self.durationSeconds = durationSeconds
+        self.stdoutTruncated = stdoutTruncated
+        self.stderrTruncated = stderrTruncated
+    }
+
+    public var json: JSON {
+        ["index": .int(Int64(index)), "stage": .string(stage), "item": .string(item), "state": .string(state.rawValue),
+         "exitCode": .optional(exitCode) { .int(Int64($0)) }, "signal": .optional(signal, JSON.string),
+         "reason": .optional(reason, JSON.string), "result": .optional(result, JSON.string),
+         "cpuSeconds": .optional(cpuSeconds, JSON.double), "maxRSS": .optional(maxRSS, JSON.int),
+         "durationSeconds": .optional(durationSeconds, JSON.double), "progress": .optional(progress, JSON.double),
+         "stdoutTruncated": .bool(stdoutTruncated), "stderrTruncated": .bool(stderrTruncated)]
+    }
+
+    public init?(json: JSON) {
+        guard let index = json["index"]?.intValue, let state = json["state"]?.stringValue.flatMap(TaskState.init(rawValue:))
+        else { return nil }
+        self.init(
+            index: Int(index), stage: json["stage"]?.stringValue ?? "", item: json["item"]?.stringValue ?? "",
+            state: state, exitCode: json["exitCode"]?.intValue.map { Int($0) }, signal: json["signal"]?.stringValue,
+            reason: json["reason"]?.stringValue, result: json["result"]?.stringValue,
+            cpuSeconds: json["cpuSeconds"]?.doubleValue, maxRSS: json["maxRSS"]?.intValue,
+            durationSeconds: json["durationSeconds"]?.doubleValue,
+            stdoutTruncated: json["stdoutTruncated"]?.boolValue ?? false,
+            stderrTruncated: json["stderrTruncated"]?.boolValue ?? false)
+        progress = json["progress"]?.doubleValue
+    }
+}
+
+public struct TaskOutput: Sendable, Equatable {
+    public var index: Int
+    public var stdout: String
+    public var stderr: String
+    public var stdoutTruncated: Bool
+    public var stderrTruncated: Bool
+
+    public init(index: Int, stdout: String, stderr: String, stdoutTruncated: Bool, stderrTruncated: Bool) {
+        self.index = index
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdoutTruncated = stdoutTruncated
+        self.stderrTruncated = stderrTruncated
+    }
+
+    public var json: JSON {
+        ["index": .int(Int64(index)), "stdout": .string(stdout), "stderr": .string(stderr),
+         "stdoutTruncated": .bool(stdoutTruncated), "stderrTruncated": .bool(stderrTruncated)]
+    }
+
+    public init?(json: JSON) {
+        guard let index = json["index"]?.intValue else { return nil }
+        self.init(
+            index: Int(index), stdout: json["stdout"]?.stringValue ?? "", stderr: json["stderr"]?.stringValue ?? "",
+            stdoutTruncated: json["stdoutTruncated"]?.boolValue ?? false,
+            stderrTruncated: json["stderrTruncated"]?.boolValue ?? false)
+    }
+}

@@ -1,0 +1,24 @@
+// tessera jobs: the jobs the daemon has loaded.
+
+import ArgumentParser
+import TesseraProtocol
+
+struct Jobs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the loaded jobs.")
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        let jobs = try options.call("ListJobs")["jobs"]?.arrayValue ?? []
+        if options.json { return printJSON(.array(jobs)) }
+        let rows = jobs.map { job -> [String] in
+            let stages = job["stages"]?.arrayValue ?? []
+            let tasks = stages.reduce(Int64(0)) { $0 + ($1["tasks"]?.intValue ?? 0) }
+            return [
+                job["name"]?.stringValue ?? "", String(stages.count), String(tasks),
+                stages.compactMap { $0["executor"]?.stringValue }.joined(separator: ","),
+                job["description"]?.stringValue ?? "",
+            ]
+        }
+        printTable(["JOB", "STAGES", "TASKS", "EXECUTORS", "DESCRIPTION"], rows, rightAligned: [1, 2])
+    }
+}

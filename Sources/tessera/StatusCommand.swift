@@ -1,0 +1,20 @@
+// tessera status: the daemon's state in a few lines.
+
+import ArgumentParser
+import TesseraProtocol
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the daemon's status.")
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        let status = try options.call("GetStatus")["status"] ?? .null
+        if options.json { return printJSON(status) }
+        let value = { (key: String) in status[key]?.intValue.map(String.init) ?? "-" }
+        print("tesserad \(status["version"]?.stringValue ?? "?") (pid \(value("pid"))), up \(formatSeconds(status["uptimeSeconds"]?.doubleValue))")
+        print("socket:  \(options.socketPath)")
+        print("tasks:   \(value("runningTasks")) running of \(value("slots")) slots, \(value("queuedTasks")) queued")
+        print("runs:    \(value("activeRuns")) active")
+        print("jobs:    \(value("jobs")), plugins: \(value("plugins")), workers: \(value("workers"))")
+    }
+}

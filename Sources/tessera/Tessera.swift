@@ -1,0 +1,19 @@
+// tessera: the command-line client of tesserad. The root command holds only
+// the subcommands; each lives in its own file. See tessera(1).
+
+import ArgumentParser
+import TesseraProtocol
+
+@main
+struct Tessera: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tessera",
+        abstract: "Control the Tessera job server.",
+        discussion: "Talks varlink to tesserad's control socket: --socket, else $TESSERA_SOCKET, else "
+            + "/run/tessera/tessera.sock. Every command takes --json for output meant for programs.",
+        version: tesseraVersion,
+        subcommands: [
+            Status.self, Plugins.self, Jobs.self, Run.self, Runs.self, Show.self, Tasks.self, Output.self,
+            Cancel.self, Reload.self,
+        ])
+}
