@@ -1,0 +1,313 @@
+// JobDecoder.swift
+//
+// Why this file exists: it turns the YAML tree of one job file into a
+// `JobDefinition`, checking the schema (required and unknown keys, names,
+// items or range, limits), the parameters against the executor catalogue,
+// and the rules that span stages (unique names, `after` references, no
+// cycles). It reports every problem it finds, not only the first.
+//
+// A job file holds a list of stages, or the keys of a single stage at the top
+// level (`executor`, `params`, `items` or `range`, `limits`), which make a
+// stage named "main". `retries` and `chunk` are reserved for later: they are
+// unknown keys until a line in `stageKeys` gives them a meaning.
+
+struct JobDecoder {
+    let catalog: ExecutorCatalog
+    let diagnostics: DiagnosticCollector
+
+    /// The job, or nil when a diagnostic was reported.
+    func decode(_ root: YAMLNode?) -> JobDefinition? {
+        guard let root else {
+            diagnostics.report("expected a job definition, found an empty file", at: nil, path: .root)
+            return nil
+        }
+        guard let mapping = ConfigNode(root, path: .root, diagnostics: diagnostics).mapping() else {
+            return nil
+        }
+        var job = JobDraft()
+        // `stages` and the short form's keys are decoded below, as stages.
+        mapping.decode(Self.jobKeys, into: &job, alsoAllowed: ["stages"] + Self.shorthandKeys)
+
+        var stages: [StageDraft] = []
+        let shorthandEntries = mapping.entries.filter { Self.shorthandKeys.contains($0.key.value) }
+        if let stagesNode = mapping["stages"] {
+            for (key, _) in shorthandEntries {
+                diagnostics.report(
+                    "\(quoted(key.value)) cannot be used together with \"stages\"; move it into a stage",
+                    at: key.mark, path: .root)
+            }
+            stages = decodeStages(stagesNode)
+        } else if shorthandEntries.isEmpty {
+            diagnostics.report(
+                "missing required key \"stages\" (or \"executor\" for a single-stage job)", at: mapping.mark,
+                path: .root)
+        } else {
+            var stage = StageDraft(name: "main", mapping: mapping)
+            mapping.decodeKnownKeys(Self.stageKeys.filter { Self.shorthandKeys.contains($0.name) }, into: &stage)
+            stages = [stage]
+        }
+
+        let definitions = stages.compactMap(finish)
+        checkStageNames(stages)
+        checkAfter(stages)
+        checkCycles(stages)
+
+        guard diagnostics.diagnostics.isEmpty, let name = job.name, let nameMark = job.nameMark,
+            definitions.count == stages.count
+        else { return nil }
+        return JobDefinition(
+            name: name, description: job.description, concurrency: job.concurrency, stages: definitions,
+            file: diagnostics.file, nameMark: nameMark)
+    }
+
+    // MARK: Keys
+
+    /// What the top level of a job file says, before the checks across keys.
+    private struct JobDraft {
+        var name: String?
+        var nameMark: Mark?
+        var description = ""
+        var concurrency: Int?
+    }
+
+    /// What one stage says, before it is checked against the catalogue and the other stages.
+    private struct StageDraft {
+        var name: String?
+        var nameMark: Mark?
+        let mapping: ConfigMapping
+        var executor: ConfigNode?
+        var params: ConfigNode?
+        var items: ItemSource?
+        var range: ItemSource?
+        var limits = Limits()
+        var after: [StageReference] = []
+
+        init(name: String?, mapping: ConfigMapping) {
+            self.name = name
+            self.mapping = mapping
+        }
+    }
+
+    /// A stage name written in `after`.
+    private struct StageReference {
+        let name: String
+        let node: ConfigNode
+    }
+
+    /// The keys of the top level of a job file, besides `stages` and `shorthandKeys`.
+    private static let jobKeys: [KnownKey<JobDraft>] = [
+        KnownKey("name", required: true) { job, node in
+            job.name = node.jobOrStageName()
+            job.nameMark = node.mark
+        },
+        KnownKey("description", \.description) { $0.string() },
+        KnownKey("concurrency", \.concurrency) { $0.positiveInteger() },
+    ]
+
+    /// The keys of a stage.
+    private static let stageKeys: [KnownKey<StageDraft>] = [
+        KnownKey("name", required: true) { stage, node in
+            stage.name = node.jobOrStageName()
+            stage.nameMark = node.mark
+        },
+        KnownKey("executor", required: true) { $0.executor = $1 },
+        KnownKey("params") { $0.params = $1 },
+        KnownKey("items", \.items) { $0.items() },
+        KnownKey("range", \.range) { $0.range() },
+        KnownKey("limits", \.limits) { Limits.decode($0) },
+        KnownKey("after", \.after) { node in
+            node.list(expected: "a list of stage names")?.compactMap { item in
+                item.string(expected: "a stage name").map { StageReference(name: $0, node: item) }
+            }
+        },
+    ]
+
+    /// The stage keys that may stand at the top level of a single-stage job.
+    private static let shorthandKeys = ["executor", "params", "items", "range", "limits"]
+
+    // MARK: Stages
+
+    private func decodeStages(_ node: ConfigNode) -> [StageDraft] {
+        guard let items = node.list(expected: "a list of stages") else { return [] }
+        if items.isEmpty {
+            node.report("expected at least one stage, found an empty list")
+        }
+        return items.compactMap { item in
+            guard let mapping = item.mapping(expected: "a stage (a mapping)") else { return nil }
+            var stage = StageDraft(name: nil, mapping: mapping)
+            mapping.decode(Self.stageKeys, into: &stage)
+            return stage
+        }
+    }
+
+    /// Checks a stage against the catalogue and makes its definition.
+    private func finish(_ stage: StageDraft) -> StageDefinition? {
+        if stage.mapping["items"] != nil, let range = stage.mapping["range"] {
+            diagnostics.report(
+                "\"items\" and \"range\" cannot both be given; use one", at: range.keyMark, path: stage.mapping.path)
+        }
+        guard let executorNode = stage.executor, let executor = executorNode.string(expected: "an executor name") else {
+            return nil
+        }
+        guard let spec = catalog[executor] else {
+            let loaded =
+                catalog.names.isEmpty
+                ? "no executors are loaded" : "loaded: \(catalog.names.joined(separator: ", "))"
+            executorNode.report(
+                "unknown executor \(quoted(executor))\(didYouMean(executor, among: catalog.names)) (\(loaded))")
+            return nil
+        }
+        guard let params = params(of: stage, spec: spec, executorNode: executorNode), let name = stage.name else {
+            return nil
+        }
+        return StageDefinition(
+            name: name, executor: executor, params: params, items: stage.items ?? stage.range ?? .none,
+            limits: stage.limits, after: stage.after.map(\.name), mark: stage.mapping.mark)
+    }
+
+    /// The stage's parameters checked against `spec`, with the declared
+    /// defaults added for those not given; nil after a diagnostic.
+    private func params(of stage: StageDraft, spec: ExecutorSpec, executorNode: ConfigNode) -> [Param]? {
+        var params: [Param] = []
+        var given: Set<String> = []
+        var valid = true
+        if let paramsNode = stage.params {
+            guard let mapping = paramsNode.mapping() else { return nil }
+            for (key, value) in mapping.entries {
+                given.insert(key.value)
+                guard let paramSpec = spec.params.first(where: { $0.name == key.value }) else {
+                    let declared = spec.params.map(\.name)
+                    let hint =
+                        declared.isEmpty
+                        ? "; executor \(quoted(spec.name)) takes no parameters"
+                        : " for executor \(quoted(spec.name))\(didYouMean(key.value, among: declared))"
+                    diagnostics.report(
+                        "unknown parameter \(quoted(key.value))\(hint)", at: key.mark, path: mapping.path)
+                    valid = false
+                    continue
+                }
+                if let typed = value.paramValue(of: paramSpec.type) {
+                    params.append(Param(name: key.value, value: typed))
+                } else {
+                    valid = false
+                }
+            }
+        }
+        for paramSpec in spec.params where !given.contains(paramSpec.name) {
+            if paramSpec.required {
+                diagnostics.report(
+                    "missing required parameter \(quoted(paramSpec.name)) for executor \(quoted(spec.name))",
+                    at: stage.params?.keyMark ?? stage.mapping.mark, path: stage.params?.path ?? stage.mapping.path)
+                valid = false
+            } else if let text = paramSpec.defaultValue {
+                guard let typed = ParamValue(text: text, type: paramSpec.type) else {
+                    executorNode.report(
+                        "executor \(quoted(spec.name)) of plugin \(spec.pluginPath) declares the default "
+                            + "\(quoted(text)) for parameter \(quoted(paramSpec.name)), "
+                            + "which is not \(paramSpec.type.expectedDescription)")
+                    valid = false
+                    continue
+                }
+                params.append(Param(name: paramSpec.name, value: typed))
+            }
+        }
+        return valid ? params : nil
+    }
+
+    // MARK: Rules across stages
+
+    /// Stage names are unique within the job.
+    private func checkStageNames(_ stages: [StageDraft]) {
+        var firstMarks: [String: Mark] = [:]
+        for stage in stages {
+            guard let name = stage.name, let mark = stage.nameMark else { continue }
+            if let first = firstMarks[name] {
+                diagnostics.report(
+                    "duplicate stage name \(quoted(name)) (first given at \(first))", at: mark,
+                    path: stage.mapping.path.key("name"))
+            } else {
+                firstMarks[name] = mark
+            }
+        }
+    }
+
+    /// Every name in `after` is another stage of the job, listed once.
+    private func checkAfter(_ stages: [StageDraft]) {
+        let names = stages.compactMap(\.name)
+        for stage in stages {
+            var firstMarks: [String: Mark] = [:]
+            for reference in stage.after {
+                if let first = firstMarks[reference.name] {
+                    reference.node.report("stage \(quoted(reference.name)) is already listed (at \(first))")
+                } else if reference.name == stage.name {
+                    reference.node.report("a stage cannot run after itself")
+                } else if !names.contains(reference.name) {
+                    reference.node.report(
+                        "unknown stage \(quoted(reference.name))\(didYouMean(reference.name, among: names))")
+                }
+                firstMarks[reference.name] = firstMarks[reference.name] ?? reference.node.mark
+            }
+        }
+    }
+
+    /// `after` forms no cycle. Each cycle is reported once, at the reference
+    /// that closes it, naming its stages: `a after b after a`.
+    private func checkCycles(_ stages: [StageDraft]) {
+        var indexByName: [String: Int] = [:]
+        for (index, stage) in stages.enumerated() {
+            if let name = stage.name, indexByName[name] == nil {
+                indexByName[name] = index
+            }
+        }
+        // Depth-first search without recursion: `path` holds the stages being
+        // visited, each with the position of the next reference to follow.
+        var finished = Array(repeating: false, count: stages.count)
+        for start in stages.indices where !finished[start] && stages[start].name != nil {
+            var path: [(stage: Int, nextReference: Int)] = [(start, 0)]
+            var onPath: Set<Int> = [start]
+            while let (stage, next) = path.last {
+                guard next < stages[stage].after.count else {
+                    path.removeLast()
+                    onPath.remove(stage)
+                    finished[stage] = true
+                    continue
+                }
+                path[path.count - 1].nextReference += 1
+                let reference = stages[stage].after[next]
+                guard let target = indexByName[reference.name], target != stage, !finished[target] else { continue }
+                if onPath.contains(target) {
+                    let cycle = path.drop { $0.stage != target }.map(\.stage) + [target]
+                    let names = cycle.compactMap { stages[$0].name }
+                    reference.node.report("\"after\" forms a cycle: \(names.joined(separator: " after "))")
+                } else {
+                    path.append((target, 0))
+                    onPath.insert(target)
+                }
+            }
+        }
+    }
+}
+
+extension ConfigNode {
+    /// A job or stage name: `[a-z0-9][a-z0-9_-]*`, at most 64 characters.
+    func jobOrStageName() -> String? {
+        guard let name = string(expected: "a name") else { return nil }
+        let isValid = name.utf8.enumerated().allSatisfy { offset, byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+            case UInt8(ascii: "_"), UInt8(ascii: "-"): offset > 0
+            default: false
+            }
+        }
+        guard !name.isEmpty, isValid else {
+            reportExpected("a name of lowercase letters, digits, \"_\" and \"-\" that starts with a letter or digit")
+            return nil
+        }
+        guard name.count <= 64 else {
+            report("expected a name of at most 64 characters, found one of \(name.count)")
+            return nil
+        }
+        return name
+    }
+
+}

@@ -1,0 +1,63 @@
+// JobDefinition.swift
+//
+// Why this file exists: these are the typed, validated jobs the daemon
+// schedules. A value of these types has passed every check of the job file
+// and the executor catalogue, so the rest of Tessera never re-validates.
+
+/// One stage of a job: an executor run over a set of items.
+public struct StageDefinition: Sendable, Equatable {
+    /// Unique within the job; "main" for a single-stage job written in the short form.
+    public var name: String
+    public var executor: String
+    /// The parameters in the order written, then the executor's declared
+    /// defaults for those not written, in the order declared.
+    public var params: [Param]
+    public var items: ItemSource
+    /// The stage's own limits; overlay them on the server's defaults to run.
+    public var limits: Limits
+    /// The stages that must finish before this one starts, as written.
+    public var after: [String]
+    /// Where the stage is written, for later messages about it.
+    public var mark: Mark
+
+    public init(
+        name: String, executor: String, params: [Param] = [], items: ItemSource = .none,
+        limits: Limits = Limits(), after: [String] = [], mark: Mark
+    ) {
+        self.name = name
+        self.executor = executor
+        self.params = params
+        self.items = items
+        self.limits = limits
+        self.after = after
+        self.mark = mark
+    }
+}
+
+/// A job, as defined by one job file.
+public struct JobDefinition: Sendable, Equatable {
+    /// `[a-z0-9][a-z0-9_-]*`, at most 64 characters; unique among loaded jobs.
+    public var name: String
+    /// Empty when the file gives none.
+    public var description: String
+    /// How many of the job's microtasks may run at once; nil for no limit of its own.
+    public var concurrency: Int?
+    /// In the order written; `after` orders their execution.
+    public var stages: [StageDefinition]
+    /// The file the job was read from, as the loader was given it.
+    public var file: String
+    /// Where the job's name is written, for later messages about the job.
+    public var nameMark: Mark
+
+    public init(
+        name: String, description: String = "", concurrency: Int? = nil, stages: [StageDefinition],
+        file: String, nameMark: Mark
+    ) {
+        self.name = name
+        self.description = description
+        self.concurrency = concurrency
+        self.stages = stages
+        self.file = file
+        self.nameMark = nameMark
+    }
+}

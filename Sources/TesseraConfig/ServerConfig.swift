@@ -1,0 +1,88 @@
+// ServerConfig.swift
+//
+// Why this file exists: it is the daemon's own configuration,
+// `/etc/tessera/tessera.yaml`: where its socket, state, plugins and jobs are,
+// how many microtasks run at once, and the default limits. Every key is
+// optional; unknown keys are errors. A later key is one line in `knownKeys`.
+
+/// The configuration of `tesserad`.
+public struct ServerConfig: Sendable, Equatable {
+    public static let defaultSocket = "/run/tessera/tessera.sock"
+    public static let defaultStateDir = "/var/lib/tessera"
+    public static let defaultPluginDirs = ["/usr/lib/tessera/plugins"]
+    public static let defaultJobsDirs = ["/etc/tessera/jobs.d"]
+    /// The number of CPUs online.
+    public static var defaultSlots: Int { POSIX.onlineProcessorCount() }
+
+    /// The path of the control socket (`socket`).
+    public var socket: String
+    /// Where the state database lives (`state_dir`).
+    public var stateDir: String
+    /// Where executor plugins are loaded from, in order (`plugin_dirs`).
+    public var pluginDirs: [String]
+    /// Where job files are read from, in order (`jobs_dirs`).
+    public var jobsDirs: [String]
+    /// How many microtasks run at once (`slots`).
+    public var slots: Int
+    /// Limits for stages that do not set their own (`defaults`).
+    public var defaults: Limits
+    /// The file the configuration was read from, as the loader was given it.
+    public var file: String
+
+    /// A configuration with every key at its default; `slots` defaults to the
+    /// number of online CPUs. Relative paths are kept as written, for the
+    /// caller to resolve.
+    public init(
+        file: String, socket: String = defaultSocket, stateDir: String = defaultStateDir,
+        pluginDirs: [String] = defaultPluginDirs, jobsDirs: [String] = defaultJobsDirs,
+        slots: Int = defaultSlots, defaults: Limits = Limits()
+    ) {
+        self.file = file
+        self.socket = socket
+        self.stateDir = stateDir
+        self.pluginDirs = pluginDirs
+        self.jobsDirs = jobsDirs
+        self.slots = slots
+        self.defaults = defaults
+    }
+
+    /// The keys of the server configuration.
+    static let knownKeys: [KnownKey<ServerConfig>] = [
+        KnownKey("socket", \.socket) { $0.filePath() },
+        KnownKey("state_dir", \.stateDir) { $0.filePath() },
+        KnownKey("plugin_dirs", \.pluginDirs) { $0.filePathList() },
+        KnownKey("jobs_dirs", \.jobsDirs) { $0.filePathList() },
+        KnownKey("slots", \.slots) { $0.positiveInteger() },
+        KnownKey("defaults", \.defaults) { Limits.decode($0) },
+    ]
+
+    /// Decodes a configuration file's tree; nil after a diagnostic. An empty
+    /// file is a configuration with every key at its default.
+    static func decode(_ root: YAMLNode?, diagnostics: DiagnosticCollector) -> ServerConfig? {
+        var config = ServerConfig(file: diagnostics.file)
+        if let root {
+            guard let mapping = ConfigNode(root, path: .root, diagnostics: diagnostics).mapping() else { return nil }
+            mapping.decode(knownKeys, into: &config)
+        }
+        return diagnostics.diagnostics.isEmpty ? config : nil
+    }
+}
+
+extension ConfigNode {
+    /// A file-system path: a non-empty string.
+    func filePath() -> String? {
+        guard let path = string(expected: "a path") else { return nil }
+        guard !path.isEmpty else {
+            reportExpected("a path")
+            return nil
+        }
+        return path
+    }
+
+    /// A list of file-system paths.
+    func filePathList() -> [String]? {
+        guard let items = list(expected: "a list of paths") else { return nil }
+        let paths = items.compactMap { $0.filePath() }
+        return paths.count == items.count ? paths : nil
+    }
+}

@@ -1,0 +1,587 @@
+// BrokenFileTests.swift
+//
+// Why this file exists: the diagnostics are the user interface of the
+// configuration layer. Each case is a broken job or server file and the
+// exact lines an operator would read, position, key path and wording included.
+
+import TesseraConfig
+import Testing
+
+struct BrokenFile: Sendable, CustomTestStringConvertible {
+    enum Kind: Sendable {
+        case job
+        case server
+    }
+
+    let name: String
+    let kind: Kind
+    let text: String
+    let expected: [String]
+
+    var testDescription: String { name }
+
+    static func job(_ name: String, _ text: String, _ expected: String...) -> BrokenFile {
+        BrokenFile(name: name, kind: .job, text: text, expected: expected)
+    }
+
+    static func server(_ name: String, _ text: String, _ expected: String...) -> BrokenFile {
+        BrokenFile(name: name, kind: .server, text: text, expected: expected)
+    }
+}
+
+let brokenFiles: [BrokenFile] = [
+    // MARK: YAML itself
+    .job(
+        "YAML syntax error: unclosed flow list",
+        """
+        name: hello
+        executor: shell
+        params: {command: [sh, -c}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:26: invalid YAML: did not find expected ',' or ']' (while parsing a flow sequence at 3:19)"
+    ),
+    .job(
+        "YAML syntax error: a value after a value",
+        """
+        name: hello
+        executor: shell: x
+        """,
+        "etc/tessera/jobs.d/hello.yaml:2:16: invalid YAML: mapping values are not allowed in this context"),
+    .job(
+        "tab indentation",
+        "name: hello\nstages:\n\t- name: greet\n",
+        "etc/tessera/jobs.d/hello.yaml:3:1: invalid YAML: found character that cannot start any token (while scanning for the next token); indent with spaces, YAML does not allow tabs here"
+    ),
+    .job(
+        "duplicate keys",
+        """
+        name: hello
+        executor: noop
+        limits:
+          wall: 10s
+          wall: 20s
+        name: again
+        """,
+        "etc/tessera/jobs.d/hello.yaml:5:3: limits: duplicate key \"wall\" (first given at 4:3)",
+        "etc/tessera/jobs.d/hello.yaml:6:1: duplicate key \"name\" (first given at 1:1)"),
+    .job(
+        "two documents",
+        """
+        name: hello
+        executor: noop
+        ---
+        name: other
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:1: expected one document in the file, found a second one"),
+    .job(
+        "anchors and aliases",
+        """
+        name: hello
+        stages:
+          - name: a
+            executor: noop
+            limits: &shared {wall: 10s}
+          - name: b
+            executor: noop
+            limits: *shared
+        """,
+        "etc/tessera/jobs.d/hello.yaml:5:13: stages[0].limits: anchors and aliases are not supported; write the value out in full",
+        "etc/tessera/jobs.d/hello.yaml:8:13: stages[1].limits: anchors and aliases are not supported; write the value out in full"
+    ),
+    .job(
+        "a tag other than !!str",
+        """
+        name: hello
+        concurrency: !!int 4
+        executor: noop
+        """,
+        "etc/tessera/jobs.d/hello.yaml:2:14: concurrency: unsupported tag \"!!int\"; only \"!!str\" may be written"),
+    .job(
+        "empty file",
+        "# nothing here yet\n",
+        "etc/tessera/jobs.d/hello.yaml: expected a job definition, found an empty file"),
+    .job(
+        "a file that is a list",
+        """
+        - name: hello
+          executor: noop
+        """,
+        "etc/tessera/jobs.d/hello.yaml:1:1: expected a mapping, found a list"),
+
+    // MARK: Keys
+    .job(
+        "unknown key with a suggestion",
+        """
+        name: hello
+        stages:
+          - name: greet
+            executor: noop
+            limts: {wall: 10s}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:5:5: stages[0]: unknown key \"limts\"; did you mean \"limits\"?"),
+    .job(
+        "unknown key without a suggestion",
+        """
+        name: hello
+        colour: blue
+        executor: noop
+        """,
+        "etc/tessera/jobs.d/hello.yaml:2:1: unknown key \"colour\""),
+    .job(
+        "reserved key retries is unknown for now",
+        """
+        name: hello
+        stages:
+          - name: greet
+            executor: noop
+            retries: 3
+        """,
+        "etc/tessera/jobs.d/hello.yaml:5:5: stages[0]: unknown key \"retries\""),
+    .job(
+        "missing job name",
+        """
+        description: no name
+        executor: noop
+        """,
+        "etc/tessera/jobs.d/hello.yaml:1:1: missing required key \"name\""),
+    .job(
+        "missing executor in a stage",
+        """
+        name: hello
+        stages:
+          - name: greet
+            params: {text: hi}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:5: stages[0]: missing required key \"executor\""),
+    .job(
+        "neither stages nor executor",
+        """
+        name: hello
+        description: does nothing at all
+        """,
+        "etc/tessera/jobs.d/hello.yaml:1:1: missing required key \"stages\" (or \"executor\" for a single-stage job)"),
+    .job(
+        "mixing the single-stage form and stages",
+        """
+        name: hello
+        executor: noop
+        stages:
+          - name: greet
+            executor: noop
+        limits: {wall: 1s}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:2:1: \"executor\" cannot be used together with \"stages\"; move it into a stage",
+        "etc/tessera/jobs.d/hello.yaml:6:1: \"limits\" cannot be used together with \"stages\"; move it into a stage"),
+
+    // MARK: Values
+    .job(
+        "invalid job name",
+        """
+        name: Hello World
+        executor: noop
+        """,
+        "etc/tessera/jobs.d/hello.yaml:1:7: name: expected a name of lowercase letters, digits, \"_\" and \"-\" that starts with a letter or digit, found \"Hello World\""
+    ),
+    .job(
+        "job name too long",
+        """
+        name: \(String(repeating: "a", count: 65))
+        executor: noop
+        """,
+        "etc/tessera/jobs.d/hello.yaml:1:7: name: expected a name of at most 64 characters, found one of 65"),
+    .job(
+        "concurrency is not a number",
+        """
+        name: hello
+        concurrency: four
+        executor: noop
+        """,
+        "etc/tessera/jobs.d/hello.yaml:2:14: concurrency: expected a positive integer, found \"four\""),
+    .job(
+        "concurrency 0",
+        """
+        name: hello
+        concurrency: 0
+        executor: noop
+        """,
+        "etc/tessera/jobs.d/hello.yaml:2:14: concurrency: expected a positive integer, found \"0\""),
+    .job(
+        "stages is a mapping",
+        """
+        name: hello
+        stages:
+          greet: {executor: noop}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:3: stages: expected a list of stages, found a mapping"),
+    .job(
+        "bad duration",
+        """
+        name: hello
+        executor: noop
+        limits:
+          wall: 10 minutes
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:9: limits.wall: expected a duration such as 30s or 500ms, found \"10 minutes\""
+    ),
+    .job(
+        "duration units out of order",
+        """
+        name: hello
+        executor: noop
+        limits: {cpu: 1m1h}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:15: limits.cpu: expected a duration such as 30s or 500ms, found \"1m1h\"; write the units from largest to smallest, each once"
+    ),
+    .job(
+        "zero duration",
+        """
+        name: hello
+        executor: noop
+        limits: {cpu: 0s}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:15: limits.cpu: expected a duration greater than zero, found \"0s\""),
+    .job(
+        "bad size",
+        """
+        name: hello
+        stages:
+          - name: greet
+            executor: noop
+            limits: {memory: lots}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:5:22: stages[0].limits.memory: expected a size such as 256MiB, found \"lots\""),
+    .job(
+        "size without a unit",
+        """
+        name: hello
+        executor: noop
+        limits: {file_size: 4096}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:21: limits.file_size: expected a size such as 256MiB, found \"4096\"; add a unit: B, KiB, MiB, GiB, TiB, KB, MB, GB or TB"
+    ),
+    .job(
+        "size overflow",
+        """
+        name: hello
+        executor: noop
+        limits: {memory: 16777216TiB}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:18: limits.memory: expected a size such as 256MiB, found \"16777216TiB\", which is too large"
+    ),
+    .job(
+        "open_files negative",
+        """
+        name: hello
+        executor: noop
+        limits: {open_files: -1}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:22: limits.open_files: expected a positive integer, found \"-1\""),
+    .job(
+        "limits is not a mapping",
+        """
+        name: hello
+        executor: noop
+        limits: 10s
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:9: limits: expected a mapping, found \"10s\""),
+
+    // MARK: Items
+    .job(
+        "items and range both",
+        """
+        name: hello
+        executor: noop
+        items: [a, b]
+        range: {from: 0, to: 10}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:1: \"items\" and \"range\" cannot both be given; use one"),
+    .job(
+        "range step 0",
+        """
+        name: hello
+        executor: noop
+        range: {from: 0, to: 10, step: 0}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:32: range.step: expected a step other than 0, found \"0\""),
+    .job(
+        "range step away from to",
+        """
+        name: hello
+        executor: noop
+        range: {from: 10, to: 0}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:8: range: range from 10 to 0 is empty with step 1; use a negative step to count down"
+    ),
+    .job(
+        "range without to",
+        """
+        name: hello
+        executor: noop
+        range: {from: 0}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:8: range: missing required key \"to\""),
+    .job(
+        "empty items",
+        """
+        name: hello
+        executor: noop
+        items: []
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:8: items: expected at least one item, found an empty list"),
+
+    // MARK: Executors and parameters
+    .job(
+        "unknown executor",
+        """
+        name: hello
+        executor: shel
+        """,
+        "etc/tessera/jobs.d/hello.yaml:2:11: executor: unknown executor \"shel\"; did you mean \"shell\"? (loaded: echo, noop, shell)"
+    ),
+    .job(
+        "undeclared parameter, so the required one is missing",
+        """
+        name: hello
+        executor: shell
+        params: {comand: [sh, -c, "echo hi"]}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:1: params: missing required parameter \"command\" for executor \"shell\"",
+        "etc/tessera/jobs.d/hello.yaml:3:10: params: unknown parameter \"comand\" for executor \"shell\"; did you mean \"command\"?"
+    ),
+    .job(
+        "missing required parameter without params",
+        """
+        name: hello
+        stages:
+          - name: greet
+            executor: echo
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:5: stages[0]: missing required parameter \"text\" for executor \"echo\""),
+    .job(
+        "parameter for an executor that takes none",
+        """
+        name: hello
+        executor: noop
+        params:
+          verbose: true
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:3: params: unknown parameter \"verbose\"; executor \"noop\" takes no parameters"
+    ),
+    .job(
+        "string given to a string_list parameter",
+        """
+        name: hello
+        executor: shell
+        params:
+          command: echo hello
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:12: params.command: expected a list of strings, found \"echo hello\""),
+    .job(
+        "list item of a string_list parameter is a list",
+        """
+        name: hello
+        executor: shell
+        params:
+          command: [sh, -c, [echo, hi]]
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:21: params.command[2]: expected a string, found a list"),
+    .job(
+        "integer parameters need a plain integer",
+        """
+        name: hello
+        stages:
+          - name: one
+            executor: echo
+            params: {text: hi, count: "3"}
+          - name: two
+            executor: echo
+            params: {text: hi, count: three}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:5:31: stages[0].params.count: expected an integer, found the string \"3\"",
+        "etc/tessera/jobs.d/hello.yaml:8:31: stages[1].params.count: expected an integer, found \"three\""),
+    .job(
+        "list given to a string parameter",
+        """
+        name: hello
+        executor: echo
+        params: {text: [a, b]}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:16: params.text: expected a string, found a list"),
+    .job(
+        "list given to a string_map parameter",
+        """
+        name: hello
+        executor: shell
+        params:
+          command: [env]
+          env: [LANG=C]
+        """,
+        "etc/tessera/jobs.d/hello.yaml:5:8: params.env: expected a mapping of strings, found a list"),
+
+    // MARK: Stages together
+    .job(
+        "duplicate stage names",
+        """
+        name: hello
+        stages:
+          - name: greet
+            executor: noop
+          - name: greet
+            executor: noop
+        """,
+        "etc/tessera/jobs.d/hello.yaml:5:11: stages[1].name: duplicate stage name \"greet\" (first given at 3:11)"),
+    .job(
+        "after names a missing stage",
+        """
+        name: hello
+        stages:
+          - name: build
+            executor: noop
+          - name: test
+            executor: noop
+            after: [bulid]
+        """,
+        "etc/tessera/jobs.d/hello.yaml:7:13: stages[1].after[0]: unknown stage \"bulid\"; did you mean \"build\"?"),
+    .job(
+        "after names its own stage",
+        """
+        name: hello
+        stages:
+          - name: build
+            executor: noop
+            after: [build]
+        """,
+        "etc/tessera/jobs.d/hello.yaml:5:13: stages[0].after[0]: a stage cannot run after itself"),
+    .job(
+        "after lists a stage twice",
+        """
+        name: hello
+        stages:
+          - {name: build, executor: noop}
+          - {name: test, executor: noop, after: [build, build]}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:49: stages[1].after[1]: stage \"build\" is already listed (at 4:42)"),
+    .job(
+        "no stages at all",
+        """
+        name: hello
+        stages: []
+        """,
+        "etc/tessera/jobs.d/hello.yaml:2:9: stages: expected at least one stage, found an empty list"),
+    .job(
+        "a quoted number for concurrency",
+        """
+        name: hello
+        concurrency: "4"
+        executor: noop
+        """,
+        "etc/tessera/jobs.d/hello.yaml:2:14: concurrency: expected a positive integer, found the string \"4\""),
+    .job(
+        "unknown key in a range",
+        """
+        name: hello
+        executor: noop
+        range: {from: 0, to: 10, stp: 2}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:26: range: unknown key \"stp\"; did you mean \"step\"?"),
+    .job(
+        "a cycle",
+        """
+        name: hello
+        stages:
+          - name: build
+            executor: noop
+            after: [deploy]
+          - name: test
+            executor: noop
+            after: [build]
+          - name: deploy
+            executor: noop
+            after: [test]
+        """,
+        "etc/tessera/jobs.d/hello.yaml:8:13: stages[1].after[0]: \"after\" forms a cycle: build after deploy after test after build"
+    ),
+    .job(
+        "after is not a list",
+        """
+        name: hello
+        stages:
+          - name: build
+            executor: noop
+          - name: test
+            executor: noop
+            after: build
+        """,
+        "etc/tessera/jobs.d/hello.yaml:7:12: stages[1].after: expected a list of stage names, found \"build\""),
+    .job(
+        "every problem of a file, in file order",
+        """
+        name: hello
+        concurrency: -2
+        stages:
+          - name: greet
+            executor: echo
+            params: {text: hi, count: many}
+            limits: {wall: soon, memory: 1GB}
+          - executor: nope
+        """,
+        "etc/tessera/jobs.d/hello.yaml:2:14: concurrency: expected a positive integer, found \"-2\"",
+        "etc/tessera/jobs.d/hello.yaml:6:31: stages[0].params.count: expected an integer, found \"many\"",
+        "etc/tessera/jobs.d/hello.yaml:7:20: stages[0].limits.wall: expected a duration such as 30s or 500ms, found \"soon\"",
+        "etc/tessera/jobs.d/hello.yaml:8:5: stages[1]: missing required key \"name\"",
+        "etc/tessera/jobs.d/hello.yaml:8:15: stages[1].executor: unknown executor \"nope\"; did you mean \"noop\"? (loaded: echo, noop, shell)"
+    ),
+
+    // MARK: Server configuration
+    .server(
+        "server: unknown key with a suggestion",
+        """
+        socket: /run/tessera.sock
+        slot: 4
+        """,
+        "etc/tessera/tessera.yaml:2:1: unknown key \"slot\"; did you mean \"slots\"?"),
+    .server(
+        "server: a key that is not there yet",
+        "log_level: debug\n",
+        "etc/tessera/tessera.yaml:1:1: unknown key \"log_level\""),
+    .server(
+        "server: slots -1",
+        "slots: -1\n",
+        "etc/tessera/tessera.yaml:1:8: slots: expected a positive integer, found \"-1\""),
+    .server(
+        "server: defaults.memory lots",
+        """
+        defaults:
+          memory: lots
+          wal: 30s
+        """,
+        "etc/tessera/tessera.yaml:2:11: defaults.memory: expected a size such as 256MiB, found \"lots\"",
+        "etc/tessera/tessera.yaml:3:3: defaults: unknown key \"wal\"; did you mean \"wall\"?"),
+    .server(
+        "server: plugin_dirs is a string",
+        "plugin_dirs: /opt/plugins\n",
+        "etc/tessera/tessera.yaml:1:14: plugin_dirs: expected a list of paths, found \"/opt/plugins\""),
+    .server(
+        "server: empty socket path",
+        "socket: \"\"\n",
+        "etc/tessera/tessera.yaml:1:9: socket: expected a path, found \"\""),
+    .server(
+        "server: a list",
+        "- slots: 4\n",
+        "etc/tessera/tessera.yaml:1:1: expected a mapping, found a list"),
+    .server(
+        "server: YAML syntax error",
+        "socket: \"/run/tessera.sock\nslots: 4\n",
+        "etc/tessera/tessera.yaml:3:1: invalid YAML: found unexpected end of stream (while scanning a quoted scalar at 1:9)"
+    ),
+]
+
+@Test(arguments: brokenFiles)
+func brokenFileDiagnostics(_ file: BrokenFile) {
+    let diagnostics =
+        switch file.kind {
+        case .job: jobDiagnostics(file.text)
+        case .server: serverDiagnostics(file.text)
+        }
+    #expect(diagnostics == file.expected)
+}
