@@ -44,8 +44,11 @@ test: deps
 	$(SWIFT) test --skip-build --parallel --num-workers 2
 	@$(MAKE) --no-print-directory lint
 
+# Layout of Swift code (swift-format, settings in .ci/swift-format.json) and
+# the man pages (mandoc -Tlint).
 lint:
-	@mandoc -Tlint -W warning man/*.[0-9] && echo "man pages: mandoc -Tlint clean"
+	$(SWIFT) format lint --strict -r --configuration .ci/swift-format.json Package.swift Sources Tests Plugins
+	mandoc -Tlint -W warning man/*.[0-9]
 
 # Throughput against xargs -P; see Benchmarks/README.md.
 bench: CONFIG = release

@@ -23,7 +23,7 @@ let package = Package(
         .library(name: "tessera-test-dupexec", type: .dynamic, targets: ["DuplicateExecutorTestPlugin"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
     ],
     targets: [
         // System libraries, found with pkg-config, installed from Debian.
@@ -67,10 +67,16 @@ let package = Package(
         .target(name: "NoopPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/noop", publicHeadersPath: "."),
         .target(name: "ChecksumPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/checksum"),
 
-        .target(name: "HostileTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/hostile", publicHeadersPath: "."),
-        .target(name: "WrongABITestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/wrongabi", publicHeadersPath: "."),
+        .target(
+            name: "HostileTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/hostile",
+            publicHeadersPath: "."),
+        .target(
+            name: "WrongABITestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/wrongabi",
+            publicHeadersPath: "."),
         .target(name: "NoEntryTestPlugin", path: "Tests/Plugins/noentry", publicHeadersPath: "."),
-        .target(name: "DuplicateExecutorTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/dupexec", publicHeadersPath: "."),
+        .target(
+            name: "DuplicateExecutorTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/dupexec",
+            publicHeadersPath: "."),
 
         .testTarget(name: "TesseraConfigTests", dependencies: ["TesseraConfig"]),
         .testTarget(name: "TesseraProtocolTests", dependencies: ["TesseraProtocol"]),

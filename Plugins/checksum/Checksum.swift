@@ -8,7 +8,7 @@
 import TesseraPluginABI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Declarations live for the life of the process: they are allocated once
@@ -87,7 +87,8 @@ private func executeChecksum(_ host: UnsafePointer<tessera_host>?, _ task: Opaqu
         switch scalar {
         case "\"": escapedPath += "\\\""
         case "\\": escapedPath += "\\\\"
-        case _ where scalar.value < 0x20: escapedPath += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
+        case _ where scalar.value < 0x20:
+            escapedPath += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
         default: escapedPath.unicodeScalars.append(scalar)
         }
     }
@@ -140,7 +141,9 @@ struct SHA256 {
         var tail = pending
         tail.append(0x80)
         while tail.count % 64 != 56 { tail.append(0) }
-        for shift in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
+        }
         var offset = 0
         while offset < tail.count {
             compress(tail[offset..<offset + 64])

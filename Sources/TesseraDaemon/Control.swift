@@ -9,7 +9,7 @@ import TesseraProtocol
 import TesseraStore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A named varlink error raised by a method.
@@ -163,8 +163,10 @@ extension Daemon {
         case "org.varlink.service.GetInterfaceDescription":
             let name = try p.requiredString("interface")
             switch name {
-            case managerInterfaceName: return VarlinkReply(parameters: ["description": .string(managerInterfaceDescription)])
-            case serviceInterfaceName: return VarlinkReply(parameters: ["description": .string(serviceInterfaceDescription)])
+            case managerInterfaceName:
+                return VarlinkReply(parameters: ["description": .string(managerInterfaceDescription)])
+            case serviceInterfaceName:
+                return VarlinkReply(parameters: ["description": .string(serviceInterfaceDescription)])
             default: throw ControlError(ServiceError.interfaceNotFound, ["interface": .string(name)])
             }
         case "io.tessera.Manager.GetStatus":
@@ -185,7 +187,8 @@ extension Daemon {
                 }
             }
             guard !shuttingDown else {
-                throw ControlError(ManagerError.invalidParameter, ["parameter": "job", "reason": "the daemon is shutting down"])
+                throw ControlError(
+                    ManagerError.invalidParameter, ["parameter": "job", "reason": "the daemon is shutting down"])
             }
             let run = try startRun(jobName: job, overrides: overrides)
             return VarlinkReply(parameters: ["id": .int(run.id)])
@@ -304,7 +307,8 @@ extension Daemon {
                 if run.changed {
                     run.changed = false
                     for watcher in run.watchers {
-                        self.send(VarlinkReply(parameters: ["run": run.info.json], continues: true), to: watcher.connection)
+                        self.send(
+                            VarlinkReply(parameters: ["run": run.info.json], continues: true), to: watcher.connection)
                     }
                 }
             }
@@ -395,7 +399,9 @@ extension JSON {
 
     func optionalInt(_ name: String) throws(ControlError) -> Int64? {
         guard let value = self[name], !value.isNull else { return nil }
-        guard let int = value.intValue else { throw ControlError(ServiceError.invalidParameter, ["parameter": .string(name)]) }
+        guard let int = value.intValue else {
+            throw ControlError(ServiceError.invalidParameter, ["parameter": .string(name)])
+        }
         return int
     }
 

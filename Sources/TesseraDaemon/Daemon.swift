@@ -8,7 +8,7 @@ import TesseraProtocol
 import TesseraStore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Everything the daemon was started with and can reload.
@@ -71,11 +71,24 @@ public final class Daemon {
         loaded = configuration
         do {
             try makeDirectories(server.stateDir, mode: 0o750)
+            try Daemon.lockStateDirectory(server.stateDir)
             store = try Store(directory: server.stateDir)
         } catch let error as StoreError {
             throw StartupError(message: error.message)
         } catch {
             throw StartupError(message: "\(server.stateDir): \(error)")
+        }
+    }
+
+    /// Takes an exclusive lock on the state directory for the life of the
+    /// process, so two daemons never share one store.
+    private static func lockStateDirectory(_ directory: String) throws(StartupError) {
+        let path = directory + "/tesserad.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StartupError(message: "cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw StartupError(message: "\(directory): another tesserad is already using this state directory")
         }
     }
 
@@ -111,7 +124,8 @@ public final class Daemon {
             }
             for job in configuration.jobs.values.sorted(by: { $0.name < $1.name }) {
                 let tasks = job.stages.reduce(0) { $0 + $1.items.count }
-                summary.append("job \(job.name) (\(job.file)): \(job.stages.count) stage(s), \(tasks) microtask(s) per run")
+                summary.append(
+                    "job \(job.name) (\(job.file)): \(job.stages.count) stage(s), \(tasks) microtask(s) per run")
             }
             return (summary, problems)
         }
@@ -123,14 +137,14 @@ public final class Daemon {
     /// and runs the loop until shutdown. Returns the process exit code.
     public func run() -> Int32 {
         signal(SIGPIPE, SIG_IGN)
-        startWorker()
-        recoverRuns()
         do {
             try openControlSocket()
         } catch {
             logError("\(error)")
             return 1
         }
+        startWorker()
+        recoverRuns()
         let signals = [
             SignalWatcher(loop: loop, signal: SIGTERM) { [unowned self] _ in self.shutdown(reason: "SIGTERM") },
             SignalWatcher(loop: loop, signal: SIGINT) { [unowned self] _ in self.shutdown(reason: "SIGINT") },
@@ -230,7 +244,10 @@ public final class Daemon {
                 guard let value = ConfigLoader.convertRunParam(text, to: spec.type) else {
                     throw ControlError(
                         ManagerError.invalidParameter,
-                        ["parameter": .string(name), "reason": .string("expected \(spec.type.rawValue), found \"\(text)\"")])
+                        [
+                            "parameter": .string(name),
+                            "reason": .string("expected \(spec.type.rawValue), found \"\(text)\""),
+                        ])
                 }
                 var params = job.stages[stagePosition].params
                 if let existing = params.firstIndex(where: { $0.name == name }) {
@@ -244,7 +261,10 @@ public final class Daemon {
             guard applied else {
                 throw ControlError(
                     ManagerError.invalidParameter,
-                    ["parameter": .string(name), "reason": .string("no stage of job \(jobName) has a parameter \"\(name)\"")])
+                    [
+                        "parameter": .string(name),
+                        "reason": .string("no stage of job \(jobName) has a parameter \"\(name)\""),
+                    ])
             }
         }
         let total = job.stages.reduce(0) { $0 + $1.items.count }
@@ -287,11 +307,14 @@ public final class Daemon {
             guard let job = loaded.jobs[saved.job],
                 job.stages.reduce(0, { $0 + $1.items.count }) == saved.counts.queued + saved.counts.finished
             else {
-                logError("run \(saved.id): job \(saved.job) is gone or changed shape; its unfinished tasks are cancelled")
+                logError(
+                    "run \(saved.id): job \(saved.job) is gone or changed shape; its unfinished tasks are cancelled")
                 let now = wallClockSeconds()
                 record {
-                    try store.cancelQueuedTasks(run: saved.id, indices: saved.pending, reason: "job definition changed", at: now)
-                    try store.setRunState(id: saved.id, state: .failed, startedAt: saved.startedAt ?? now, finishedAt: now)
+                    try store.cancelQueuedTasks(
+                        run: saved.id, indices: saved.pending, reason: "job definition changed", at: now)
+                    try store.setRunState(
+                        id: saved.id, state: .failed, startedAt: saved.startedAt ?? now, finishedAt: now)
                 }
                 continue
             }

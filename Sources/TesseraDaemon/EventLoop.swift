@@ -11,7 +11,7 @@
 internal import CLibUV
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The one loop of the daemon.
@@ -35,9 +35,11 @@ final class EventLoop {
     /// Runs the loop until every closing handle's close callback has run and
     /// frees it; returns whether the loop closed cleanly (no handle leaked).
     func closeAll() -> Bool {
-        uv_walk(raw, { handle, _ in
-            if let handle, uv_is_closing(handle) == 0 { uv_close(handle, Handle.closeCallback) }
-        }, nil)
+        uv_walk(
+            raw,
+            { handle, _ in
+                if let handle, uv_is_closing(handle) == 0 { uv_close(handle, Handle.closeCallback) }
+            }, nil)
         uv_run(raw, UV_RUN_DEFAULT)
         let clean = uv_loop_close(raw) == 0
         if clean { raw.deallocate() }
@@ -126,9 +128,11 @@ final class Timer: Handle {
     /// Runs `action` after `milliseconds`, then every `repeatEvery` ms if non-zero.
     func start(after milliseconds: UInt64, repeatEvery: UInt64 = 0, _ action: @escaping () -> Void) {
         self.action = action
-        uv_timer_start(timer, { timer in
-            Handle.owner(UnsafeMutableRawPointer(timer), as: Timer.self)?.action?()
-        }, milliseconds, repeatEvery)
+        uv_timer_start(
+            timer,
+            { timer in
+                Handle.owner(UnsafeMutableRawPointer(timer), as: Timer.self)?.action?()
+            }, milliseconds, repeatEvery)
     }
 
     func stop() {
@@ -169,9 +173,11 @@ final class SignalWatcher: Handle {
         let watcher = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_signal_t.self)
         uv_signal_init(loop.raw, watcher)
         retainForCallbacks()
-        uv_signal_start(watcher, { watcher, signal in
-            Handle.owner(UnsafeMutableRawPointer(watcher), as: SignalWatcher.self)?.action?(signal)
-        }, signal)
+        uv_signal_start(
+            watcher,
+            { watcher, signal in
+                Handle.owner(UnsafeMutableRawPointer(watcher), as: SignalWatcher.self)?.action?(signal)
+            }, signal)
     }
 
     override func closed() { action = nil }
@@ -245,7 +251,9 @@ final class Stream: Handle {
         uv_read_start(
             stream,
             { handle, _, buf in
-                guard let owner = Handle.owner(UnsafeMutableRawPointer(handle), as: Stream.self), let buf else { return }
+                guard let owner = Handle.owner(UnsafeMutableRawPointer(handle), as: Stream.self), let buf else {
+                    return
+                }
                 if owner.readBuffer == nil {
                     owner.readBuffer = UnsafeMutableRawPointer.allocate(byteCount: Stream.readBufferSize, alignment: 16)
                 }

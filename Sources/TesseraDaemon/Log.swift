@@ -4,7 +4,7 @@
 // cost nothing on the hot path.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public enum LogLevel: Int, Sendable, Comparable, CaseIterable {

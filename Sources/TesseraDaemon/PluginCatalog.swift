@@ -8,7 +8,7 @@ import TesseraConfig
 import TesseraProtocol
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public struct PluginInfo: Sendable {

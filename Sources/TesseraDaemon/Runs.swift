@@ -85,7 +85,8 @@ final class ActiveRun {
         for (position, stage) in job.stages.enumerated() {
             plans.append(
                 StagePlan(
-                    definition: stage, position: position, firstIndex: first, limits: stage.limits.overlaid(on: defaults)))
+                    definition: stage, position: position, firstIndex: first,
+                    limits: stage.limits.overlaid(on: defaults)))
             first += stage.items.count
         }
         let byName = Dictionary(uniqueKeysWithValues: plans.map { ($0.definition.name, $0.position) })

@@ -11,7 +11,7 @@ import TesseraProtocol
 import TesseraStore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A worker zygote and what the daemon knows about it.
@@ -310,7 +310,9 @@ extension Daemon {
                     if let failed = dependencies.first(where: { $0.phase == .finished && $0.failed + $0.cancelled > 0 })
                         ?? (run.cancelRequested ? stage : nil)
                     {
-                        skip(stage, of: run, because: failed === stage ? "run cancelled" : "stage \(failed.definition.name) failed")
+                        skip(
+                            stage, of: run,
+                            because: failed === stage ? "run cancelled" : "stage \(failed.definition.name) failed")
                         progressed = true
                     } else if dependencies.allSatisfy({ $0.phase == .finished }) {
                         stage.phase = .ready
@@ -353,7 +355,8 @@ extension Daemon {
     private func end(_ run: ActiveRun) {
         guard !run.state.isFinal else { return }
         let final: RunState =
-            run.cancelRequested ? .cancelled : (run.counts.failed > 0 || run.counts.cancelled > 0 ? .failed : .succeeded)
+            run.cancelRequested
+            ? .cancelled : (run.counts.failed > 0 || run.counts.cancelled > 0 ? .failed : .succeeded)
         run.state = final
         let now = wallClockSeconds()
         record { try store.setRunState(id: run.id, state: final, startedAt: run.startedAt ?? now, finishedAt: now) }
@@ -361,7 +364,9 @@ extension Daemon {
         runOrder.removeAll { $0 === run }
         if roundRobin >= runOrder.count { roundRobin = 0 }
         finishedSinceFlush.append((run, now))
-        logInfo("run \(run.id) of \(run.job.name) \(final.rawValue): \(run.counts.succeeded) succeeded, \(run.counts.failed) failed, \(run.counts.cancelled) cancelled")
+        logInfo(
+            "run \(run.id) of \(run.job.name) \(final.rawValue): \(run.counts.succeeded) succeeded, \(run.counts.failed) failed, \(run.counts.cancelled) cancelled"
+        )
     }
 
     // MARK: Worker failure

@@ -2,7 +2,7 @@
 // (a build tree), else the installed ../lib/tessera/tessera-worker.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public enum WorkerLocator {

@@ -6,7 +6,7 @@ internal import CLibUV
 internal import CTesseraWire
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A frame being built for the worker, in the field encodings of
@@ -121,8 +121,10 @@ final class WorkerProcess: Handle {
     private(set) var pid: Int32 = 0
 
     /// Spawns `executable zygote plugins...` with a socket on its stdin.
-    init(loop: EventLoop, executable: String, plugins: [String], onEvent: @escaping (WorkerEvent) -> Void,
-         onExit: @escaping (String) -> Void) throws(UVError) {
+    init(
+        loop: EventLoop, executable: String, plugins: [String], onEvent: @escaping (WorkerEvent) -> Void,
+        onExit: @escaping (String) -> Void
+    ) throws(UVError) {
         self.executable = executable
         self.onEvent = onEvent
         self.onExit = onExit
@@ -153,7 +155,8 @@ final class WorkerProcess: Handle {
                     options.exit_cb = { process, status, signal in
                         guard let owner = Handle.owner(UnsafeMutableRawPointer(process), as: WorkerProcess.self)
                         else { return }
-                        let how = signal != 0
+                        let how =
+                            signal != 0
                             ? "killed by \(signalName(signal))" : "exited with status \(status)"
                         owner.processExited(how)
                     }

@@ -62,8 +62,10 @@ public struct TaskCounts: Sendable, Equatable {
     public var finished: Int { succeeded + failed + cancelled }
 
     public var json: JSON {
-        ["queued": .int(Int64(queued)), "running": .int(Int64(running)), "succeeded": .int(Int64(succeeded)),
-         "failed": .int(Int64(failed)), "cancelled": .int(Int64(cancelled))]
+        [
+            "queued": .int(Int64(queued)), "running": .int(Int64(running)), "succeeded": .int(Int64(succeeded)),
+            "failed": .int(Int64(failed)), "cancelled": .int(Int64(cancelled)),
+        ]
     }
 
     public init(json: JSON) {
@@ -83,8 +85,10 @@ public struct RunInfo: Sendable, Equatable {
     public var total: Int
     public var counts: TaskCounts
 
-    public init(id: Int64, job: String, state: RunState, createdAt: Double, startedAt: Double?,
-                finishedAt: Double?, total: Int, counts: TaskCounts) {
+    public init(
+        id: Int64, job: String, state: RunState, createdAt: Double, startedAt: Double?,
+        finishedAt: Double?, total: Int, counts: TaskCounts
+    ) {
         self.id = id
         self.job = job
         self.state = state
@@ -96,9 +100,11 @@ public struct RunInfo: Sendable, Equatable {
     }
 
     public var json: JSON {
-        ["id": .int(id), "job": .string(job), "state": .string(state.rawValue), "createdAt": .double(createdAt),
-         "startedAt": .optional(startedAt, JSON.double), "finishedAt": .optional(finishedAt, JSON.double),
-         "total": .int(Int64(total)), "counts": counts.json]
+        [
+            "id": .int(id), "job": .string(job), "state": .string(state.rawValue), "createdAt": .double(createdAt),
+            "startedAt": .optional(startedAt, JSON.double), "finishedAt": .optional(finishedAt, JSON.double),
+            "total": .int(Int64(total)), "counts": counts.json,
+        ]
     }
 
     public init?(json: JSON) {
@@ -129,10 +135,12 @@ public struct TaskInfo: Sendable, Equatable {
     public var stdoutTruncated: Bool
     public var stderrTruncated: Bool
 
-    public init(index: Int, stage: String, item: String, state: TaskState, exitCode: Int? = nil,
-                signal: String? = nil, reason: String? = nil, result: String? = nil, cpuSeconds: Double? = nil,
-                maxRSS: Int64? = nil, durationSeconds: Double? = nil, stdoutTruncated: Bool = false,
-                stderrTruncated: Bool = false) {
+    public init(
+        index: Int, stage: String, item: String, state: TaskState, exitCode: Int? = nil,
+        signal: String? = nil, reason: String? = nil, result: String? = nil, cpuSeconds: Double? = nil,
+        maxRSS: Int64? = nil, durationSeconds: Double? = nil, stdoutTruncated: Bool = false,
+        stderrTruncated: Bool = false
+    ) {
         self.index = index
         self.stage = stage
         self.item = item
@@ -149,16 +157,20 @@ public struct TaskInfo: Sendable, Equatable {
     }
 
     public var json: JSON {
-        ["index": .int(Int64(index)), "stage": .string(stage), "item": .string(item), "state": .string(state.rawValue),
-         "exitCode": .optional(exitCode) { .int(Int64($0)) }, "signal": .optional(signal, JSON.string),
-         "reason": .optional(reason, JSON.string), "result": .optional(result, JSON.string),
-         "cpuSeconds": .optional(cpuSeconds, JSON.double), "maxRSS": .optional(maxRSS, JSON.int),
-         "durationSeconds": .optional(durationSeconds, JSON.double), "progress": .optional(progress, JSON.double),
-         "stdoutTruncated": .bool(stdoutTruncated), "stderrTruncated": .bool(stderrTruncated)]
+        [
+            "index": .int(Int64(index)), "stage": .string(stage), "item": .string(item),
+            "state": .string(state.rawValue),
+            "exitCode": .optional(exitCode) { .int(Int64($0)) }, "signal": .optional(signal, JSON.string),
+            "reason": .optional(reason, JSON.string), "result": .optional(result, JSON.string),
+            "cpuSeconds": .optional(cpuSeconds, JSON.double), "maxRSS": .optional(maxRSS, JSON.int),
+            "durationSeconds": .optional(durationSeconds, JSON.double), "progress": .optional(progress, JSON.double),
+            "stdoutTruncated": .bool(stdoutTruncated), "stderrTruncated": .bool(stderrTruncated),
+        ]
     }
 
     public init?(json: JSON) {
-        guard let index = json["index"]?.intValue, let state = json["state"]?.stringValue.flatMap(TaskState.init(rawValue:))
+        guard let index = json["index"]?.intValue,
+            let state = json["state"]?.stringValue.flatMap(TaskState.init(rawValue:))
         else { return nil }
         self.init(
             index: Int(index), stage: json["stage"]?.stringValue ?? "", item: json["item"]?.stringValue ?? "",
@@ -188,8 +200,10 @@ public struct TaskOutput: Sendable, Equatable {
     }
 
     public var json: JSON {
-        ["index": .int(Int64(index)), "stdout": .string(stdout), "stderr": .string(stderr),
-         "stdoutTruncated": .bool(stdoutTruncated), "stderrTruncated": .bool(stderrTruncated)]
+        [
+            "index": .int(Int64(index)), "stdout": .string(stdout), "stderr": .string(stderr),
+            "stdoutTruncated": .bool(stdoutTruncated), "stderrTruncated": .bool(stderrTruncated),
+        ]
     }
 
     public init?(json: JSON) {

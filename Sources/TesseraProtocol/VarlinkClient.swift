@@ -3,9 +3,9 @@
 // closure until the server stops setting "continues".
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 public enum VarlinkClientError: Error, Sendable, CustomStringConvertible {
@@ -19,7 +19,8 @@ public enum VarlinkClientError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .connect(path, code):
-            let hint = code == ENOENT || code == ECONNREFUSED
+            let hint =
+                code == ENOENT || code == ECONNREFUSED
                 ? " (is tesserad running? set --socket or TESSERA_SOCKET)" : ""
             return "cannot connect to \(path): \(String(cString: strerror(code)))\(hint)"
         case let .io(what, code): return "\(what) failed: \(String(cString: strerror(code)))"
@@ -35,7 +36,8 @@ public enum VarlinkClientError: Error, Sendable, CustomStringConvertible {
         case ManagerError.jobNotFound: return "no job named \"\(p["job"]?.stringValue ?? "?")\""
         case ManagerError.runNotFound: return "no run with id \(p["id"]?.intValue.map(String.init) ?? "?")"
         case ManagerError.taskNotFound:
-            return "run \(p["run"]?.intValue.map(String.init) ?? "?") has no task \(p["index"]?.intValue.map(String.init) ?? "?")"
+            return
+                "run \(p["run"]?.intValue.map(String.init) ?? "?") has no task \(p["index"]?.intValue.map(String.init) ?? "?")"
         case ManagerError.invalidParameter, ServiceError.invalidParameter:
             let reason = p["reason"]?.stringValue.map { ": \($0)" } ?? ""
             return "invalid parameter \"\(p["parameter"]?.stringValue ?? "?")\"\(reason)"
@@ -44,7 +46,8 @@ public enum VarlinkClientError: Error, Sendable, CustomStringConvertible {
             return "reload failed; the running configuration stays in force:\n" + errors.joined(separator: "\n")
         case ManagerError.runFinished:
             return "run \(p["id"]?.intValue.map(String.init) ?? "?") has already \(p["state"]?.stringValue ?? "ended")"
-        case ServiceError.methodNotFound: return "the daemon does not know the method \(p["method"]?.stringValue ?? "?")"
+        case ServiceError.methodNotFound:
+            return "the daemon does not know the method \(p["method"]?.stringValue ?? "?")"
         case ServiceError.permissionDenied: return "permission denied"
         default: return "\(name) \(p.serialized())"
         }
@@ -127,7 +130,10 @@ public final class VarlinkClient {
     public func receive() throws(VarlinkClientError) -> VarlinkReply {
         let message = try receiveMessage()
         let json: JSON
-        switch message.withUnsafeBufferPointer({ bytes in Result { () throws(JSONParseError) in try JSON.parse(bytes) } }) {
+        let parsed = message.withUnsafeBufferPointer { bytes in
+            Result { () throws(JSONParseError) in try JSON.parse(bytes) }
+        }
+        switch parsed {
         case .success(let value): json = value
         case .failure(let error): throw .malformedReply(error.description)
         }

@@ -50,7 +50,8 @@ public final class Store {
             WHERE run_id = ? AND idx = ?
             """)
         cancelTaskStatement = try db.prepare(
-            "UPDATE tasks SET state = 'cancelled', reason = ?, finished_at = ? WHERE run_id = ? AND idx = ? AND state = 'queued'")
+            "UPDATE tasks SET state = 'cancelled', reason = ?, finished_at = ? WHERE run_id = ? AND idx = ? AND state = 'queued'"
+        )
         insertOutput = try db.prepare(
             "INSERT OR REPLACE INTO task_outputs(run_id, idx, stdout, stderr) VALUES(?, ?, ?, ?)")
         selectRun = try db.prepare(
@@ -145,8 +146,10 @@ public final class Store {
 
     /// Creates a run and all its microtasks in one transaction of its own
     /// (so the id handed back is durable), returning the run's id.
-    public func createRun(job: String, params: String, definition: String, createdAt: Double,
-                          tasks: some Sequence<(stage: String, item: String)>, total: Int) throws(StoreError) -> Int64 {
+    public func createRun(
+        job: String, params: String, definition: String, createdAt: Double,
+        tasks: some Sequence<(stage: String, item: String)>, total: Int
+    ) throws(StoreError) -> Int64 {
         try commit()
         try db.execute("BEGIN IMMEDIATE")
         do {
@@ -194,10 +197,12 @@ public final class Store {
         public var stdoutTruncated: Bool
         public var stderrTruncated: Bool
 
-        public init(state: TaskState, exitCode: Int? = nil, signal: String? = nil, reason: String? = nil,
-                    result: [UInt8]? = nil, cpuSeconds: Double? = nil, maxRSS: Int64? = nil, finishedAt: Double,
-                    duration: Double? = nil, stdout: [UInt8] = [], stderr: [UInt8] = [],
-                    stdoutTruncated: Bool = false, stderrTruncated: Bool = false) {
+        public init(
+            state: TaskState, exitCode: Int? = nil, signal: String? = nil, reason: String? = nil,
+            result: [UInt8]? = nil, cpuSeconds: Double? = nil, maxRSS: Int64? = nil, finishedAt: Double,
+            duration: Double? = nil, stdout: [UInt8] = [], stderr: [UInt8] = [],
+            stdoutTruncated: Bool = false, stderrTruncated: Bool = false
+        ) {
             self.state = state
             self.exitCode = exitCode
             self.signal = signal

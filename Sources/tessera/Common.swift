@@ -5,7 +5,7 @@ import ArgumentParser
 import TesseraProtocol
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct GlobalOptions: ParsableArguments {
@@ -98,7 +98,9 @@ func formatBytes(_ bytes: Int64?) -> String {
 }
 
 func parseRunID(_ text: String) throws -> Int64 {
-    guard let id = Int64(text), id > 0 else { throw ValidationError("a run id is a positive integer, found \"\(text)\"") }
+    guard let id = Int64(text), id > 0 else {
+        throw ValidationError("a run id is a positive integer, found \"\(text)\"")
+    }
     return id
 }
 

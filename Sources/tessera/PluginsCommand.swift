@@ -12,13 +12,17 @@ struct Plugins: ParsableCommand {
         if options.json { return printJSON(.array(plugins)) }
         for (i, plugin) in plugins.enumerated() {
             if i > 0 { print("") }
-            print("\(plugin["name"]?.stringValue ?? "?") \(plugin["version"]?.stringValue ?? "")  \(plugin["path"]?.stringValue ?? "")")
+            print(
+                "\(plugin["name"]?.stringValue ?? "?") \(plugin["version"]?.stringValue ?? "")  \(plugin["path"]?.stringValue ?? "")"
+            )
             for executor in plugin["executors"]?.arrayValue ?? [] {
-                print("  executor \(executor["name"]?.stringValue ?? "?"): \(executor["description"]?.stringValue ?? "")")
+                print(
+                    "  executor \(executor["name"]?.stringValue ?? "?"): \(executor["description"]?.stringValue ?? "")")
                 let rows = (executor["params"]?.arrayValue ?? []).map { p in
                     [
                         "    " + (p["name"]?.stringValue ?? ""), p["type"]?.stringValue ?? "",
-                        p["required"]?.boolValue == true ? "required" : "default: " + (p["default"]?.stringValue ?? "none"),
+                        p["required"]?.boolValue == true
+                            ? "required" : "default: " + (p["default"]?.stringValue ?? "none"),
                         p["description"]?.stringValue ?? "",
                     ]
                 }

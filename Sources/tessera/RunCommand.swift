@@ -5,7 +5,7 @@ import ArgumentParser
 import TesseraProtocol
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct Run: ParsableCommand {
@@ -18,7 +18,8 @@ struct Run: ParsableCommand {
     @Argument(help: "The job to run.")
     var job: String
 
-    @Option(name: .customLong("param"), help: ArgumentHelp("Override a parameter for this run.", valueName: "name=value"))
+    @Option(
+        name: .customLong("param"), help: ArgumentHelp("Override a parameter for this run.", valueName: "name=value"))
     var params: [String] = []
 
     @Flag(help: "Wait for the run to end, showing its progress.")
@@ -48,8 +49,9 @@ struct Run: ParsableCommand {
         if options.json {
             printJSON(final.json)
         } else {
-            print("run \(id) \(final.state.rawValue): \(final.counts.succeeded) succeeded, \(final.counts.failed) failed, "
-                + "\(final.counts.cancelled) cancelled")
+            print(
+                "run \(id) \(final.state.rawValue): \(final.counts.succeeded) succeeded, \(final.counts.failed) failed, "
+                    + "\(final.counts.cancelled) cancelled")
             if final.counts.failed > 0 { print("see: tessera tasks \(id) --state failed") }
         }
         if final.state != .succeeded { throw ExitCode(1) }

@@ -4,7 +4,7 @@ import ArgumentParser
 import TesseraProtocol
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct Runs: ParsableCommand {
@@ -49,13 +49,15 @@ struct Show: ParsableCommand {
         print("started:  \(formatTime(info.startedAt))")
         print("finished: \(formatTime(info.finishedAt))")
         let c = info.counts
-        print("tasks:    \(info.total) total, \(c.queued) queued, \(c.running) running, \(c.succeeded) succeeded, "
-            + "\(c.failed) failed, \(c.cancelled) cancelled")
+        print(
+            "tasks:    \(info.total) total, \(c.queued) queued, \(c.running) running, \(c.succeeded) succeeded, "
+                + "\(c.failed) failed, \(c.cancelled) cancelled")
     }
 }
 
 struct Cancel: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Cancel a run: queued tasks are dropped, running ones killed.")
+    static let configuration = CommandConfiguration(
+        abstract: "Cancel a run: queued tasks are dropped, running ones killed.")
     @OptionGroup var options: GlobalOptions
 
     @Argument(help: "The run id.")

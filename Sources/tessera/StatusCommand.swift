@@ -11,7 +11,9 @@ struct Status: ParsableCommand {
         let status = try options.call("GetStatus")["status"] ?? .null
         if options.json { return printJSON(status) }
         let value = { (key: String) in status[key]?.intValue.map(String.init) ?? "-" }
-        print("tesserad \(status["version"]?.stringValue ?? "?") (pid \(value("pid"))), up \(formatSeconds(status["uptimeSeconds"]?.doubleValue))")
+        print(
+            "tesserad \(status["version"]?.stringValue ?? "?") (pid \(value("pid"))), up \(formatSeconds(status["uptimeSeconds"]?.doubleValue))"
+        )
         print("socket:  \(options.socketPath)")
         print("tasks:   \(value("runningTasks")) running of \(value("slots")) slots, \(value("queuedTasks")) queued")
         print("runs:    \(value("activeRuns")) active")

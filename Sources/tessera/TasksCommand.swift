@@ -4,7 +4,7 @@ import ArgumentParser
 import TesseraProtocol
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct Tasks: ParsableCommand {
@@ -27,12 +27,16 @@ struct Tasks: ParsableCommand {
         if let state, TaskState(rawValue: state) == nil {
             throw ValidationError("--state must be queued, running, succeeded, failed or cancelled; found \"\(state)\"")
         }
-        guard limit > 0, offset >= 0 else { throw ValidationError("--limit must be positive and --offset not negative") }
+        guard limit > 0, offset >= 0 else {
+            throw ValidationError("--limit must be positive and --offset not negative")
+        }
     }
 
     func run() throws {
         let id = try parseRunID(runID)
-        var parameters: [(String, JSON)] = [("run", .int(id)), ("limit", .int(Int64(limit))), ("offset", .int(Int64(offset)))]
+        var parameters: [(String, JSON)] = [
+            ("run", .int(id)), ("limit", .int(Int64(limit))), ("offset", .int(Int64(offset))),
+        ]
         if let state { parameters.append(("state", .string(state))) }
         let tasks = try options.call("ListTasks", .object(parameters))["tasks"]?.arrayValue ?? []
         if options.json { return printJSON(.array(tasks)) }
@@ -44,8 +48,9 @@ struct Tasks: ParsableCommand {
                 t.result ?? t.reason ?? (t.progress.map { "\(Int($0 * 100))%" } ?? ""),
             ]
         }
-        printTable(["INDEX", "STAGE", "ITEM", "STATE", "EXIT", "TIME", "CPU", "MAXRSS", "RESULT/REASON"], rows,
-                   rightAligned: [0, 5, 6, 7])
+        printTable(
+            ["INDEX", "STAGE", "ITEM", "STATE", "EXIT", "TIME", "CPU", "MAXRSS", "RESULT/REASON"], rows,
+            rightAligned: [0, 5, 6, 7])
     }
 }
 

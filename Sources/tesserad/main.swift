@@ -6,7 +6,7 @@ import TesseraDaemon
 import TesseraProtocol
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct Tesserad: ParsableCommand {
@@ -28,7 +28,8 @@ struct Tesserad: ParsableCommand {
 
     func validate() throws {
         guard LogLevel(name: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of error, warning, notice, info, debug; found \"\(logLevel)\"")
+            throw ValidationError(
+                "--log-level must be one of error, warning, notice, info, debug; found \"\(logLevel)\"")
         }
     }
 

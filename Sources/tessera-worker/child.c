@@ -1,0 +1,287 @@
+/*
+ * child.c - the sandbox a microtask runs in, and its crash reporting.
+ *
+ * This code runs in the forked copy of the single-threaded zygote, so it
+ * may use malloc and stdio until the executor is called. The order of the
+ * steps is deliberate:
+ *   1. setsid(): the microtask gets its own session and process group, the
+ *      unit the zygote and the daemon kill.
+ *   2. PR_SET_PDEATHSIG, then a check that the zygote did not die before
+ *      it took effect: no microtask outlives its zygote.
+ *   3. Descriptors: /dev/null, the two output pipes and the channel at
+ *      0 to 3, everything else closed, before any plugin code runs.
+ *   4. Signal dispositions and mask back to the defaults.
+ *   5. The alternate signal stack (allocated once in the zygote) is set
+ *      before the resource limits, so a memory limit cannot take it away.
+ *   6. Resource limits, then no_new_privs, then the crash handlers, then
+ *      the executor.
+ */
+#define _GNU_SOURCE
+#include "child.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "host.h"
+#include "io.h"
+
+#define ALT_STACK_MIN_SIZE (64 * 1024)
+
+static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE, SIGTRAP};
+
+static const int limited_resources[] = {RLIMIT_CPU, RLIMIT_AS, RLIMIT_NOFILE, RLIMIT_NPROC,
+                                        RLIMIT_FSIZE};
+
+/* Filled in once by child_prepare() in the zygote; children inherit it. */
+static struct {
+    pid_t zygote_pid;
+    int devnull_fd;
+    bool restore_nofile;
+    struct rlimit original_nofile;
+    /* The zygote's hard limits: an unprivileged worker cannot go above
+     * them, and a stage asking for more gets what the worker has. */
+    rlim_t hard_limit[RLIM_NLIMITS];
+    /* Signals whose disposition the zygote (or a plugin's entry point)
+     * changed, so a child resets only those instead of all 64. */
+    int changed_signals[NSIG];
+    int changed_signal_count;
+    stack_t alt_stack;
+} prepared;
+
+void child_prepare(int devnull_fd, const struct rlimit *original_nofile)
+{
+    prepared.zygote_pid = getpid();
+    prepared.devnull_fd = devnull_fd;
+    if (original_nofile != NULL) {
+        prepared.restore_nofile = true;
+        prepared.original_nofile = *original_nofile;
+    }
+    for (size_t i = 0; i < sizeof limited_resources / sizeof limited_resources[0]; i++) {
+        struct rlimit current;
+        int resource = limited_resources[i];
+        prepared.hard_limit[resource] =
+            getrlimit(resource, &current) == 0 ? current.rlim_max : RLIM_INFINITY;
+    }
+    for (int signo = 1; signo < NSIG; signo++) {
+        struct sigaction action;
+        if (signo == SIGKILL || signo == SIGSTOP || sigaction(signo, NULL, &action) == -1)
+            continue;
+        if ((action.sa_flags & SA_SIGINFO) || action.sa_handler != SIG_DFL)
+            prepared.changed_signals[prepared.changed_signal_count++] = signo;
+    }
+    long size = sysconf(_SC_SIGSTKSZ);
+    size = size > ALT_STACK_MIN_SIZE ? size : ALT_STACK_MIN_SIZE;
+    prepared.alt_stack = (stack_t){.ss_sp = xmalloc((size_t)size), .ss_size = (size_t)size};
+}
+
+/* Gives up on a microtask whose sandbox could not be set up. Once the
+ * descriptors are in place, the message lands in the task's stderr. */
+static _Noreturn void fail(const char *step)
+{
+    char line[256];
+    int length = snprintf(line, sizeof line,
+                          "tessera-worker: cannot set up the microtask: %s: %s\n", step,
+                          strerror(errno));
+    if (length > 0)
+        (void)io_write_all(STDERR_FILENO, line, (size_t)length < sizeof line ? (size_t)length
+                                                                             : sizeof line - 1);
+    _exit(CHILD_SETUP_FAILED);
+}
+
+static void set_up_descriptors(const struct child_task *task)
+{
+    /* Every source descriptor is above 2 (the zygote keeps 0 to 2 open),
+     * so the order below never overwrites one before it is copied; only
+     * the channel may already be at 3, and it is close-on-exec already. */
+    if (RETRY(dup2(prepared.devnull_fd, STDIN_FILENO)) == -1 ||
+        RETRY(dup2(task->stdout_fd, STDOUT_FILENO)) == -1 ||
+        RETRY(dup2(task->stderr_fd, STDERR_FILENO)) == -1)
+        fail("redirecting standard input and output");
+    /* The channel stays close-on-exec, so programs an executor runs do not
+     * inherit it. */
+    if (task->channel_fd != CHANNEL_FD &&
+        RETRY(dup3(task->channel_fd, CHANNEL_FD, O_CLOEXEC)) == -1)
+        fail("placing the result channel");
+    /* The pipes were made non-blocking for the zygote's ends; the child's
+     * ends share that flag and must block. */
+    for (int fd = STDOUT_FILENO; fd <= CHANNEL_FD; fd++) {
+        if (RETRY(fcntl(fd, F_SETFL, 0)) == -1)
+            fail("making the pipes blocking");
+    }
+
+    if (close_range(CHANNEL_FD + 1, ~0U, 0) == 0)
+        return;
+    /* Kernels before 5.9 have no close_range(): list what is open. */
+    DIR *directory = opendir("/proc/self/fd");
+    if (directory == NULL)
+        fail("listing open descriptors");
+    struct dirent *entry;
+    while ((entry = readdir(directory)) != NULL) {
+        int fd = atoi(entry->d_name);
+        if (fd > CHANNEL_FD && fd != dirfd(directory))
+            close(fd);
+    }
+    closedir(directory);
+}
+
+static void reset_signals(void)
+{
+    struct sigaction default_action = {.sa_handler = SIG_DFL};
+    sigemptyset(&default_action.sa_mask);
+    for (int i = 0; i < prepared.changed_signal_count; i++) {
+        if (sigaction(prepared.changed_signals[i], &default_action, NULL) == -1)
+            fail("resetting signal dispositions");
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) == -1)
+        fail("unblocking signals");
+}
+
+static rlim_t at_most(uint64_t wanted, rlim_t ceiling)
+{
+    return wanted < ceiling ? (rlim_t)wanted : ceiling;
+}
+
+static void set_limit(int resource, const char *name, uint64_t soft, uint64_t hard)
+{
+    rlim_t ceiling = prepared.hard_limit[resource];
+    struct rlimit limit = {.rlim_cur = at_most(soft, ceiling), .rlim_max = at_most(hard, ceiling)};
+    if (setrlimit(resource, &limit) == -1)
+        fail(name);
+}
+
+static void apply_limits(const struct stage_limits *limits)
+{
+    if (limits->cpu_ms != 0) {
+        /* SIGXCPU at the limit (rounded up to whole seconds), SIGKILL one
+         * second later if the executor ignores it. */
+        uint64_t seconds = limits->cpu_ms / 1000 + (limits->cpu_ms % 1000 != 0);
+        set_limit(RLIMIT_CPU, "RLIMIT_CPU", seconds, seconds + 1);
+    }
+    if (limits->memory_bytes != 0)
+        set_limit(RLIMIT_AS, "RLIMIT_AS", limits->memory_bytes, limits->memory_bytes);
+    if (limits->open_files != 0)
+        set_limit(RLIMIT_NOFILE, "RLIMIT_NOFILE", limits->open_files, limits->open_files);
+    else if (prepared.restore_nofile && setrlimit(RLIMIT_NOFILE, &prepared.original_nofile) == -1)
+        fail("RLIMIT_NOFILE");
+    if (limits->processes != 0)
+        set_limit(RLIMIT_NPROC, "RLIMIT_NPROC", limits->processes, limits->processes);
+    if (limits->file_size_bytes != 0)
+        set_limit(RLIMIT_FSIZE, "RLIMIT_FSIZE", limits->file_size_bytes,
+                  limits->file_size_bytes);
+    struct rlimit no_core = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &no_core) == -1)
+        fail("RLIMIT_CORE");
+}
+
+/* Returns the process's peak address space in bytes (VmPeak), or 0 when it
+ * cannot be read. Async-signal-safe: open/read/close and hand-written
+ * parsing only. */
+static uint64_t read_vm_peak(void)
+{
+    char text[4096];
+    int fd = (int)RETRY(open("/proc/self/status", O_RDONLY | O_CLOEXEC));
+    if (fd == -1)
+        return 0;
+    size_t length = 0;
+    while (length < sizeof text) {
+        ssize_t got = RETRY(read(fd, text + length, sizeof text - length));
+        if (got <= 0)
+            break;
+        length += (size_t)got;
+    }
+    close(fd);
+
+    static const char key[] = "\nVmPeak:";
+    size_t key_length = sizeof key - 1;
+    for (size_t i = 0; i + key_length <= length; i++) {
+        size_t matched = 0;
+        while (matched < key_length && text[i + matched] == key[matched])
+            matched++;
+        if (matched < key_length)
+            continue;
+        size_t at = i + key_length;
+        while (at < length && (text[at] == ' ' || text[at] == '\t'))
+            at++;
+        uint64_t kib = 0;
+        while (at < length && text[at] >= '0' && text[at] <= '9')
+            kib = kib * 10 + (uint64_t)(text[at++] - '0');
+        return kib * 1024;
+    }
+    return 0;
+}
+
+/* Sends the peak address space on the channel. Async-signal-safe. */
+static void send_peak(uint32_t type)
+{
+    struct {
+        struct channel_header header;
+        uint64_t peak;
+    } frame = {{type, sizeof(uint64_t)}, read_vm_peak()};
+    /* Nothing can be done about a channel that cannot be written. */
+    (void)io_write_all(CHANNEL_FD, &frame, sizeof frame);
+}
+
+/* Runs on the alternate stack when the executor crashes: reports, then lets
+ * the signal kill the process (SA_RESETHAND restored the default). */
+static void on_crash(int signo)
+{
+    int saved_errno = errno;
+    send_peak(CHANNEL_CRASH);
+    errno = saved_errno;
+    raise(signo);
+}
+
+static void install_crash_handlers(void)
+{
+    struct sigaction action = {.sa_handler = on_crash, .sa_flags = SA_RESETHAND | SA_ONSTACK};
+    sigfillset(&action.sa_mask);
+    for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++) {
+        if (sigaction(crash_signals[i], &action, NULL) == -1)
+            fail("installing crash handlers");
+    }
+}
+
+_Noreturn void child_run(const struct child_task *task)
+{
+    if (setsid() == -1)
+        fail("setsid");
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
+        fail("PR_SET_PDEATHSIG");
+    if (getppid() != prepared.zygote_pid)
+        _exit(CHILD_SETUP_FAILED);
+    set_up_descriptors(task);
+    reset_signals();
+
+    /* The task is built before the limits so that a tight memory limit
+     * cannot make it fail. */
+    struct tessera_task microtask;
+    if (host_task_init(&microtask, task->stage, task->item, task->item_length, task->index,
+                       task->output_limit) == -1)
+        fail("preparing the task");
+
+    if (sigaltstack(&prepared.alt_stack, NULL) == -1)
+        fail("sigaltstack");
+    apply_limits(&task->stage->limits);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+        fail("PR_SET_NO_NEW_PRIVS");
+    install_crash_handlers();
+
+    int status = task->stage->executor->execute(&host_table, &microtask);
+
+    fflush(NULL);
+    /* A result that cannot be sent is lost with the zygote that would have
+     * received it. */
+    (void)host_task_send_result(&microtask);
+    send_peak(CHANNEL_PEAK);
+    _exit(status < 0 ? TESSERA_FAILED : status > 255 ? 255 : status);
+}

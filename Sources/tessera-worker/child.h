@@ -1,0 +1,43 @@
+/*
+ * child.h - what a microtask's process does between fork() and _exit().
+ *
+ * The zygote forks, and the child calls child_run(), which never returns:
+ * it applies the sandbox in a fixed order (session, parent-death signal,
+ * descriptors, signals, resource limits, no_new_privs, crash handlers),
+ * calls the executor and reports on its channel (see channel.h).
+ */
+#ifndef TESSERA_WORKER_CHILD_H
+#define TESSERA_WORKER_CHILD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/resource.h>
+
+#include "stage.h"
+
+/* The exit status of a child that could not set itself up. */
+#define CHILD_SETUP_FAILED 127
+
+/* Everything a child needs to know about its microtask. The pointers are
+ * into the zygote's memory, which the child has a copy of. */
+struct child_task {
+    const struct stage *stage;
+    const char *item;
+    size_t item_length;
+    uint64_t index;
+    size_t output_limit; /* the result is cut at this length */
+    int stdout_fd;       /* write ends of the three pipes */
+    int stderr_fd;
+    int channel_fd;
+};
+
+/* Records, once in the zygote, what every child needs and would otherwise
+ * look up again each time: the zygote's pid, a descriptor of /dev/null, the
+ * resource limits to go back to, the signals whose disposition must be
+ * reset, and the alternate signal stack. `original_nofile` is the
+ * RLIMIT_NOFILE the worker was started with, before the zygote raised it. */
+void child_prepare(int devnull_fd, const struct rlimit *original_nofile);
+
+_Noreturn void child_run(const struct child_task *task);
+
+#endif /* TESSERA_WORKER_CHILD_H */

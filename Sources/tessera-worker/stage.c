@@ -1,0 +1,157 @@
+/*
+ * stage.c - decoding STAGE frames and the table of defined stages.
+ *
+ * A stage is decoded in two passes over the frame: the first validates it
+ * and measures what it needs, the second copies it into one allocation laid
+ * out as
+ *
+ *     struct stage | struct stage_param[param_count] |
+ *     const char *values[all values] | the strings, each NUL-terminated
+ *
+ * so that a definition is freed with one free() and read by the child
+ * without any further work.
+ */
+#define _GNU_SOURCE
+#include "stage.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+
+/* What the first pass learns about a frame. */
+struct stage_measure {
+    uint32_t param_count;
+    size_t value_count;
+    size_t string_bytes;
+};
+
+static bool value_count_fits(tessera_param_type type, uint32_t count)
+{
+    switch (type) {
+    case TESSERA_PARAM_STRING:
+    case TESSERA_PARAM_INTEGER:
+    case TESSERA_PARAM_NUMBER:
+    case TESSERA_PARAM_BOOLEAN:
+        return count == 1;
+    case TESSERA_PARAM_STRING_LIST:
+        return true;
+    case TESSERA_PARAM_STRING_MAP:
+        return count % 2 == 0;
+    }
+    return false; /* not a type this worker knows */
+}
+
+static void skip_str(struct wire_reader *reader, size_t *string_bytes)
+{
+    uint32_t length;
+    (void)wire_get_str(reader, &length);
+    *string_bytes += (size_t)length + 1;
+}
+
+/* The first pass: checks the frame's structure and measures it. */
+static bool measure(struct wire_reader reader, struct stage_measure *measure)
+{
+    *measure = (struct stage_measure){0};
+    (void)wire_get_u32(&reader); /* stage id */
+    skip_str(&reader, &measure->string_bytes);
+    for (int i = 0; i < 6; i++)
+        (void)wire_get_u64(&reader); /* limits */
+    measure->param_count = wire_get_u32(&reader);
+    for (uint32_t p = 0; p < measure->param_count && !reader.malformed; p++) {
+        skip_str(&reader, &measure->string_bytes);
+        tessera_param_type type = (tessera_param_type)wire_get_u8(&reader);
+        uint32_t count = wire_get_u32(&reader);
+        if (!reader.malformed && !value_count_fits(type, count))
+            return false;
+        for (uint32_t v = 0; v < count && !reader.malformed; v++)
+            skip_str(&reader, &measure->string_bytes);
+        measure->value_count += count;
+    }
+    return wire_reader_complete(&reader);
+}
+
+/* Copies the next string of the frame to `*strings` and NUL-terminates it. */
+static const char *copy_str(struct wire_reader *reader, char **strings)
+{
+    uint32_t length;
+    const char *bytes = wire_get_str(reader, &length);
+    char *copy = *strings;
+    memcpy(copy, bytes, length);
+    copy[length] = '\0';
+    *strings += (size_t)length + 1;
+    return copy;
+}
+
+struct stage *stage_decode(struct wire_reader *reader)
+{
+    struct stage_measure size;
+    if (!measure(*reader, &size))
+        return NULL;
+
+    size_t params_at = sizeof(struct stage);
+    size_t values_at = params_at + size.param_count * sizeof(struct stage_param);
+    size_t strings_at = values_at + size.value_count * sizeof(const char *);
+    char *block = xmalloc(strings_at + size.string_bytes);
+    struct stage *stage = (struct stage *)block;
+    struct stage_param *params = (struct stage_param *)(block + params_at);
+    const char **values = (const char **)(block + values_at);
+    char *strings = block + strings_at;
+
+    stage->id = wire_get_u32(reader);
+    stage->executor_name = copy_str(reader, &strings);
+    stage->executor = NULL;
+    stage->limits.cpu_ms = wire_get_u64(reader);
+    stage->limits.memory_bytes = wire_get_u64(reader);
+    stage->limits.open_files = wire_get_u64(reader);
+    stage->limits.processes = wire_get_u64(reader);
+    stage->limits.file_size_bytes = wire_get_u64(reader);
+    stage->limits.output_bytes = wire_get_u64(reader);
+    stage->param_count = wire_get_u32(reader);
+    stage->params = params;
+    for (uint32_t p = 0; p < stage->param_count; p++) {
+        params[p].name = copy_str(reader, &strings);
+        params[p].type = (tessera_param_type)wire_get_u8(reader);
+        params[p].value_count = wire_get_u32(reader);
+        params[p].values = values;
+        for (uint32_t v = 0; v < params[p].value_count; v++)
+            *values++ = copy_str(reader, &strings);
+    }
+    return stage;
+}
+
+void stage_table_put(struct stage_table *table, struct stage *stage)
+{
+    for (size_t i = 0; i < table->count; i++) {
+        if (table->stages[i]->id == stage->id) {
+            free(table->stages[i]);
+            table->stages[i] = stage;
+            return;
+        }
+    }
+    if (table->count == table->capacity) {
+        table->capacity = table->capacity ? table->capacity * 2 : 8;
+        table->stages = xrealloc(table->stages, table->capacity * sizeof *table->stages);
+    }
+    table->stages[table->count++] = stage;
+}
+
+struct stage *stage_table_find(const struct stage_table *table, uint32_t id)
+{
+    for (size_t i = 0; i < table->count; i++) {
+        if (table->stages[i]->id == id)
+            return table->stages[i];
+    }
+    return NULL;
+}
+
+void stage_table_forget(struct stage_table *table, uint32_t id)
+{
+    for (size_t i = 0; i < table->count; i++) {
+        if (table->stages[i]->id == id) {
+            free(table->stages[i]);
+            table->stages[i] = table->stages[--table->count];
+            return;
+        }
+    }
+}

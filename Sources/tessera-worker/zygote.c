@@ -1,0 +1,867 @@
+/*
+ * zygote.c - the worker's event loop: frames from the daemon, a forked
+ * child per microtask, and the supervision of those children.
+ *
+ * The zygote is single-threaded and never blocks except in poll(). One
+ * turn of the loop:
+ *   1. reads what the children wrote (stdout, stderr and the channel of
+ *      channel.h), keeping each stream up to the stage's output limit and
+ *      killing a task that writes more;
+ *   2. reaps children that exited (SIGCHLD arrives on a signalfd), kills
+ *      what is left of their process group, collects the last output and
+ *      queues DONE;
+ *   3. reads frames from the daemon and handles a bounded number of them,
+ *      so a burst of TASK frames alternates with reaping;
+ *   4. forwards progress (at most one PROGRESS per task per 100 ms) and
+ *      writes queued frames without blocking; what the socket does not
+ *      take now is sent when poll() reports it writable.
+ *
+ * Per microtask the zygote makes three pipes and forks; task records and
+ * their buffers are recycled, so a steady stream of tasks allocates
+ * nothing.
+ */
+#define _GNU_SOURCE
+#include "zygote.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <tessera_wire.h>
+
+#include "channel.h"
+#include "child.h"
+#include "io.h"
+#include "loader.h"
+#include "stage.h"
+#include "wire.h"
+
+#define DAEMON_FD STDIN_FILENO
+
+/* The most output kept per stream, and the longest result, whatever the
+ * stage allows: three of them and DONE's other fields fit in one frame. */
+#define OUTPUT_CAP ((size_t)16 << 20)
+_Static_assert(3 * (uint64_t)OUTPUT_CAP + 4096 < TW_MAX_FRAME, "DONE must fit in a frame");
+
+/* Bytes read from a pipe or the socket in one call. */
+#define READ_CHUNK 65536
+/* Frames from the daemon handled per turn of the loop. */
+#define FRAMES_PER_TURN 64
+/* The shortest interval between two PROGRESS frames of one task. */
+#define PROGRESS_INTERVAL_NS 100000000u
+/* While this much output waits for the daemon, no new frames are read. */
+#define OUTPUT_HIGH_WATER ((size_t)32 << 20)
+/* Buffers larger than this are given back when they fall empty. */
+#define KEEP_CAPACITY ((size_t)1 << 20)
+/* Reads from each pipe after a child is reaped: enough to empty the largest
+ * pipe an unprivileged process can make (1 MiB), yet bounded in case an
+ * escaped descendant keeps writing. */
+#define DRAIN_READS 32
+
+enum stream { STREAM_STDOUT, STREAM_STDERR, STREAM_CHANNEL, STREAM_COUNT };
+
+struct task {
+    uint64_t token;
+    pid_t pid;
+    /* Not reaped yet, so `pid` still names the task's process group. */
+    bool alive;
+    size_t running_index;
+    uint64_t started_ns;
+    size_t limit; /* bytes kept per stream, and of the result */
+    uint32_t flags;
+    uint64_t vm_peak;
+    int fds[STREAM_COUNT]; /* read ends; -1 once closed */
+    struct buf captured[2]; /* stdout, stderr */
+    struct buf channel;     /* channel bytes not parsed yet */
+    struct buf result;
+    bool progress_sent;
+    bool progress_pending; /* a fraction waits for the interval to pass */
+    double progress_value;
+    uint64_t progress_sent_ns;
+    struct task *next_free;
+};
+
+/* Which task and stream a pollfd entry stands for. */
+struct poll_target {
+    struct task *task;
+    enum stream stream;
+};
+
+static struct {
+    struct plugin_set plugins;
+    struct stage_table stages;
+    int signal_fd;
+    struct buf input;
+    struct buf output;
+    size_t output_sent; /* bytes at the start of `output` already sent */
+    /* Tasks not reaped yet, and their pids in a parallel array that a reap
+     * scans: a handful of tasks per worker makes that the cheapest map. */
+    struct task **running;
+    pid_t *running_pids;
+    size_t running_count;
+    size_t running_capacity;
+    struct task *free_tasks;
+    size_t progress_pending_count;
+    struct pollfd *poll_fds;
+    struct poll_target *poll_targets;
+    size_t poll_capacity;
+    uint64_t now_ns; /* when the current turn of the loop started */
+} zygote;
+
+static unsigned char scratch[READ_CHUNK];
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+static uint64_t timeval_us(struct timeval value)
+{
+    return (uint64_t)value.tv_sec * 1000000u + (uint64_t)value.tv_usec;
+}
+
+/* Ending the zygote: SIGKILL every task's process group, reap the children,
+ * exit. Used on EOF from the daemon and on fatal errors alike. */
+
+static void signal_task(struct task *task, int signo);
+
+static _Noreturn void shut_down(int status)
+{
+    for (size_t i = 0; i < zygote.running_count; i++)
+        signal_task(zygote.running[i], SIGKILL);
+    for (size_t i = 0; i < zygote.running_count; i++) {
+        if (RETRY(waitpid(zygote.running_pids[i], NULL, 0)) == -1)
+            worker_log("reaping pid %ld: %s", (long)zygote.running_pids[i], strerror(errno));
+    }
+    exit(status);
+}
+
+static _Noreturn void malformed(const char *what)
+{
+    worker_log("malformed %s from the daemon; exiting", what);
+    shut_down(EXIT_FAILURE);
+}
+
+/* Frames to the daemon. They are queued in `zygote.output` and written by
+ * flush_output(). */
+
+static void send_hello(char **problems, size_t count)
+{
+    size_t start = wire_begin_frame(&zygote.output, TW_MSG_HELLO);
+    wire_put_u32(&zygote.output, TW_PROTOCOL_VERSION);
+    wire_put_u32(&zygote.output, (uint32_t)getpid());
+    wire_put_u32(&zygote.output, (uint32_t)count);
+    for (size_t i = 0; i < count; i++)
+        wire_put_str(&zygote.output, problems[i], strlen(problems[i]));
+    wire_end_frame(&zygote.output, start);
+}
+
+static void send_started(const struct task *task)
+{
+    size_t start = wire_begin_frame(&zygote.output, TW_MSG_STARTED);
+    wire_put_u64(&zygote.output, task->token);
+    wire_put_u32(&zygote.output, (uint32_t)task->pid);
+    wire_end_frame(&zygote.output, start);
+}
+
+static void send_progress(struct task *task, double fraction)
+{
+    size_t start = wire_begin_frame(&zygote.output, TW_MSG_PROGRESS);
+    wire_put_u64(&zygote.output, task->token);
+    wire_put_f64(&zygote.output, fraction);
+    wire_end_frame(&zygote.output, start);
+    task->progress_sent = true;
+    task->progress_sent_ns = zygote.now_ns;
+    if (task->progress_pending) {
+        task->progress_pending = false;
+        zygote.progress_pending_count--;
+    }
+}
+
+/* Queues DONE for a task whose child ended with wait `status`. */
+static void send_done(const struct task *task, int status, const struct rusage *usage,
+                      uint64_t wall_us)
+{
+    struct buf *out = &zygote.output;
+    bool signaled = WIFSIGNALED(status);
+    size_t start = wire_begin_frame(out, TW_MSG_DONE);
+    wire_put_u64(out, task->token);
+    wire_put_u8(out, signaled ? TW_END_SIGNALED : TW_END_EXITED);
+    wire_put_i32(out, signaled ? 0 : WEXITSTATUS(status));
+    wire_put_i32(out, signaled ? WTERMSIG(status) : 0);
+    wire_put_u64(out, timeval_us(usage->ru_utime));
+    wire_put_u64(out, timeval_us(usage->ru_stime));
+    wire_put_u64(out, (uint64_t)usage->ru_maxrss);
+    wire_put_u64(out, wall_us);
+    wire_put_u64(out, task->vm_peak);
+    wire_put_u32(out, task->flags);
+    wire_put_str(out, task->result.data, task->result.length);
+    wire_put_str(out, task->captured[STREAM_STDOUT].data, task->captured[STREAM_STDOUT].length);
+    wire_put_str(out, task->captured[STREAM_STDERR].data, task->captured[STREAM_STDERR].length);
+    wire_put_str(out, "", 0);
+    wire_end_frame(out, start);
+}
+
+/* Queues DONE for a task that never ran, with the reason. */
+__attribute__((format(printf, 2, 3))) static void send_failed(uint64_t token,
+                                                              const char *format, ...)
+{
+    va_list arguments;
+    va_start(arguments, format);
+    char *error = xvasprintf(format, arguments);
+    va_end(arguments);
+    struct buf *out = &zygote.output;
+    size_t start = wire_begin_frame(out, TW_MSG_DONE);
+    wire_put_u64(out, token);
+    wire_put_u8(out, TW_END_FAILED);
+    wire_put_i32(out, 0);
+    wire_put_i32(out, 0);
+    for (int i = 0; i < 5; i++)
+        wire_put_u64(out, 0); /* cpu times, max rss, wall time, peak */
+    wire_put_u32(out, 0);
+    for (int i = 0; i < 3; i++)
+        wire_put_str(out, "", 0); /* result, stdout, stderr */
+    wire_put_str(out, error, strlen(error));
+    wire_end_frame(out, start);
+    free(error);
+}
+
+static size_t output_waiting(void)
+{
+    return zygote.output.length - zygote.output_sent;
+}
+
+/* Writes as much queued output as the socket takes without blocking. */
+static void flush_output(void)
+{
+    while (output_waiting() > 0) {
+        ssize_t sent = RETRY(send(DAEMON_FD, zygote.output.data + zygote.output_sent,
+                                  output_waiting(), MSG_DONTWAIT | MSG_NOSIGNAL));
+        if (sent == -1) {
+            if (errno == EAGAIN)
+                break;
+            if (errno == EPIPE || errno == ECONNRESET) {
+                worker_log("the daemon closed the connection");
+                shut_down(EXIT_SUCCESS);
+            }
+            worker_log("writing to the daemon: %s", strerror(errno));
+            shut_down(EXIT_FAILURE);
+        }
+        zygote.output_sent += (size_t)sent;
+    }
+    if (output_waiting() == 0) {
+        buf_reset(&zygote.output, KEEP_CAPACITY);
+        zygote.output_sent = 0;
+    } else if (zygote.output_sent >= zygote.output.length / 2) {
+        buf_consume(&zygote.output, zygote.output_sent);
+        zygote.output_sent = 0;
+    }
+}
+
+/* Task records. */
+
+static struct task *task_acquire(void)
+{
+    struct task *task = zygote.free_tasks;
+    if (task != NULL)
+        zygote.free_tasks = task->next_free;
+    else
+        task = xcalloc(1, sizeof *task);
+    return task;
+}
+
+/* Returns a finished task's record to the free list, keeping its buffers'
+ * memory unless a buffer grew large. */
+static void task_release(struct task *task)
+{
+    for (int s = 0; s < 2; s++)
+        buf_reset(&task->captured[s], KEEP_CAPACITY);
+    buf_reset(&task->channel, KEEP_CAPACITY);
+    buf_reset(&task->result, KEEP_CAPACITY);
+    task->next_free = zygote.free_tasks;
+    zygote.free_tasks = task;
+}
+
+static void running_add(struct task *task)
+{
+    if (zygote.running_count == zygote.running_capacity) {
+        size_t capacity = zygote.running_capacity ? zygote.running_capacity * 2 : 64;
+        zygote.running = xrealloc(zygote.running, capacity * sizeof *zygote.running);
+        zygote.running_pids = xrealloc(zygote.running_pids, capacity * sizeof(pid_t));
+        zygote.running_capacity = capacity;
+    }
+    task->running_index = zygote.running_count++;
+    zygote.running[task->running_index] = task;
+    zygote.running_pids[task->running_index] = task->pid;
+}
+
+static void running_remove(struct task *task)
+{
+    size_t last = --zygote.running_count;
+    zygote.running[task->running_index] = zygote.running[last];
+    zygote.running_pids[task->running_index] = zygote.running_pids[last];
+    zygote.running[task->running_index]->running_index = task->running_index;
+}
+
+static struct task *running_by_pid(pid_t pid)
+{
+    for (size_t i = 0; i < zygote.running_count; i++) {
+        if (zygote.running_pids[i] == pid)
+            return zygote.running[i];
+    }
+    return NULL;
+}
+
+/* Signals everything in a task's process group. A child that has not
+ * called setsid() yet has no group of its own, nor any descendants, so the
+ * signal goes to the child itself. Signalling a reaped task could reach
+ * whoever reused its pid, so that is never done. */
+static void signal_task(struct task *task, int signo)
+{
+    if (!task->alive)
+        return;
+    if (killpg(task->pid, signo) == 0)
+        return;
+    if (errno != ESRCH || kill(task->pid, signo) == -1)
+        worker_log("signalling pid %ld: %s", (long)task->pid, strerror(errno));
+}
+
+static void close_stream(struct task *task, enum stream stream)
+{
+    if (task->fds[stream] != -1) {
+        close(task->fds[stream]);
+        task->fds[stream] = -1;
+    }
+}
+
+/* Starting a microtask. */
+
+static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const char *item,
+                       uint32_t item_length)
+{
+    const struct stage *stage = stage_table_find(&zygote.stages, stage_id);
+    if (stage == NULL) {
+        send_failed(token, "stage %u is not defined in this worker", stage_id);
+        return;
+    }
+    if (stage->executor == NULL) {
+        send_failed(token, "executor \"%s\" is not loaded in this worker", stage->executor_name);
+        return;
+    }
+
+    /* Both ends are made non-blocking and close-on-exec here; the child
+     * makes its ends blocking again after moving them into place. */
+    int pipes[STREAM_COUNT][2];
+    int made = 0;
+    while (made < STREAM_COUNT && pipe2(pipes[made], O_CLOEXEC | O_NONBLOCK) == 0)
+        made++;
+    if (made < STREAM_COUNT) {
+        int error = errno;
+        for (int s = 0; s < made; s++) {
+            close(pipes[s][0]);
+            close(pipes[s][1]);
+        }
+        send_failed(token, "cannot create pipes: %s", strerror(error));
+        return;
+    }
+
+    uint64_t wanted = stage->limits.output_bytes;
+    size_t limit = wanted == 0 || wanted > OUTPUT_CAP ? OUTPUT_CAP : (size_t)wanted;
+    struct child_task spec = {
+        .stage = stage,
+        .item = item,
+        .item_length = item_length,
+        .index = index,
+        .output_limit = limit,
+        .stdout_fd = pipes[STREAM_STDOUT][1],
+        .stderr_fd = pipes[STREAM_STDERR][1],
+        .channel_fd = pipes[STREAM_CHANNEL][1],
+    };
+    uint64_t started_ns = monotonic_ns();
+    pid_t pid = fork();
+    if (pid == 0)
+        child_run(&spec);
+    int fork_error = errno;
+    for (int s = 0; s < STREAM_COUNT; s++)
+        close(pipes[s][1]);
+    if (pid == -1) {
+        for (int s = 0; s < STREAM_COUNT; s++)
+            close(pipes[s][0]);
+        send_failed(token, "fork failed: %s", strerror(fork_error));
+        return;
+    }
+
+    struct task *task = task_acquire();
+    task->token = token;
+    task->pid = pid;
+    task->alive = true;
+    task->started_ns = started_ns;
+    task->limit = limit;
+    task->flags = 0;
+    task->vm_peak = 0;
+    for (int s = 0; s < STREAM_COUNT; s++)
+        task->fds[s] = pipes[s][0];
+    task->progress_sent = false;
+    task->progress_pending = false;
+    running_add(task);
+    send_started(task);
+}
+
+/* What a child writes. */
+
+/* Keeps up to the task's limit of a stdout or stderr stream; past it, marks
+ * the stream truncated and kills the task for flooding. */
+static void capture(struct task *task, enum stream stream, const unsigned char *data,
+                    size_t length)
+{
+    struct buf *kept = &task->captured[stream];
+    size_t room = kept->length < task->limit ? task->limit - kept->length : 0;
+    buf_append(kept, data, length < room ? length : room);
+    if (length <= room)
+        return;
+    task->flags |= stream == STREAM_STDOUT ? TW_FLAG_STDOUT_TRUNCATED : TW_FLAG_STDERR_TRUNCATED;
+    if (!(task->flags & TW_FLAG_OUTPUT_LIMIT)) {
+        task->flags |= TW_FLAG_OUTPUT_LIMIT;
+        signal_task(task, SIGKILL);
+    }
+}
+
+/* Forwards a fraction now, or holds it until the task's interval passed. */
+static void offer_progress(struct task *task, double fraction)
+{
+    if (isnan(fraction))
+        return;
+    fraction = fraction < 0.0 ? 0.0 : fraction > 1.0 ? 1.0 : fraction;
+    if (!task->progress_sent || zygote.now_ns - task->progress_sent_ns >= PROGRESS_INTERVAL_NS) {
+        send_progress(task, fraction);
+        return;
+    }
+    if (!task->progress_pending) {
+        task->progress_pending = true;
+        zygote.progress_pending_count++;
+    }
+    task->progress_value = fraction;
+}
+
+static bool channel_frame_valid(const struct task *task, const struct channel_header *header)
+{
+    switch (header->type) {
+    case CHANNEL_PROGRESS:
+    case CHANNEL_PEAK:
+    case CHANNEL_CRASH:
+        return header->length == 8;
+    case CHANNEL_RESULT:
+        return header->length >= 1 && header->length - 1 <= task->limit;
+    }
+    return false;
+}
+
+static void channel_frame(struct task *task, uint32_t type, const unsigned char *payload,
+                          uint32_t length)
+{
+    switch (type) {
+    case CHANNEL_PROGRESS: {
+        double fraction;
+        memcpy(&fraction, payload, sizeof fraction);
+        offer_progress(task, fraction);
+        break;
+    }
+    case CHANNEL_RESULT:
+        task->result.length = 0;
+        buf_append(&task->result, payload + 1, length - 1);
+        task->flags |= TW_FLAG_HAS_RESULT;
+        if (payload[0])
+            task->flags |= TW_FLAG_RESULT_TRUNCATED;
+        else
+            task->flags &= ~(uint32_t)TW_FLAG_RESULT_TRUNCATED;
+        break;
+    case CHANNEL_CRASH:
+        task->flags |= TW_FLAG_CRASH_REPORTED;
+        memcpy(&task->vm_peak, payload, sizeof task->vm_peak);
+        break;
+    case CHANNEL_PEAK:
+        memcpy(&task->vm_peak, payload, sizeof task->vm_peak);
+        break;
+    }
+}
+
+/* Appends channel bytes and handles every complete frame. The channel is
+ * the executor's to abuse, so anything malformed gets the task killed. */
+static void channel_take(struct task *task, const unsigned char *data, size_t length)
+{
+    struct buf *channel = &task->channel;
+    buf_append(channel, data, length);
+    size_t at = 0;
+    while (channel->length - at >= sizeof(struct channel_header)) {
+        struct channel_header header;
+        memcpy(&header, channel->data + at, sizeof header);
+        if (!channel_frame_valid(task, &header)) {
+            worker_log("task %llu (pid %ld) wrote malformed data on its channel; killing it",
+                       (unsigned long long)task->token, (long)task->pid);
+            signal_task(task, SIGKILL);
+            close_stream(task, STREAM_CHANNEL);
+            channel->length = 0;
+            return;
+        }
+        if (channel->length - at - sizeof header < header.length)
+            break;
+        channel_frame(task, header.type, channel->data + at + sizeof header, header.length);
+        at += sizeof header + header.length;
+    }
+    buf_consume(channel, at);
+}
+
+/* Reads once from one of a task's pipes. Returns true when data arrived;
+ * closes the stream at its end. */
+static bool read_stream(struct task *task, enum stream stream)
+{
+    ssize_t got = RETRY(read(task->fds[stream], scratch, sizeof scratch));
+    if (got > 0) {
+        if (stream == STREAM_CHANNEL)
+            channel_take(task, scratch, (size_t)got);
+        else
+            capture(task, stream, scratch, (size_t)got);
+        return true;
+    }
+    if (got == -1 && errno == EAGAIN)
+        return false;
+    if (got == -1)
+        worker_log("reading from pid %ld: %s", (long)task->pid, strerror(errno));
+    close_stream(task, stream);
+    return false;
+}
+
+/* Ending a microtask. */
+
+static void finish_task(struct task *task, int status, const struct rusage *usage)
+{
+    uint64_t wall_us = (monotonic_ns() - task->started_ns) / 1000;
+    task->alive = false;
+    for (int s = 0; s < STREAM_COUNT; s++) {
+        for (int reads = 0; reads < DRAIN_READS && task->fds[s] != -1; reads++) {
+            if (!read_stream(task, (enum stream)s))
+                break;
+        }
+        close_stream(task, (enum stream)s);
+    }
+    if (task->progress_pending)
+        send_progress(task, task->progress_value);
+    send_done(task, status, usage, wall_us);
+    running_remove(task);
+    task_release(task);
+}
+
+/* Reaps every child that exited. Each one is first looked at without
+ * reaping it: while its zombie exists, its pid cannot be reused, so killing
+ * its process group cannot hit anyone else. */
+static void reap_children(void)
+{
+    struct signalfd_siginfo signals[16];
+    /* SIGCHLDs coalesce; the signalfd is only a wake-up, emptied here. */
+    while (RETRY(read(zygote.signal_fd, signals, sizeof signals)) > 0)
+        continue;
+    for (;;) {
+        siginfo_t exited = {0};
+        if (RETRY(waitid(P_ALL, 0, &exited, WEXITED | WNOHANG | WNOWAIT)) == -1) {
+            if (errno != ECHILD)
+                worker_log("waitid: %s", strerror(errno));
+            return;
+        }
+        pid_t pid = exited.si_pid;
+        if (pid == 0)
+            return;
+        struct task *task = running_by_pid(pid);
+        if (task != NULL && killpg(pid, SIGKILL) == -1 && errno != ESRCH)
+            worker_log("killing process group %ld: %s", (long)pid, strerror(errno));
+        int status;
+        struct rusage usage;
+        if (RETRY(wait4(pid, &status, WNOHANG, &usage)) != pid) {
+            worker_log("reaping pid %ld: %s", (long)pid, strerror(errno));
+            return;
+        }
+        if (task != NULL)
+            finish_task(task, status, &usage);
+    }
+}
+
+/* Progress that waited for its interval. */
+
+static void forward_due_progress(void)
+{
+    for (size_t i = 0; i < zygote.running_count && zygote.progress_pending_count > 0; i++) {
+        struct task *task = zygote.running[i];
+        if (task->progress_pending &&
+            zygote.now_ns - task->progress_sent_ns >= PROGRESS_INTERVAL_NS)
+            send_progress(task, task->progress_value);
+    }
+}
+
+/* Milliseconds until held progress is due, or -1 when none is held. */
+static int progress_timeout(void)
+{
+    if (zygote.progress_pending_count == 0)
+        return -1;
+    uint64_t soonest = UINT64_MAX;
+    for (size_t i = 0; i < zygote.running_count; i++) {
+        const struct task *task = zygote.running[i];
+        uint64_t due = task->progress_sent_ns + PROGRESS_INTERVAL_NS;
+        if (task->progress_pending && due < soonest)
+            soonest = due;
+    }
+    uint64_t now = monotonic_ns();
+    return soonest <= now ? 0 : (int)((soonest - now + 999999) / 1000000);
+}
+
+/* Frames from the daemon. */
+
+static bool accepting_input(void)
+{
+    return output_waiting() < OUTPUT_HIGH_WATER;
+}
+
+/* Returns the length prefix of the frame at `data` (which has `available`
+ * bytes), exiting when it is impossible; 0 when fewer than 4 bytes are in. */
+static uint32_t frame_length(const unsigned char *data, size_t available)
+{
+    if (available < 4)
+        return 0;
+    uint32_t length = wire_peek_u32(data);
+    if (length == 0 || length > TW_MAX_FRAME)
+        malformed("frame length");
+    return length;
+}
+
+static bool frame_buffered(void)
+{
+    uint32_t length = frame_length(zygote.input.data, zygote.input.length);
+    return length > 0 && zygote.input.length - 4 >= length;
+}
+
+static void receive_input(void)
+{
+    size_t want = READ_CHUNK;
+    uint32_t length = frame_length(zygote.input.data, zygote.input.length);
+    if (length > 0 && 4 + (size_t)length > zygote.input.length + want)
+        want = 4 + (size_t)length - zygote.input.length;
+    buf_reserve(&zygote.input, want);
+    ssize_t got = RETRY(recv(DAEMON_FD, zygote.input.data + zygote.input.length, want,
+                             MSG_DONTWAIT));
+    if (got > 0) {
+        zygote.input.length += (size_t)got;
+        return;
+    }
+    if (got == 0)
+        shut_down(EXIT_SUCCESS);
+    if (errno == EAGAIN)
+        return;
+    if (errno == ECONNRESET) {
+        worker_log("the daemon reset the connection");
+        shut_down(EXIT_SUCCESS);
+    }
+    worker_log("reading from the daemon: %s", strerror(errno));
+    shut_down(EXIT_FAILURE);
+}
+
+static void handle_frame(uint8_t type, struct wire_reader *reader)
+{
+    switch (type) {
+    case TW_MSG_STAGE: {
+        struct stage *stage = stage_decode(reader);
+        if (stage == NULL)
+            malformed("STAGE frame");
+        stage->executor = loader_find_executor(&zygote.plugins, stage->executor_name, NULL);
+        stage_table_put(&zygote.stages, stage);
+        return;
+    }
+    case TW_MSG_TASK: {
+        uint64_t token = wire_get_u64(reader);
+        uint32_t stage_id = wire_get_u32(reader);
+        uint64_t index = wire_get_u64(reader);
+        uint32_t item_length;
+        const char *item = wire_get_str(reader, &item_length);
+        if (!wire_reader_complete(reader))
+            malformed("TASK frame");
+        start_task(token, stage_id, index, item, item_length);
+        return;
+    }
+    case TW_MSG_KILL: {
+        uint64_t token = wire_get_u64(reader);
+        uint32_t signo = wire_get_u32(reader);
+        if (!wire_reader_complete(reader))
+            malformed("KILL frame");
+        if (signo == 0 || signo >= NSIG) {
+            worker_log("ignoring KILL with signal %u", signo);
+            return;
+        }
+        for (size_t i = 0; i < zygote.running_count; i++) {
+            if (zygote.running[i]->token == token) {
+                signal_task(zygote.running[i], (int)signo);
+                return;
+            }
+        }
+        return; /* the task ended already */
+    }
+    case TW_MSG_FORGET_STAGE: {
+        uint32_t stage_id = wire_get_u32(reader);
+        if (!wire_reader_complete(reader))
+            malformed("FORGET_STAGE frame");
+        /* Children of the stage that are running keep their own copy. */
+        stage_table_forget(&zygote.stages, stage_id);
+        return;
+    }
+    default:
+        malformed("frame type");
+    }
+}
+
+/* Handles up to FRAMES_PER_TURN complete frames of the input. */
+static void handle_input(void)
+{
+    size_t at = 0;
+    for (int handled = 0; handled < FRAMES_PER_TURN && accepting_input(); handled++) {
+        uint32_t length = frame_length(zygote.input.data + at, zygote.input.length - at);
+        if (length == 0 || zygote.input.length - at - 4 < length)
+            break;
+        struct wire_reader reader = {
+            .cursor = zygote.input.data + at + 5,
+            .left = length - 1,
+        };
+        handle_frame(zygote.input.data[at + 4], &reader);
+        at += 4 + (size_t)length;
+    }
+    buf_consume(&zygote.input, at);
+    if (zygote.input.length == 0)
+        buf_reset(&zygote.input, KEEP_CAPACITY);
+}
+
+/* The loop. */
+
+/* Fills the pollfd array: the daemon socket, the signalfd, then every open
+ * pipe of every task. Returns the number of entries. */
+static size_t build_poll_set(void)
+{
+    size_t needed = 2 + STREAM_COUNT * zygote.running_count;
+    if (needed > zygote.poll_capacity) {
+        size_t capacity = zygote.poll_capacity ? zygote.poll_capacity : 64;
+        while (capacity < needed)
+            capacity *= 2;
+        zygote.poll_fds = xrealloc(zygote.poll_fds, capacity * sizeof *zygote.poll_fds);
+        zygote.poll_targets = xrealloc(zygote.poll_targets,
+                                       capacity * sizeof *zygote.poll_targets);
+        zygote.poll_capacity = capacity;
+    }
+    short daemon_events = (short)((accepting_input() ? POLLIN : 0) |
+                                  (output_waiting() > 0 ? POLLOUT : 0));
+    zygote.poll_fds[0] = (struct pollfd){.fd = DAEMON_FD, .events = daemon_events};
+    zygote.poll_fds[1] = (struct pollfd){.fd = zygote.signal_fd, .events = POLLIN};
+    size_t count = 2;
+    for (size_t i = 0; i < zygote.running_count; i++) {
+        struct task *task = zygote.running[i];
+        for (int s = 0; s < STREAM_COUNT; s++) {
+            if (task->fds[s] == -1)
+                continue;
+            zygote.poll_fds[count] = (struct pollfd){.fd = task->fds[s], .events = POLLIN};
+            zygote.poll_targets[count] = (struct poll_target){task, (enum stream)s};
+            count++;
+        }
+    }
+    return count;
+}
+
+static _Noreturn void run(void)
+{
+    for (;;) {
+        size_t count = build_poll_set();
+        int timeout = accepting_input() && frame_buffered() ? 0 : progress_timeout();
+        if (RETRY(poll(zygote.poll_fds, count, timeout)) == -1) {
+            worker_log("poll: %s", strerror(errno));
+            shut_down(EXIT_FAILURE);
+        }
+        zygote.now_ns = monotonic_ns();
+        for (size_t i = 2; i < count; i++) {
+            if (zygote.poll_fds[i].revents != 0)
+                read_stream(zygote.poll_targets[i].task, zygote.poll_targets[i].stream);
+        }
+        if (zygote.poll_fds[1].revents != 0)
+            reap_children();
+        if (zygote.poll_fds[0].revents & (POLLIN | POLLHUP | POLLERR))
+            receive_input();
+        handle_input();
+        forward_due_progress();
+        flush_output();
+    }
+}
+
+/* Setting up. */
+
+/* Raises the soft descriptor limit to the hard one, since every running
+ * task holds three pipes. Stores the old limit (for the children) and
+ * returns true when it changed. */
+static bool raise_descriptor_limit(struct rlimit *original)
+{
+    if (getrlimit(RLIMIT_NOFILE, original) == -1 || original->rlim_cur >= original->rlim_max)
+        return false;
+    struct rlimit raised = {original->rlim_max, original->rlim_max};
+    return setrlimit(RLIMIT_NOFILE, &raised) == 0;
+}
+
+int zygote_main(int file_count, char **files)
+{
+    int type;
+    socklen_t type_length = sizeof type;
+    if (getsockopt(DAEMON_FD, SOL_SOCKET, SO_TYPE, &type, &type_length) == -1 ||
+        type != SOCK_STREAM) {
+        worker_log("standard input must be a stream socket connected to tesserad");
+        return EXIT_FAILURE;
+    }
+
+    char **problems = xcalloc((size_t)file_count, sizeof *problems);
+    size_t problem_count = 0;
+    for (int i = 0; i < file_count; i++) {
+        char *path = loader_absolute_path(files[i]);
+        if (loader_load(&zygote.plugins, path, &problems[problem_count]) != 0)
+            problem_count++;
+        free(path);
+    }
+    /* Anything a plugin's entry point left in a stdio buffer is written
+     * now, or every child would inherit the buffer and write it again. */
+    fflush(NULL);
+
+    struct rlimit original_nofile;
+    bool raised = raise_descriptor_limit(&original_nofile);
+    sigset_t child_signals;
+    sigemptyset(&child_signals);
+    sigaddset(&child_signals, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &child_signals, NULL) == -1 ||
+        (zygote.signal_fd = signalfd(-1, &child_signals, SFD_NONBLOCK | SFD_CLOEXEC)) == -1) {
+        worker_log("cannot watch for SIGCHLD: %s", strerror(errno));
+        return EXIT_FAILURE;
+    }
+    int devnull_fd = (int)RETRY(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (devnull_fd == -1) {
+        worker_log("cannot open /dev/null: %s", strerror(errno));
+        return EXIT_FAILURE;
+    }
+    child_prepare(devnull_fd, raised ? &original_nofile : NULL);
+
+    send_hello(problems, problem_count);
+    for (size_t i = 0; i < problem_count; i++)
+        free(problems[i]);
+    free(problems);
+    run();
+}

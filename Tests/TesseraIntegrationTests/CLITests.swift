@@ -1,0 +1,72 @@
+// The tessera CLI against a real daemon: tables for people, JSON for
+// programs, exit codes that say whether a run succeeded, and errors
+// written as sentences.
+
+import TesseraProtocol
+import Testing
+
+@Suite("CLI")
+struct CLITests {
+    @Test("the README's first session works")
+    func firstSession() throws {
+        let daemon = try Daemon(jobs: [
+            "hello.yaml": helloJob,
+            "failing.yaml": "name: failing\nexecutor: shell\nparams: {command: ['false']}\n",
+        ])
+        let status = daemon.cli(["status"])
+        #expect(status.status == 0)
+        #expect(status.stdout.contains("0 running of 2 slots"))
+
+        let jobs = daemon.cli(["jobs"])
+        #expect(jobs.stdout.split(separator: "\n").first?.hasPrefix("JOB") == true)
+        #expect(jobs.stdout.contains("hello"))
+
+        let run = daemon.cli(["run", "hello", "--wait"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("run 1 succeeded: 3 succeeded, 0 failed"))
+
+        let tasks = daemon.cli(["tasks", "1"])
+        let lines = tasks.stdout.split(separator: "\n")
+        #expect(lines.count == 4)
+        #expect(lines[1].contains("alpha") && lines[1].contains("succeeded"))
+
+        let json = daemon.cli(["tasks", "1", "--json"])
+        let parsed = try JSON.parse(json.stdout.trimmingWhitespace)
+        #expect(parsed.arrayValue?.count == 3)
+
+        let output = daemon.cli(["output", "1", "2"])
+        #expect(output.stdout == "hello gamma\n")
+
+        let failing = daemon.cli(["run", "failing", "--wait"])
+        #expect(failing.status == 1)
+        #expect(failing.stdout.contains("failed"))
+
+        let runs = daemon.cli(["runs", "--json"])
+        #expect(try JSON.parse(runs.stdout.trimmingWhitespace).arrayValue?.count == 2)
+    }
+
+    @Test("errors read as sentences, not JSON")
+    func errors() throws {
+        let daemon = try Daemon(jobs: ["hello.yaml": helloJob])
+        let unknown = daemon.cli(["run", "nope"])
+        #expect(unknown.status != 0)
+        #expect(unknown.stderr.contains("no job named \"nope\""))
+        #expect(!unknown.stderr.contains("{"))
+
+        let missing = daemon.cli(["show", "77"])
+        #expect(missing.stderr.contains("no run with id 77"))
+
+        let badParam = daemon.cli(["run", "hello", "--param", "colour=red"])
+        #expect(badParam.stderr.contains("invalid parameter \"colour\""))
+
+        let noDaemon = runProgram(["\(binDirectory)/tessera", "status", "--socket", "/nonexistent/sock"])
+        #expect(noDaemon.status != 0)
+        #expect(noDaemon.stderr.contains("cannot connect to /nonexistent/sock"))
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        String(self.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
+}

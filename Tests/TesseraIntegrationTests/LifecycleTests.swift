@@ -1,0 +1,73 @@
+// Restarts and reloads: accepted work survives a daemon that is killed, a
+// reload picks up new job files, and a broken reload keeps what runs.
+
+import TesseraProtocol
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite("Lifecycle")
+struct LifecycleTests {
+    @Test("a run accepted before the daemon was killed finishes after a restart")
+    func recoveryAfterKill() throws {
+        let daemon = try Daemon(jobs: [
+            "batch.yaml": "name: batch\nexecutor: shell\nparams: {command: [sleep, '0.3']}\nrange: {from: 0, to: 8}\n"
+        ])
+        let id = try daemon.startRun("batch")
+        try waitUntil("some microtasks to finish") {
+            let run = RunInfo(json: try daemon.call("GetRun", ["id": .int(id)])["run"] ?? .null)
+            return (run?.counts.succeeded ?? 0) >= 2
+        }
+        daemon.stop(signal: SIGKILL)
+        try daemon.start()
+        let run = try daemon.wait(forRun: id)
+        #expect(run.state == .succeeded)
+        #expect(run.counts.succeeded == 8)
+        #expect(try daemon.startRun("batch") == id + 1, "ids keep counting after a restart")
+    }
+
+    @Test("reload adds new jobs; a broken job file keeps the running configuration")
+    func reload() throws {
+        let daemon = try Daemon(jobs: ["hello.yaml": helloJob])
+        writeFile(daemon.jobsDirectory + "/second.yaml", "name: second\nexecutor: noop\n")
+        let reply = try daemon.call("Reload")
+        #expect(reply["jobs"]?.intValue == 2)
+
+        writeFile(daemon.jobsDirectory + "/third.yaml", "name: third\nexecutor: noop\nitems: {a: 1}\n")
+        #expect {
+            try daemon.call("Reload")
+        } throws: { error in
+            guard case VarlinkClientError.remote(let name, let parameters) = error else { return false }
+            let errors = parameters["errors"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            return name == ManagerError.reloadFailed
+                && errors.contains { $0.hasPrefix(daemon.jobsDirectory + "/third.yaml:3:8: items:") }
+        }
+        let jobs = try daemon.call("ListJobs")["jobs"]?.arrayValue?.compactMap { $0["name"]?.stringValue }
+        #expect(jobs == ["hello", "second"])
+
+        kill(daemon.pid, SIGHUP)
+        try waitUntil("SIGHUP's reload to be logged") {
+            daemon.log.contains("reload: \(daemon.jobsDirectory)/third.yaml")
+        }
+        #expect(daemon.isAlive)
+    }
+
+    @Test("SIGTERM stops the daemon cleanly and removes its socket")
+    func terminate() throws {
+        let daemon = try Daemon()
+        let status = daemon.stop(signal: SIGTERM)
+        #expect(status == 0, "exit status \(status): \(daemon.log)")
+        #expect(access(daemon.socket, F_OK) != 0)
+    }
+
+    @Test("a second daemon on the same socket refuses to start")
+    func secondDaemon() throws {
+        let daemon = try Daemon()
+        let second = runProgram(["\(binDirectory)/tesserad", "--config", daemon.configPath])
+        #expect(second.status == 1)
+        #expect(second.stderr.contains("another tesserad is already"))
+        #expect(try daemon.call("GetStatus")["status"] != nil)
+    }
+}
