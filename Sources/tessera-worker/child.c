@@ -11,8 +11,9 @@
  *   3. Descriptors: /dev/null, the two output pipes and the channel at
  *      0 to 3, everything else closed, before any plugin code runs.
  *   4. Signal dispositions and mask back to the defaults.
- *   5. The alternate signal stack (allocated once in the zygote) is set
- *      before the resource limits, so a memory limit cannot take it away.
+ *   5. The task the executor sees is built, and the alternate signal
+ *      stack (allocated once in the zygote) is put in place, before the
+ *      resource limits, so a tight memory limit cannot make them fail.
  *   6. Resource limits, then no_new_privs, then the crash handlers, then
  *      the executor.
  */
@@ -184,11 +185,15 @@ static void apply_limits(const struct stage_limits *limits)
 }
 
 /* Returns the process's peak address space in bytes (VmPeak), or 0 when it
- * cannot be read. Async-signal-safe: open/read/close and hand-written
- * parsing only. */
+ * cannot be read. Called only once the executor is done (returned or
+ * crashing). Async-signal-safe: open/read/close and hand-written parsing
+ * only. */
 static uint64_t read_vm_peak(void)
 {
     char text[4096];
+    /* An executor may leak descriptors up to its limit; giving up standard
+     * input, which nothing needs any more, leaves one for the open. */
+    close(STDIN_FILENO);
     int fd = (int)RETRY(open("/proc/self/status", O_RDONLY | O_CLOEXEC));
     if (fd == -1)
         return 0;

@@ -112,43 +112,36 @@ static const char *substitute(const char *text, const char *item)
 
 /* Returns the values of parameter `p` with {{item}} substituted where the
  * ABI says it is: strings, list elements and map values (not map keys, and
- * not the text of numbers or booleans). */
+ * not the text of numbers or booleans). The stage's own array is returned
+ * when nothing changes; otherwise a copy with the changed values. */
 static const char *const *resolve(struct tessera_task *task, uint32_t p)
 {
     if (task->resolved[p] != NULL)
         return task->resolved[p];
     const struct stage_param *param = &task->stage->params[p];
-    const char *const *values = param->values;
-    uint32_t first, step;
-    switch (param->type) {
-    case TESSERA_PARAM_STRING:
-    case TESSERA_PARAM_STRING_LIST:
-        first = 0, step = 1;
-        break;
-    case TESSERA_PARAM_STRING_MAP:
-        first = 1, step = 2;
-        break;
-    default:
-        first = param->value_count, step = 1; /* nothing to substitute */
-        break;
+    uint32_t first = 0;
+    uint32_t step = 1;
+    if (param->type == TESSERA_PARAM_STRING_MAP) {
+        first = 1; /* values only, not keys */
+        step = 2;
+    } else if (param->type != TESSERA_PARAM_STRING && param->type != TESSERA_PARAM_STRING_LIST) {
+        first = param->value_count; /* numbers and booleans: nothing to do */
     }
+    const char **copy = NULL;
     for (uint32_t v = first; v < param->value_count; v += step) {
-        const char *replaced = substitute(values[v], task->item);
-        if (replaced == values[v])
+        const char *replaced = substitute(param->values[v], task->item);
+        if (replaced == param->values[v])
             continue;
-        /* The first value that changes: switch to a private copy of the
-         * array, then keep going from here. */
-        if (values == param->values) {
-            const char **copy = malloc(param->value_count * sizeof *copy);
+        if (copy == NULL) {
+            copy = malloc(param->value_count * sizeof *copy);
             if (copy == NULL)
                 out_of_memory("substituting {{item}}");
             memcpy(copy, param->values, param->value_count * sizeof *copy);
-            values = copy;
         }
-        ((const char **)values)[v] = replaced;
+        copy[v] = replaced;
     }
-    task->resolved[p] = values;
-    return values;
+    task->resolved[p] = copy != NULL ? copy : param->values;
+    return task->resolved[p];
 }
 
 /* Finds parameter `name` of the given kind; returns its index or -1. */

@@ -24,6 +24,7 @@
 #include "zygote.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -64,8 +66,14 @@ _Static_assert(3 * (uint64_t)OUTPUT_CAP + 4096 < TW_MAX_FRAME, "DONE must fit in
 #define PROGRESS_INTERVAL_NS 100000000u
 /* While this much output waits for the daemon, no new frames are read. */
 #define OUTPUT_HIGH_WATER ((size_t)32 << 20)
-/* Buffers larger than this are given back when they fall empty. */
-#define KEEP_CAPACITY ((size_t)1 << 20)
+/* Buffers larger than this are given back when they fall empty, and at most
+ * this many finished task records are kept for reuse: memory the zygote
+ * holds on to is memory every fork() has to map into the child. */
+#define KEEP_CAPACITY ((size_t)64 << 10)
+#define TASKS_KEPT 64
+/* Allocations from this size up get their own mapping, so that freeing a
+ * large output buffer gives the memory back to the system at once. */
+#define MMAP_THRESHOLD (128 * 1024)
 /* Reads from each pipe after a child is reaped: enough to empty the largest
  * pipe an unprivileged process can make (1 MiB), yet bounded in case an
  * escaped descendant keeps writing. */
@@ -114,6 +122,7 @@ static struct {
     size_t running_count;
     size_t running_capacity;
     struct task *free_tasks;
+    size_t free_task_count;
     size_t progress_pending_count;
     struct pollfd *poll_fds;
     struct poll_target *poll_targets;
@@ -278,23 +287,29 @@ static void flush_output(void)
 static struct task *task_acquire(void)
 {
     struct task *task = zygote.free_tasks;
-    if (task != NULL)
-        zygote.free_tasks = task->next_free;
-    else
-        task = xcalloc(1, sizeof *task);
+    if (task == NULL)
+        return xcalloc(1, sizeof *task);
+    zygote.free_tasks = task->next_free;
+    zygote.free_task_count--;
     return task;
 }
 
-/* Returns a finished task's record to the free list, keeping its buffers'
- * memory unless a buffer grew large. */
+/* Keeps a finished task's record (and its buffers, unless they grew large)
+ * for the next task, or frees it when enough records are kept already. */
 static void task_release(struct task *task)
 {
+    size_t keep = zygote.free_task_count < TASKS_KEPT ? KEEP_CAPACITY : 0;
     for (int s = 0; s < 2; s++)
-        buf_reset(&task->captured[s], KEEP_CAPACITY);
-    buf_reset(&task->channel, KEEP_CAPACITY);
-    buf_reset(&task->result, KEEP_CAPACITY);
+        buf_reset(&task->captured[s], keep);
+    buf_reset(&task->channel, keep);
+    buf_reset(&task->result, keep);
+    if (keep == 0) {
+        free(task);
+        return;
+    }
     task->next_free = zygote.free_tasks;
     zygote.free_tasks = task;
+    zygote.free_task_count++;
 }
 
 static void running_add(struct task *task)
@@ -566,9 +581,11 @@ static void finish_task(struct task *task, int status, const struct rusage *usag
     task_release(task);
 }
 
-/* Reaps every child that exited. Each one is first looked at without
- * reaping it: while its zombie exists, its pid cannot be reused, so killing
- * its process group cannot hit anyone else. */
+/* Reaps every child that exited: the tasks' processes, and their orphaned
+ * descendants (the zygote is their subreaper), which are just released.
+ * Each one is first looked at without reaping it: while its zombie exists,
+ * its pid cannot be reused, so killing its process group cannot hit anyone
+ * else. */
 static void reap_children(void)
 {
     struct signalfd_siginfo signals[16];
@@ -652,12 +669,16 @@ static bool frame_buffered(void)
     return length > 0 && zygote.input.length - 4 >= length;
 }
 
+/* Reads what the daemon sent: up to READ_CHUNK bytes in all, or as much as
+ * the frame being received still needs. Exits on EOF or a broken socket. */
 static void receive_input(void)
 {
-    size_t want = READ_CHUNK;
+    size_t want = zygote.input.length < READ_CHUNK ? READ_CHUNK - zygote.input.length : 0;
     uint32_t length = frame_length(zygote.input.data, zygote.input.length);
     if (length > 0 && 4 + (size_t)length > zygote.input.length + want)
         want = 4 + (size_t)length - zygote.input.length;
+    if (want == 0)
+        return; /* complete frames wait to be handled first */
     buf_reserve(&zygote.input, want);
     ssize_t got = RETRY(recv(DAEMON_FD, zygote.input.data + zygote.input.length, want,
                              MSG_DONTWAIT));
@@ -765,8 +786,10 @@ static size_t build_poll_set(void)
                                        capacity * sizeof *zygote.poll_targets);
         zygote.poll_capacity = capacity;
     }
-    short daemon_events = (short)((accepting_input() ? POLLIN : 0) |
-                                  (output_waiting() > 0 ? POLLOUT : 0));
+    /* The daemon's socket is read only when every complete frame has been
+     * handled, so a burst waits in the socket, not in the zygote. */
+    bool want_input = accepting_input() && !frame_buffered();
+    short daemon_events = (short)((want_input ? POLLIN : 0) | (output_waiting() > 0 ? POLLOUT : 0));
     zygote.poll_fds[0] = (struct pollfd){.fd = DAEMON_FD, .events = daemon_events};
     zygote.poll_fds[1] = (struct pollfd){.fd = zygote.signal_fd, .events = POLLIN};
     size_t count = 2;
@@ -830,6 +853,10 @@ int zygote_main(int file_count, char **files)
         return EXIT_FAILURE;
     }
 
+    /* A fixed threshold also turns off glibc's habit of raising it after
+     * large frees, which would leave big buffers on the heap. */
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+
     char **problems = xcalloc((size_t)file_count, sizeof *problems);
     size_t problem_count = 0;
     for (int i = 0; i < file_count; i++) {
@@ -852,6 +879,12 @@ int zygote_main(int file_count, char **files)
         worker_log("cannot watch for SIGCHLD: %s", strerror(errno));
         return EXIT_FAILURE;
     }
+    /* Descendants of a microtask that outlive its process (until the
+     * SIGKILL to its group lands) are reparented to the zygote, which reaps
+     * them with its own children, so they never pile up as zombies under
+     * an init that does not reap. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
+        worker_log("cannot become a child subreaper: %s", strerror(errno));
     int devnull_fd = (int)RETRY(open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (devnull_fd == -1) {
         worker_log("cannot open /dev/null: %s", strerror(errno));
