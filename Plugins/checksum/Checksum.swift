@@ -17,7 +17,7 @@ private func permanent(_ s: String) -> UnsafePointer<CChar> {
     UnsafePointer(strdup(s)!)
 }
 
-private let params: UnsafeMutablePointer<tessera_param> = {
+nonisolated(unsafe) private let params: UnsafeMutablePointer<tessera_param> = {
     let p = UnsafeMutablePointer<tessera_param>.allocate(capacity: 1)
     p.initialize(
         to: tessera_param(
@@ -26,7 +26,7 @@ private let params: UnsafeMutablePointer<tessera_param> = {
     return p
 }()
 
-private let executors: UnsafeMutablePointer<tessera_executor> = {
+nonisolated(unsafe) private let executors: UnsafeMutablePointer<tessera_executor> = {
     let e = UnsafeMutablePointer<tessera_executor>.allocate(capacity: 1)
     e.initialize(
         to: tessera_executor(
@@ -36,7 +36,7 @@ private let executors: UnsafeMutablePointer<tessera_executor> = {
     return e
 }()
 
-private let plugin: UnsafeMutablePointer<tessera_plugin> = {
+nonisolated(unsafe) private let plugin: UnsafeMutablePointer<tessera_plugin> = {
     let p = UnsafeMutablePointer<tessera_plugin>.allocate(capacity: 1)
     p.initialize(
         to: tessera_plugin(

@@ -46,6 +46,10 @@ public final class Daemon {
     lazy var watchTimer = Timer(loop: loop)
     var watchTimerArmed = false
     var shuttingDown = false
+    var signalWatchers: [SignalWatcher] = []
+    var flusher: Check?
+    /// Kills workers that have not exited a while after shutdown began.
+    lazy var shutdownTimer = Timer(loop: loop)
     var exitCode: Int32 = 0
 
     // Control socket (see Control.swift).
@@ -136,6 +140,11 @@ public final class Daemon {
     /// Starts the worker, recovers unfinished runs, opens the control socket
     /// and runs the loop until shutdown. Returns the process exit code.
     public func run() -> Int32 {
+        // A mask inherited from whoever started us (a test runner's thread,
+        // a shell) would hide SIGCHLD from libuv and SIGTERM from us.
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        sigprocmask(SIG_SETMASK, &empty, nil)
         signal(SIGPIPE, SIG_IGN)
         do {
             try openControlSocket()
@@ -145,21 +154,19 @@ public final class Daemon {
         }
         startWorker()
         recoverRuns()
-        let signals = [
+        signalWatchers = [
             SignalWatcher(loop: loop, signal: SIGTERM) { [unowned self] _ in self.shutdown(reason: "SIGTERM") },
             SignalWatcher(loop: loop, signal: SIGINT) { [unowned self] _ in self.shutdown(reason: "SIGINT") },
             SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in
                 if let errors = self.reload() { errors.forEach { logError("reload: \($0)") } }
             },
         ]
-        let flusher = Check(loop: loop) { [unowned self] in self.flush() }
+        flusher = Check(loop: loop) { [unowned self] in self.flush() }
         logInfo(
             "tesserad \(tesseraVersion) ready on \(config.socket): \(loaded.jobs.count) job(s), "
                 + "\(loaded.catalog.plugins.count) plugin(s), \(config.slots) slot(s)")
         loop.run()
         flush()
-        signals.forEach { $0.close() }
-        flusher.close()
         if !loop.closeAll() { logWarning("event loop closed with handles still open") }
         return exitCode
     }
@@ -368,9 +375,10 @@ public final class Daemon {
 
     // MARK: Shutdown
 
-    /// Stops accepting work, stops the worker (which kills the microtasks'
-    /// process groups) and lets the loop end. Microtasks that were running
-    /// are queued again by the next start.
+    /// Stops accepting work and stops the worker, which kills the
+    /// microtasks' process groups. Microtasks that were running stay
+    /// `running` in the store and are queued again by the next start. The
+    /// loop ends when the last handle is closed.
     func shutdown(reason: String) {
         guard !shuttingDown else { return }
         shuttingDown = true
@@ -383,6 +391,18 @@ public final class Daemon {
         limitTimer.close()
         restartTimer.close()
         watchTimer.close()
+        signalWatchers.forEach { $0.close() }
+        signalWatchers.removeAll()
+        flush()
+        flusher?.close()
+        flusher = nil
+        if workers.isEmpty {
+            shutdownTimer.close()
+        } else {
+            shutdownTimer.start(after: 5000) { [unowned self] in
+                for worker in self.workers { worker.process.kill(signal: SIGKILL) }
+            }
+        }
     }
 }
 

@@ -213,6 +213,7 @@ extension Daemon {
         switch event {
         case let .hello(pid, problems):
             worker.ready = true
+            workerRestartDelay = 100
             for problem in problems { logWarning("worker \(pid): \(problem)") }
             logDebug("worker \(pid) is ready")
             dispatch()
@@ -375,6 +376,12 @@ extension Daemon {
     /// the queue.
     func workerDied(_ worker: WorkerSlot, how: String) {
         workers.removeAll { $0 === worker }
+        if shuttingDown {
+            // Its microtasks stay recorded as running; the next start
+            // queues them again.
+            if workers.isEmpty { shutdownTimer.close() }
+            return
+        }
         let lost = runningTasks.filter { $0.value.worker === worker }
         for (token, task) in lost {
             runningTasks.removeValue(forKey: token)
@@ -387,7 +394,6 @@ extension Daemon {
         }
         if worker === currentWorker {
             currentWorker = nil
-            guard !shuttingDown else { return }
             logError("worker \(worker.process.pid) \(how); starting a new one")
             scheduleWorkerRestart()
         }

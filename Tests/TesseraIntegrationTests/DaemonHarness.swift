@@ -127,7 +127,9 @@ func runProgram(_ arguments: [String], environment: [String: String] = [:], stdi
         cEnvironment.forEach { free($0) }
     }
     var pid: pid_t = 0
-    let rc = posix_spawnp(&pid, arguments[0], &actions, nil, &cArguments, &cEnvironment)
+    let rc = withCleanSpawnAttributes { attributes in
+        posix_spawnp(&pid, arguments[0], &actions, &attributes, &cArguments, &cEnvironment)
+    }
     guard rc == 0 else { return (127, "", "cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -135,8 +137,40 @@ func runProgram(_ arguments: [String], environment: [String: String] = [:], stdi
     return (code, readFile(out), readFile(err))
 }
 
+/// Removes a file or a directory tree.
+/// Spawn attributes that give the child an empty signal mask and default
+/// dispositions, whatever the test runner's thread had.
+func withCleanSpawnAttributes(_ body: (inout posix_spawnattr_t) -> Int32) -> Int32 {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    var all = sigset_t()
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    return body(&attributes)
+}
+
 func removeTree(_ path: String) {
-    _ = runProgram(["rm", "-rf", path])
+    var info = stat()
+    guard lstat(path, &info) == 0 else { return }
+    if info.st_mode & S_IFMT == S_IFDIR, let dir = opendir(path) {
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(dir)
+        names.forEach { removeTree(path + "/" + $0) }
+        rmdir(path)
+    } else {
+        unlink(path)
+    }
 }
 
 /// A tesserad started for one test.
@@ -192,6 +226,8 @@ final class Daemon {
         let arguments = ["\(binDirectory)/tesserad", "--config", configPath, "--log-level", "debug"]
         var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) } }
+        // Spawned with the test thread's signal mask on purpose: tesserad
+        // must clear an inherited mask itself (it did not once, and hung).
         let rc = posix_spawn(&pid, arguments[0], &actions, nil, &cArguments, environ)
         guard rc == 0 else {
             throw HarnessError(description: "cannot start tesserad: \(String(cString: strerror(rc)))")

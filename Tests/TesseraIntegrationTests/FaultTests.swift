@@ -39,7 +39,7 @@ struct FaultTests {
         #expect(tasks["abort"]?.signal == "SIGABRT")
         #expect(tasks["abort"]?.reason == "killed by SIGABRT")
         #expect(tasks["spin"]?.reason == "cpu limit 1s exceeded")
-        #expect((tasks["spin"]?.cpuSeconds ?? 0) >= 0.9)
+        #expect((tasks["spin"]?.cpuSeconds ?? 0) >= 0.5, "the CPU limit is checked at the scheduler tick")
         #expect(tasks["sleep"]?.reason == "wall time limit 1s exceeded")
         #expect(tasks["sleep"]?.signal == "SIGKILL", "it ignores SIGTERM, so SIGKILL ends it")
         #expect(tasks["balloon"]?.reason == "memory limit 256MiB exceeded")
@@ -55,7 +55,8 @@ struct FaultTests {
         #expect(ok.count == 8)
         #expect(ok.allSatisfy { $0.state == .succeeded && $0.result == $0.item })
 
-        let flood = try #require(try daemon.output(id, try #require(tasks["flood"]?.index)))
+        let floodIndex = try #require(tasks["flood"]?.index)
+        let flood = try #require(try daemon.output(id, floodIndex))
         #expect(flood.stdout.utf8.count == 64 * 1024, "output is kept up to the limit, no more")
 
         #expect(daemon.isAlive)

@@ -65,7 +65,7 @@ struct PluginLoadingTests {
             ))
         #expect(
             result.stderr.contains(
-                "\(daemon.jobsDirectory)/limits.yaml:3:19: limits.memory: expected a size such as 256MiB, found \"lots\""
+                "\(daemon.jobsDirectory)/limits.yaml:3:18: limits.memory: expected a size such as 256MiB, found \"lots\""
             ))
         #expect(result.stdout.contains("job hello"))
 
