@@ -239,41 +239,7 @@ public final class Daemon {
 
     /// Creates a run of a job with run-time parameter overrides.
     func startRun(jobName: String, overrides: [(String, String)]) throws(ControlError) -> ActiveRun {
-        guard var job = loaded.jobs[jobName] else {
-            throw ControlError(ManagerError.jobNotFound, ["job": .string(jobName)])
-        }
-        for (name, text) in overrides {
-            var applied = false
-            for stagePosition in job.stages.indices {
-                guard let executor = loaded.catalog.executors[job.stages[stagePosition].executor],
-                    let spec = executor.params.first(where: { $0.name == name })
-                else { continue }
-                guard let value = ConfigLoader.convertRunParam(text, to: spec.type) else {
-                    throw ControlError(
-                        ManagerError.invalidParameter,
-                        [
-                            "parameter": .string(name),
-                            "reason": .string("expected \(spec.type.rawValue), found \"\(text)\""),
-                        ])
-                }
-                var params = job.stages[stagePosition].params
-                if let existing = params.firstIndex(where: { $0.name == name }) {
-                    params[existing].value = value
-                } else {
-                    params.append(Param(name: name, value: value))
-                }
-                job.stages[stagePosition].params = params
-                applied = true
-            }
-            guard applied else {
-                throw ControlError(
-                    ManagerError.invalidParameter,
-                    [
-                        "parameter": .string(name),
-                        "reason": .string("no stage of job \(jobName) has a parameter \"\(name)\""),
-                    ])
-            }
-        }
+        let job = try resolve(jobName: jobName, overrides: overrides)
         let total = job.stages.reduce(0) { $0 + $1.items.count }
         let now = wallClockSeconds()
         let tasks = job.stages.lazy.flatMap { stage in
@@ -291,6 +257,45 @@ public final class Daemon {
         activate(run)
         logInfo("run \(id) of \(job.name) queued: \(total) microtask(s)")
         return run
+    }
+
+    /// A job with run-time parameter overrides applied: each goes to every
+    /// stage whose executor declares it, converted to the declared type.
+    func resolve(jobName: String, overrides: [(String, String)]) throws(ControlError) -> JobDefinition {
+        guard var job = loaded.jobs[jobName] else {
+            throw ControlError(ManagerError.jobNotFound, ["job": .string(jobName)])
+        }
+        for (name, text) in overrides {
+            var applied = false
+            for stagePosition in job.stages.indices {
+                guard let executor = loaded.catalog.executors[job.stages[stagePosition].executor],
+                    let spec = executor.params.first(where: { $0.name == name })
+                else { continue }
+                guard let value = ConfigLoader.convertRunParam(text, to: spec.type) else {
+                    throw ControlError(
+                        ManagerError.invalidParameter,
+                        [
+                            "parameter": .string(name),
+                            "reason": .string("expected \(spec.type.rawValue), found \"\(text)\""),
+                        ])
+                }
+                if let existing = job.stages[stagePosition].params.firstIndex(where: { $0.name == name }) {
+                    job.stages[stagePosition].params[existing].value = value
+                } else {
+                    job.stages[stagePosition].params.append(Param(name: name, value: value))
+                }
+                applied = true
+            }
+            guard applied else {
+                throw ControlError(
+                    ManagerError.invalidParameter,
+                    [
+                        "parameter": .string(name),
+                        "reason": .string("no stage of job \(jobName) has a parameter \"\(name)\""),
+                    ])
+            }
+        }
+        return job
     }
 
     private func activate(_ run: ActiveRun) {
@@ -311,11 +316,13 @@ public final class Daemon {
             return
         }
         for saved in unfinished {
-            guard let job = loaded.jobs[saved.job],
-                job.stages.reduce(0, { $0 + $1.items.count }) == saved.counts.queued + saved.counts.finished
+            let overrides = (try? JSON.parse(saved.params))?.objectValue?.compactMap { key, value in
+                value.stringValue.map { (key, $0) }
+            }
+            let job = try? resolve(jobName: saved.job, overrides: overrides ?? [])
+            guard let job, job.stages.reduce(0, { $0 + $1.items.count }) == saved.counts.queued + saved.counts.finished
             else {
-                logError(
-                    "run \(saved.id): job \(saved.job) is gone or changed shape; its unfinished tasks are cancelled")
+                logError("run \(saved.id): job \(saved.job) is gone or changed shape; its unfinished tasks are cancelled")
                 let now = wallClockSeconds()
                 record {
                     try store.cancelQueuedTasks(
@@ -331,9 +338,12 @@ public final class Daemon {
             if saved.startedAt != nil { run.state = .running }
             let pending = Set(saved.pending)
             for stage in run.stages {
+                let indices = stage.firstIndex..<(stage.firstIndex + stage.count)
                 let queued = (0..<stage.count).filter { pending.contains(stage.firstIndex + $0) }
                 stage.pendingList = queued
                 stage.unfinished = queued.count
+                // Failed and cancelled alike keep dependent stages from running.
+                stage.failed = saved.unsuccessful.filter { indices.contains($0) }.count
             }
             logInfo("run \(saved.id) of \(saved.job) recovered: \(saved.pending.count) microtask(s) to go")
             activate(run)

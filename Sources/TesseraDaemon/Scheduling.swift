@@ -259,7 +259,8 @@ extension Daemon {
         }
         if c.has(UInt32(TW_FLAG_OUTPUT_LIMIT.rawValue)) {
             state = .failed
-            reason = "output limit \(formatSize(limits.output ?? 0)) exceeded"
+            let cap = UInt64(TW_OUTPUT_CAP)
+            reason = "output limit \(formatSize(min(limits.output ?? cap, cap))) exceeded"
         }
         if task.killedForWall {
             state = .failed

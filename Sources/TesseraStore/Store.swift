@@ -7,9 +7,9 @@
 // every state change of the iteration, which keeps durability affordable at
 // thousands of microtasks a second.
 //
-// The schema carries what crash recovery and retention need (a snapshot of
-// the job definition each run started with, per-task attempts, timestamps),
-// so those features will not need a migration of existing data.
+// The schema carries what crash recovery and retention need (the run's
+// parameters, the job file it came from, per-task attempts, timestamps), so
+// those features will not need a migration of existing data.
 
 import TesseraProtocol
 
@@ -330,6 +330,8 @@ public final class Store {
         public var startedAt: Double?
         /// Indices of the microtasks that had not finished.
         public var pending: [Int]
+        /// Indices of the microtasks that failed or were cancelled.
+        public var unsuccessful: [Int]
         public var counts: TaskCounts
     }
 
@@ -353,11 +355,15 @@ public final class Store {
             runs.append(
                 UnfinishedRun(
                     id: row.int(0), job: row.text(1), params: row.text(2), definition: row.text(3),
-                    createdAt: row.double(4), startedAt: row.optionalDouble(5), pending: [], counts: TaskCounts()))
+                    createdAt: row.double(4), startedAt: row.optionalDouble(5), pending: [], unsuccessful: [],
+                    counts: TaskCounts()))
         }
         let pending = try db.prepare("SELECT idx FROM tasks WHERE run_id = ? AND state = 'queued' ORDER BY idx")
+        let unsuccessful = try db.prepare(
+            "SELECT idx FROM tasks WHERE run_id = ? AND state IN ('failed', 'cancelled') ORDER BY idx")
         for i in runs.indices {
             try pending.query([.int(runs[i].id)]) { row in runs[i].pending.append(Int(row.int(0))) }
+            try unsuccessful.query([.int(runs[i].id)]) { row in runs[i].unsuccessful.append(Int(row.int(0))) }
             runs[i].counts = try counts(run: runs[i].id)
         }
         return runs

@@ -55,7 +55,7 @@
 
 /* The most output kept per stream, and the longest result, whatever the
  * stage allows: three of them and DONE's other fields fit in one frame. */
-#define OUTPUT_CAP ((size_t)16 << 20)
+#define OUTPUT_CAP ((size_t)TW_OUTPUT_CAP)
 _Static_assert(3 * (uint64_t)OUTPUT_CAP + 4096 < TW_MAX_FRAME, "DONE must fit in a frame");
 
 /* Bytes read from a pipe or the socket in one call. */

@@ -15,7 +15,7 @@ struct LifecycleTests {
         let daemon = try Daemon(jobs: [
             "batch.yaml": "name: batch\nexecutor: shell\nparams: {command: [sleep, '0.3']}\nrange: {from: 0, to: 8}\n"
         ])
-        let id = try daemon.startRun("batch")
+        let id = try daemon.startRun("batch", params: ["command": "sh,-c,sleep 0.3; echo from-run {{item}}"])
         try waitUntil("some microtasks to finish") {
             let run = RunInfo(json: try daemon.call("GetRun", ["id": .int(id)])["run"] ?? .null)
             return (run?.counts.succeeded ?? 0) >= 2
@@ -25,6 +25,9 @@ struct LifecycleTests {
         let run = try daemon.wait(forRun: id)
         #expect(run.state == .succeeded)
         #expect(run.counts.succeeded == 8)
+        for index in 0..<8 {
+            #expect(try daemon.output(id, index)?.stdout == "from-run \(index)\n", "the run's parameters survive too")
+        }
         #expect(try daemon.startRun("batch") == id + 1, "ids keep counting after a restart")
     }
 

@@ -25,6 +25,10 @@
 /* Largest frame either side accepts; anything longer is a protocol error. */
 #define TW_MAX_FRAME 67108864 /* 64 MiB */
 
+/* The most the worker keeps of each output stream and of a result, whatever
+ * the stage's `output` limit says; three of them fit in one DONE frame. */
+#define TW_OUTPUT_CAP 16777216 /* 16 MiB */
+
 enum tw_message_type {
     /* daemon -> worker */
 
@@ -68,7 +72,8 @@ enum tw_message_type {
     /* A microtask ended (its process was reaped and its process group killed).
      *   u64 token
      *   u8  how: TW_END_*
-     *   i32 exit code (TW_END_EXITED), i32 signal (TW_END_SIGNALED)
+     *   i32 exit code, i32 signal (both always sent; the one that does not
+     *       apply to `how` is 0)
      *   u64 user cpu µs, u64 system cpu µs, u64 max rss KiB, u64 wall µs
      *   u64 peak address space bytes seen by the child (0 if unknown)
      *   u32 flags: TW_FLAG_*

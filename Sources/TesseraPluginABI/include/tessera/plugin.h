@@ -138,7 +138,8 @@ struct tessera_host {
 
     /* Sets the microtask's result (any bytes; JSON or text is conventional).
      * The host copies the data. A later call replaces the result. Results
-     * longer than the stage's `output` limit are truncated. Returns 0. */
+     * longer than the stage's `output` limit are truncated. Returns 0, or -1
+     * when the copy cannot be allocated (under the memory limit). */
     int (*set_result)(tessera_task *task, const void *data, size_t length);
     /* Reports progress, 0.0 to 1.0. Cheap; call as often as convenient. */
     void (*progress)(tessera_task *task, double fraction);
