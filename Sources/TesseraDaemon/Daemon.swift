@@ -322,7 +322,8 @@ public final class Daemon {
             let job = try? resolve(jobName: saved.job, overrides: overrides ?? [])
             guard let job, job.stages.reduce(0, { $0 + $1.items.count }) == saved.counts.queued + saved.counts.finished
             else {
-                logError("run \(saved.id): job \(saved.job) is gone or changed shape; its unfinished tasks are cancelled")
+                logError(
+                    "run \(saved.id): job \(saved.job) is gone or changed shape; its unfinished tasks are cancelled")
                 let now = wallClockSeconds()
                 record {
                     try store.cancelQueuedTasks(
