@@ -13,8 +13,8 @@ struct Tesserad: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tesserad",
         abstract: "The Tessera job server daemon.",
-        discussion: "Runs the microtasks of the jobs in the configured jobs directories, in forked, "
-            + "sandboxed workers, and serves the control socket. See tesserad(8).",
+        discussion: "Runs the microtasks of the jobs in the configured jobs directories in forked "
+            + "workers under resource limits, and serves the control socket. See tesserad(8).",
         version: tesseraVersion)
 
     @Option(name: .shortAndLong, help: "The server configuration file.")

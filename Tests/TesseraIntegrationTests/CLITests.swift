@@ -70,3 +70,32 @@ extension String {
         String(self.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
     }
 }
+
+@Suite("CLI help")
+struct CLIHelpTests {
+    @Test("the help text lists every command, as the man page does")
+    func helpText() {
+        let help = runProgram(["\(binDirectory)/tessera", "--help"])
+        #expect(help.status == 0)
+        let section = help.stdout.firstRange(of: "SUBCOMMANDS:\n").map { String(help.stdout[$0.upperBound...]) }
+        #expect(
+            section == """
+                  status                  Show the daemon's status.
+                  plugins                 List plugins, executors and their parameters.
+                  jobs                    List the loaded jobs.
+                  run                     Start a run of a job.
+                  runs                    List recent runs, newest first.
+                  show                    Show one run.
+                  tasks                   List the microtasks of a run.
+                  output                  Print what a microtask wrote to stdout and stderr.
+                  cancel                  Cancel a run: queued tasks are dropped, running ones
+                                          killed.
+                  reload                  Re-read the configuration, plugins and job files.
+
+                  See 'tessera help <subcommand>' for detailed help.
+
+                """)
+        let version = runProgram(["\(binDirectory)/tesserad", "--version"])
+        #expect(version.stdout == "\(tesseraVersion)\n")
+    }
+}
