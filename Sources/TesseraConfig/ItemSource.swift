@@ -16,6 +16,11 @@ public enum ItemSource: Sendable, Equatable {
     /// No items given: the stage runs as one microtask whose item is "".
     case none
 
+    /// The most microtasks a stage may have. A run's microtasks are all
+    /// written to the store when it starts, so this bounds the work one
+    /// StartRun can ask of the daemon.
+    public static let maximumCount = 1_000_000
+
     /// The number of items (microtasks).
     public var count: Int {
         switch self {
@@ -85,8 +90,11 @@ extension ConfigNode {
             stepNode.report("range from \(from) to \(to) is empty with step \(step); \(advice)")
             return nil
         }
-        guard ItemSource.rangeCount(from: from, to: to, step: step) <= Int.max else {
-            report("range from \(from) to \(to) with step \(step) has too many items")
+        let count = ItemSource.rangeCount(from: from, to: to, step: step)
+        guard count <= Int128(ItemSource.maximumCount) else {
+            report(
+                "range from \(from) to \(to) with step \(step) has \(count) items; "
+                    + "a stage may have at most \(ItemSource.maximumCount)")
             return nil
         }
         return .range(from: from, to: to, step: step)

@@ -313,6 +313,15 @@ let brokenFiles: [BrokenFile] = [
         "etc/tessera/jobs.d/hello.yaml:3:8: range: range from 10 to 0 is empty with step 1; use a negative step to count down"
     ),
     .job(
+        "range too large for one stage",
+        """
+        name: hello
+        executor: noop
+        range: {from: 0, to: 5000000000}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:8: range: range from 0 to 5000000000 with step 1 has 5000000000 items; "
+            + "a stage may have at most 1000000"),
+    .job(
         "range without to",
         """
         name: hello
