@@ -39,6 +39,7 @@ struct Tesserad: ParsableCommand {
         if check {
             let (summary, problems) = Daemon.check(configPath: config, workerExecutable: worker)
             summary.forEach { print($0) }
+            fflush(nil)
             problems.forEach { writeStandardError("\($0)\n") }
             if problems.isEmpty {
                 print("configuration OK")
