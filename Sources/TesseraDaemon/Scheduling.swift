@@ -183,18 +183,8 @@ extension Daemon {
     func cancel(run: ActiveRun) {
         guard !run.cancelRequested else { return }
         run.cancelRequested = true
-        let now = wallClockSeconds()
         for stage in run.stages where stage.phase != .finished {
-            let queued = stage.takeAllQueued()
-            guard !queued.isEmpty else { continue }
-            record {
-                try store.cancelQueuedTasks(
-                    run: run.id, indices: queued.map { stage.firstIndex + $0 }, reason: "run cancelled", at: now)
-            }
-            stage.unfinished -= queued.count
-            stage.cancelled += queued.count
-            run.counts.queued -= queued.count
-            run.counts.cancelled += queued.count
+            cancelQueued(of: stage, in: run, reason: "run cancelled")
         }
         let deadline = monotonicMilliseconds() + killGraceMilliseconds
         for (token, task) in runningTasks where task.run === run {
@@ -331,18 +321,24 @@ extension Daemon {
 
     /// Marks a stage that will never run as finished, its microtasks cancelled.
     private func skip(_ stage: StagePlan, of run: ActiveRun, because reason: String) {
+        cancelQueued(of: stage, in: run, reason: "not run: \(reason)")
+        stage.phase = .finished
+        run.changed = true
+    }
+
+    /// Cancels the microtasks of a stage that have not started, with a reason.
+    private func cancelQueued(of stage: StagePlan, in run: ActiveRun, reason: String) {
         let queued = stage.takeAllQueued()
+        guard !queued.isEmpty else { return }
         let now = wallClockSeconds()
         record {
             try store.cancelQueuedTasks(
-                run: run.id, indices: queued.map { stage.firstIndex + $0 }, reason: "not run: \(reason)", at: now)
+                run: run.id, indices: queued.map { stage.firstIndex + $0 }, reason: reason, at: now)
         }
         stage.unfinished -= queued.count
         stage.cancelled += queued.count
         run.counts.queued -= queued.count
         run.counts.cancelled += queued.count
-        stage.phase = .finished
-        run.changed = true
     }
 
     private func forgetStage(run: ActiveRun, stage: StagePlan) {
