@@ -163,11 +163,26 @@ struct ConfigNode {
         }
     }
 
+    /// A list whose items `decode` takes each; nil when it refuses one
+    /// (after reporting every item it refuses).
+    func list<Item>(expected: String, _ decode: (ConfigNode) -> Item?) -> [Item]? {
+        guard let items = list(expected: expected) else { return nil }
+        let values = items.compactMap(decode)
+        return values.count == items.count ? values : nil
+    }
+
     /// A list of scalars, each kept as its text.
     func stringList() -> [String]? {
-        guard let items = list(expected: "a list of strings") else { return nil }
-        let strings = items.compactMap { $0.string() }
-        return strings.count == items.count ? strings : nil
+        list(expected: "a list of strings") { $0.string() }
+    }
+
+    /// A mapping of scalars, each value kept as its text, in the order written.
+    func stringMap() -> [MapEntry]? {
+        guard let mapping = mapping(expected: "a mapping of strings") else { return nil }
+        let entries = mapping.entries.compactMap { key, value in
+            value.string().map { MapEntry(key: key.value, value: $0) }
+        }
+        return entries.count == mapping.entries.count ? entries : nil
     }
 
     /// A mapping.

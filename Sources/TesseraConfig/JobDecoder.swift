@@ -7,9 +7,9 @@
 // cycles). It reports every problem it finds, not only the first.
 //
 // A job file holds a list of stages, or the keys of a single stage at the top
-// level (`executor`, `params`, `items` or `range`, `limits`), which make a
-// stage named "main". `retries` and `chunk` are reserved for later: they are
-// unknown keys until a line in `stageKeys` gives them a meaning.
+// level (`executor`, `params`, `items` or `range`, `limits`, `sandbox`), which
+// make a stage named "main". `retries` and `chunk` are reserved for later:
+// they are unknown keys until a line in `stageKeys` gives them a meaning.
 
 struct JobDecoder {
     let catalog: ExecutorCatalog
@@ -80,6 +80,7 @@ struct JobDecoder {
         var items: ItemSource?
         var range: ItemSource?
         var limits = Limits()
+        var sandbox = SandboxSettings()
         var after: [StageReference] = []
 
         init(name: String?, mapping: ConfigMapping) {
@@ -115,6 +116,7 @@ struct JobDecoder {
         KnownKey("items", \.items) { $0.items() },
         KnownKey("range", \.range) { $0.range() },
         KnownKey("limits", \.limits) { Limits.decode($0) },
+        KnownKey("sandbox", \.sandbox) { SandboxSettings.decode($0) },
         KnownKey("after", \.after) { node in
             node.list(expected: "a list of stage names")?.compactMap { item in
                 item.string(expected: "a stage name").map { StageReference(name: $0, node: item) }
@@ -123,7 +125,7 @@ struct JobDecoder {
     ]
 
     /// The stage keys that may stand at the top level of a single-stage job.
-    private static let shorthandKeys = ["executor", "params", "items", "range", "limits"]
+    private static let shorthandKeys = ["executor", "params", "items", "range", "limits", "sandbox"]
 
     // MARK: Stages
 
@@ -162,7 +164,7 @@ struct JobDecoder {
         }
         return StageDefinition(
             name: name, executor: executor, params: params, items: stage.items ?? stage.range ?? .none,
-            limits: stage.limits, after: stage.after.map(\.name), mark: stage.mapping.mark)
+            limits: stage.limits, sandbox: stage.sandbox, after: stage.after.map(\.name), mark: stage.mapping.mark)
     }
 
     /// The stage's parameters checked against `spec`, with the declared

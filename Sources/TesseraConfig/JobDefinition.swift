@@ -15,6 +15,8 @@ public struct StageDefinition: Sendable, Equatable {
     public var items: ItemSource
     /// The stage's own limits; overlay them on the server's defaults to run.
     public var limits: Limits
+    /// The stage's own sandbox settings; overlay them on the server's defaults to run.
+    public var sandbox: SandboxSettings
     /// The stages that must finish before this one starts, as written.
     public var after: [String]
     /// Where the stage is written, for later messages about it.
@@ -22,13 +24,14 @@ public struct StageDefinition: Sendable, Equatable {
 
     public init(
         name: String, executor: String, params: [Param] = [], items: ItemSource = .none,
-        limits: Limits = Limits(), after: [String] = [], mark: Mark
+        limits: Limits = Limits(), sandbox: SandboxSettings = SandboxSettings(), after: [String] = [], mark: Mark
     ) {
         self.name = name
         self.executor = executor
         self.params = params
         self.items = items
         self.limits = limits
+        self.sandbox = sandbox
         self.after = after
         self.mark = mark
     }

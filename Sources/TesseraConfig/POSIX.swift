@@ -1,9 +1,10 @@
 // POSIX.swift
 //
 // Why this file exists: the loaders read files, list job directories and ask
-// for the number of CPUs. These are the module's only POSIX calls; each is
-// retried on EINTR and fails with errno's text, which the loaders put into a
-// diagnostic naming the file.
+// for the number of CPUs; the sandbox settings look up users and groups and
+// check that writable paths exist. These are the module's only POSIX calls;
+// each is retried on EINTR and fails with errno's text, which the loaders put
+// into a diagnostic naming the file.
 
 internal import Glibc
 
@@ -58,6 +59,48 @@ enum POSIX {
                 names.append(name)
             }
         }
+    }
+
+    /// The uid and primary gid of the user `name`, or nil when there is no such user.
+    static func userIDs(named name: String) throws(POSIXError) -> (uid: UInt32, gid: UInt32)? {
+        try lookUp(passwd()) { getpwnam_r(name, $0, $1, $2, $3) }.map { ($0.pw_uid, $0.pw_gid) }
+    }
+
+    /// The gid of the group `name`, or nil when there is no such group.
+    static func groupID(named name: String) throws(POSIXError) -> UInt32? {
+        try lookUp(group()) { getgrnam_r(name, $0, $1, $2, $3) }.map(\.gr_gid)
+    }
+
+    /// Calls a reentrant user or group database lookup such as `getpwnam_r`
+    /// with a buffer large enough for the entry. The entry's strings point
+    /// into that buffer, so only its numbers may be read.
+    private static func lookUp<Entry>(
+        _ empty: Entry,
+        _ call: (
+            UnsafeMutablePointer<Entry>, UnsafeMutablePointer<CChar>, Int,
+            UnsafeMutablePointer<UnsafeMutablePointer<Entry>?>
+        ) -> Int32
+    ) throws(POSIXError) -> Entry? {
+        var entry = empty
+        var found: UnsafeMutablePointer<Entry>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        while true {
+            let code = buffer.withUnsafeMutableBufferPointer { call(&entry, $0.baseAddress!, $0.count, &found) }
+            switch code {
+            // glibc answers 0 for "not found"; ENOENT is what some NSS modules answer.
+            case 0, ENOENT: return found == nil ? nil : entry
+            case ERANGE: buffer = [CChar](repeating: 0, count: buffer.count * 2)
+            case EINTR: continue
+            default: throw POSIXError(errno: code)
+            }
+        }
+    }
+
+    /// Whether something exists at `path`, following symbolic links.
+    static func pathExists(_ path: String) throws(POSIXError) -> Bool {
+        guard access(path, F_OK) != 0 else { return true }
+        if errno == ENOENT || errno == ENOTDIR { return false }
+        throw POSIXError(errno: errno)
     }
 
     /// The number of CPUs online, at least 1.

@@ -90,11 +90,7 @@ extension ConfigNode {
         case .stringList:
             return stringList().map(ParamValue.list)
         case .stringMap:
-            guard let mapping = mapping(expected: type.expectedDescription) else { return nil }
-            let entries = mapping.entries.compactMap { key, value in
-                value.string().map { MapEntry(key: key.value, value: $0) }
-            }
-            return entries.count == mapping.entries.count ? .map(entries) : nil
+            return stringMap().map(ParamValue.map)
         }
     }
 }

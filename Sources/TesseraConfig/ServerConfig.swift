@@ -2,8 +2,9 @@
 //
 // Why this file exists: it is the daemon's own configuration,
 // `/etc/tessera/tessera.yaml`: where its socket, state, plugins and jobs are,
-// how many microtasks run at once, and the default limits. Every key is
-// optional; unknown keys are errors. A later key is one line in `knownKeys`.
+// how many microtasks run at once, and the default limits and sandbox. Every
+// key is optional; unknown keys are errors. A later key is one line in
+// `knownKeys`, a later default one line in `defaultsKeys`.
 
 /// The configuration of `tesserad`.
 public struct ServerConfig: Sendable, Equatable {
@@ -24,8 +25,10 @@ public struct ServerConfig: Sendable, Equatable {
     public var jobsDirs: [String]
     /// How many microtasks run at once (`slots`).
     public var slots: Int
-    /// Limits for stages that do not set their own (`defaults`).
+    /// Limits for stages that do not set their own (the limit keys of `defaults`).
     public var defaults: Limits
+    /// Sandbox settings for stages that do not set their own (`defaults.sandbox`).
+    public var defaultSandbox: SandboxSettings
     /// The file the configuration was read from, as the loader was given it.
     public var file: String
 
@@ -35,7 +38,7 @@ public struct ServerConfig: Sendable, Equatable {
     public init(
         file: String, socket: String = defaultSocket, stateDir: String = defaultStateDir,
         pluginDirs: [String] = defaultPluginDirs, jobsDirs: [String] = defaultJobsDirs,
-        slots: Int = defaultSlots, defaults: Limits = Limits()
+        slots: Int = defaultSlots, defaults: Limits = Limits(), defaultSandbox: SandboxSettings = SandboxSettings()
     ) {
         self.file = file
         self.socket = socket
@@ -44,6 +47,7 @@ public struct ServerConfig: Sendable, Equatable {
         self.jobsDirs = jobsDirs
         self.slots = slots
         self.defaults = defaults
+        self.defaultSandbox = defaultSandbox
     }
 
     /// The keys of the server configuration.
@@ -53,7 +57,16 @@ public struct ServerConfig: Sendable, Equatable {
         KnownKey("plugin_dirs", \.pluginDirs) { $0.filePathList() },
         KnownKey("jobs_dirs", \.jobsDirs) { $0.filePathList() },
         KnownKey("slots", \.slots) { $0.positiveInteger() },
-        KnownKey("defaults", \.defaults) { Limits.decode($0) },
+        KnownKey("defaults") { config, node in
+            guard let mapping = node.mapping() else { return }
+            mapping.decode(Limits.knownKeys, into: &config.defaults, alsoAllowed: defaultsKeys.map(\.name))
+            mapping.decodeKnownKeys(defaultsKeys, into: &config)
+        },
+    ]
+
+    /// The keys of `defaults` besides the limits.
+    static let defaultsKeys: [KnownKey<ServerConfig>] = [
+        KnownKey("sandbox", \.defaultSandbox) { SandboxSettings.decode($0) }
     ]
 
     /// Decodes a configuration file's tree; nil after a diagnostic. An empty
@@ -81,8 +94,6 @@ extension ConfigNode {
 
     /// A list of file-system paths.
     func filePathList() -> [String]? {
-        guard let items = list(expected: "a list of paths") else { return nil }
-        let paths = items.compactMap { $0.filePath() }
-        return paths.count == items.count ? paths : nil
+        list(expected: "a list of paths") { $0.filePath() }
     }
 }

@@ -541,6 +541,201 @@ let brokenFiles: [BrokenFile] = [
         "etc/tessera/jobs.d/hello.yaml:8:15: stages[1].executor: unknown executor \"nope\"; did you mean \"noop\"? (loaded: echo, noop, shell)"
     ),
 
+    // MARK: Sandbox
+    .job(
+        "unknown sandbox key with a suggestion",
+        """
+        name: hello
+        executor: noop
+        sandbox:
+          netwrok: none
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:3: sandbox: unknown key \"netwrok\"; did you mean \"network\"?"),
+    .job(
+        "unknown filesystem key with a suggestion",
+        """
+        name: hello
+        executor: noop
+        sandbox:
+          filesystem: {read_olny: [/]}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:16: sandbox.filesystem: unknown key \"read_olny\"; did you mean \"read_only\"?"
+    ),
+    .job(
+        "sandbox network off",
+        """
+        name: hello
+        stages:
+          - name: greet
+            executor: noop
+            sandbox: {network: off}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:5:24: stages[0].sandbox.network: expected none or host, found \"off\""),
+    .job(
+        "sandbox tmp yes",
+        """
+        name: hello
+        executor: noop
+        sandbox:
+          filesystem: {tmp: yes}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:21: sandbox.filesystem.tmp: expected private or shared, found \"yes\""),
+    .job(
+        "sandbox relative writable path",
+        """
+        name: hello
+        executor: noop
+        sandbox:
+          filesystem:
+            writable: [srv/out]
+        """,
+        "etc/tessera/jobs.d/hello.yaml:5:16: sandbox.filesystem.writable[0]: expected an absolute path, found \"srv/out\""
+    ),
+    .job(
+        "sandbox writable path that does not exist",
+        """
+        name: hello
+        executor: noop
+        sandbox:
+          filesystem:
+            writable: [/tmp, /nonexistent/tessera-out]
+        """,
+        "etc/tessera/jobs.d/hello.yaml:5:22: sandbox.filesystem.writable[1]: \"/nonexistent/tessera-out\" does not exist"
+    ),
+    .job(
+        "sandbox hidden is a path, not a list",
+        """
+        name: hello
+        executor: noop
+        sandbox:
+          filesystem: {hidden: /home}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:24: sandbox.filesystem.hidden: expected a list of absolute paths, found \"/home\""
+    ),
+    .job(
+        "sandbox unknown user name",
+        """
+        name: hello
+        executor: noop
+        sandbox: {user: nobdy}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:17: sandbox.user: unknown user \"nobdy\""),
+    .job(
+        "sandbox uid -1",
+        """
+        name: hello
+        executor: noop
+        sandbox: {user: 4294967295}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:17: sandbox.user: expected a uid below 4294967295, found \"4294967295\""),
+    .job(
+        "sandbox unknown group name",
+        """
+        name: hello
+        executor: noop
+        sandbox: {user: 1000, group: nogrp}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:30: sandbox.group: unknown group \"nogrp\""),
+    .job(
+        "sandbox group without user",
+        """
+        name: hello
+        executor: noop
+        sandbox: {group: nogroup}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:11: sandbox: \"group\" cannot be given without \"user\""),
+    .job(
+        "sandbox group with the dynamic user",
+        """
+        name: hello
+        executor: noop
+        sandbox: {user: dynamic, group: 100}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:26: sandbox: \"group\" cannot be given with user \"dynamic\""),
+    .job(
+        "sandbox syscalls strict",
+        """
+        name: hello
+        executor: noop
+        sandbox: {syscalls: strict}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:21: sandbox.syscalls: expected default, compute or none, found \"strict\""),
+    .job(
+        "sandbox namespace cgroup",
+        """
+        name: hello
+        executor: noop
+        sandbox: {namespaces: [pid, cgroup]}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:29: sandbox.namespaces[1]: expected pid, ipc, uts, mount, user or net, found \"cgroup\""
+    ),
+    .job(
+        "sandbox syscall names with a capital and a dash",
+        """
+        name: hello
+        executor: noop
+        sandbox:
+          allow_syscalls: [Read]
+          deny_syscalls: [ptrace, kexec-load]
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:20: sandbox.allow_syscalls[0]: expected a syscall name of lowercase letters, digits and \"_\", found \"Read\"",
+        "etc/tessera/jobs.d/hello.yaml:5:27: sandbox.deny_syscalls[1]: expected a syscall name of lowercase letters, digits and \"_\", found \"kexec-load\""
+    ),
+    .job(
+        "sandbox 5",
+        """
+        name: hello
+        executor: noop
+        sandbox: 5
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:10: sandbox: expected none or a mapping of sandbox settings, found \"5\""),
+    .job(
+        "sandbox off: only none is a scalar",
+        """
+        name: hello
+        stages:
+          - name: greet
+            executor: noop
+            sandbox: off
+        """,
+        "etc/tessera/jobs.d/hello.yaml:5:14: stages[0].sandbox: expected none or a mapping of sandbox settings, found \"off\""
+    ),
+    .job(
+        "sandbox with nothing",
+        """
+        name: hello
+        executor: noop
+        sandbox:
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:9: sandbox: expected none or a mapping of sandbox settings, found nothing"),
+    .job(
+        "sandbox landlock maybe",
+        """
+        name: hello
+        executor: noop
+        sandbox: {landlock: maybe}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:21: sandbox.landlock: expected true or false, found \"maybe\""),
+    .job(
+        "sandbox environment as a list",
+        """
+        name: hello
+        executor: noop
+        sandbox:
+          environment: [LANG=C.UTF-8]
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:16: sandbox.environment: expected a mapping of strings, found a list"),
+    .job(
+        "sandbox at the top level together with stages",
+        """
+        name: hello
+        sandbox: none
+        stages:
+          - name: greet
+            executor: noop
+        """,
+        "etc/tessera/jobs.d/hello.yaml:2:1: \"sandbox\" cannot be used together with \"stages\"; move it into a stage"),
+
     // MARK: Server configuration
     .server(
         "server: unknown key with a suggestion",
@@ -566,6 +761,29 @@ let brokenFiles: [BrokenFile] = [
         """,
         "etc/tessera/tessera.yaml:2:11: defaults.memory: expected a size such as 256MiB, found \"lots\"",
         "etc/tessera/tessera.yaml:3:3: defaults: unknown key \"wal\"; did you mean \"wall\"?"),
+    .server(
+        "server: defaults.sandbox with an unknown key",
+        """
+        defaults:
+          cpu: 10s
+          sandbox:
+            network: none
+            landlok: true
+        """,
+        "etc/tessera/tessera.yaml:5:5: defaults.sandbox: unknown key \"landlok\"; did you mean \"landlock\"?"),
+    .server(
+        "server: defaults with a misspelt sandbox",
+        """
+        defaults:
+          wall: 30s
+          sandbx: none
+        """,
+        "etc/tessera/tessera.yaml:3:3: defaults: unknown key \"sandbx\"; did you mean \"sandbox\"?"),
+    .server(
+        "server: defaults.sandbox and a limit both wrong",
+        "defaults: {cpu: soon, sandbox: {filesystem: {tmp: public}}}\n",
+        "etc/tessera/tessera.yaml:1:17: defaults.cpu: expected a duration such as 30s or 500ms, found \"soon\"",
+        "etc/tessera/tessera.yaml:1:51: defaults.sandbox.filesystem.tmp: expected private or shared, found \"public\""),
     .server(
         "server: plugin_dirs is a string",
         "plugin_dirs: /opt/plugins\n",

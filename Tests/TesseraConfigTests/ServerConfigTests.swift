@@ -19,6 +19,7 @@ struct ServerConfigTests {
         #expect(config.slots == ServerConfig.defaultSlots)
         #expect(config.slots >= 1)
         #expect(config.defaults == Limits())
+        #expect(config.defaultSandbox == SandboxSettings())
         #expect(config.file == serverFile)
     }
 
