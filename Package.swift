@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "tessera-checksum", type: .dynamic, targets: ["ChecksumPlugin"]),
         // Plugins used only by the test suite.
         .library(name: "tessera-test-hostile", type: .dynamic, targets: ["HostileTestPlugin"]),
+        .library(name: "tessera-test-attacks", type: .dynamic, targets: ["AttackTestPlugin"]),
         .library(name: "tessera-test-wrongabi", type: .dynamic, targets: ["WrongABITestPlugin"]),
         .library(name: "tessera-test-noentry", type: .dynamic, targets: ["NoEntryTestPlugin"]),
         .library(name: "tessera-test-dupexec", type: .dynamic, targets: ["DuplicateExecutorTestPlugin"]),
@@ -35,6 +36,8 @@ let package = Package(
         .target(name: "TesseraPluginABI"),
         // The daemon <-> worker wire format, shared by the C worker and the Swift daemon.
         .target(name: "CTesseraWire"),
+        // System calls the daemon makes that Swift cannot call directly.
+        .target(name: "CTesseraShims"),
 
         .target(name: "TesseraConfig", dependencies: ["CLibYAML"]),
         .target(
@@ -44,7 +47,9 @@ let package = Package(
         .target(name: "TesseraStore", dependencies: ["CSQLite", "TesseraProtocol"]),
         .target(
             name: "TesseraDaemon",
-            dependencies: ["CLibUV", "CTesseraWire", "TesseraConfig", "TesseraProtocol", "TesseraStore"]
+            dependencies: [
+                "CLibUV", "CTesseraShims", "CTesseraWire", "TesseraConfig", "TesseraProtocol", "TesseraStore",
+            ]
         ),
 
         .executableTarget(
@@ -62,13 +67,18 @@ let package = Package(
             dependencies: ["TesseraPluginABI", "CTesseraWire"],
             // -z now: resolve every symbol once in the zygote, not again in
             // each forked child on first call (about 30 µs a microtask).
-            linkerSettings: [.linkedLibrary("dl"), .unsafeFlags(["-Xlinker", "-z", "-Xlinker", "now"])]
+            linkerSettings: [
+                .linkedLibrary("dl"), .linkedLibrary("seccomp"), .unsafeFlags(["-Xlinker", "-z", "-Xlinker", "now"]),
+            ]
         ),
 
         .target(name: "ShellPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/shell", publicHeadersPath: "."),
         .target(name: "NoopPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/noop", publicHeadersPath: "."),
         .target(name: "ChecksumPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/checksum"),
 
+        .target(
+            name: "AttackTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/attacks",
+            publicHeadersPath: "."),
         .target(
             name: "HostileTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/hostile",
             publicHeadersPath: "."),

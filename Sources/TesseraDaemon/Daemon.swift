@@ -70,6 +70,9 @@ public final class Daemon {
         case .success(let value): server = value
         case .failure(let diagnostics): throw StartupError(message: diagnostics.description)
         }
+        if server.defaultSandbox.user == .dynamic {
+            throw StartupError(message: "\(server.file): defaults.sandbox.user: \(Daemon.dynamicUserMessage)")
+        }
         let (configuration, problems) = Daemon.load(server: server, worker: workerExecutable)
         problems.forEach { logWarning($0) }
         loaded = configuration
@@ -105,12 +108,47 @@ public final class Daemon {
     /// Problems are returned as messages (`file:line:column: path: what`).
     static func load(server: ServerConfig, worker: String) -> (LoadedConfiguration, [String]) {
         let catalog = PluginCatalog.load(directories: server.pluginDirs, worker: worker)
-        let (jobs, diagnostics) = ConfigLoader.loadJobs(directories: server.jobsDirs, catalog: catalog.executors)
+        var (jobs, diagnostics) = ConfigLoader.loadJobs(directories: server.jobsDirs, catalog: catalog.executors)
+        var unsupported: [Diagnostic] = []
+        if server.defaultSandbox.user == .dynamic {
+            unsupported.append(
+                Diagnostic(
+                    file: server.file, position: nil, path: "defaults.sandbox.user",
+                    message: Daemon.dynamicUserMessage))
+        }
+        jobs.removeAll { job in
+            let problems = job.stages.enumerated().flatMap { index, stage in
+                Daemon.unsupportedSandbox(stage.sandbox.overlaid(on: server.defaultSandbox)).map {
+                    Diagnostic(file: job.file, position: stage.mark, path: "stages[\(index)].sandbox", message: $0)
+                }
+            }
+            unsupported += problems
+            return !problems.isEmpty
+        }
+        diagnostics += unsupported
         let configuration = LoadedConfiguration(
             server: server, catalog: catalog,
             jobs: Dictionary(jobs.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }))
         return (configuration, catalog.problems + diagnostics.map(\.description))
     }
+
+    /// What a stage's sandbox asks for that cannot be given.
+    static func unsupportedSandbox(_ settings: SandboxSettings) -> [String] {
+        guard !settings.disabled else { return [] }
+        var problems: [String] = []
+        if settings.user == .dynamic { problems.append(dynamicUserMessage) }
+        let namespaces = settings.namespaces ?? [.pid, .ipc, .uts, .mount]
+        let asksForFiles =
+            settings.readOnly != nil || settings.writable != nil || settings.hidden != nil
+            || settings.tmp == .private
+        if !namespaces.contains(.mount) && asksForFiles {
+            problems.append("filesystem settings need the mount namespace; add \"mount\" to namespaces")
+        }
+        return problems
+    }
+
+    static let dynamicUserMessage =
+        "user \"dynamic\" (a user per slot) is not supported yet; name a user or give a uid"
 
     /// Validates a configuration file and everything it names, without
     /// starting anything. Returns every problem found.
@@ -126,10 +164,17 @@ public final class Daemon {
                     "plugin \(plugin.name) \(plugin.version) (\(plugin.path)): executors "
                         + plugin.executors.map(\.name).joined(separator: ", "))
             }
+            summary.append("enforcement: \(HostCapabilities.current.enforcementNote)")
             for job in configuration.jobs.values.sorted(by: { $0.name < $1.name }) {
                 let tasks = job.stages.reduce(0) { $0 + $1.items.count }
                 summary.append(
                     "job \(job.name) (\(job.file)): \(job.stages.count) stage(s), \(tasks) microtask(s) per run")
+                for stage in job.stages {
+                    let sandbox = ResolvedSandbox(stage.sandbox.overlaid(on: server.defaultSandbox))
+                    summary.append("  stage \(stage.name) (executor \(stage.executor)):")
+                    let limits = stage.limits.overlaid(on: server.defaults)
+                    summary += sandbox.summary(limits: limits).map { "    " + $0 }
+                }
             }
             return (summary, problems)
         }
@@ -162,6 +207,7 @@ public final class Daemon {
             },
         ]
         flusher = Check(loop: loop) { [unowned self] in self.flush() }
+        logInfo(HostCapabilities.current.enforcementNote)
         logInfo(
             "tesserad \(tesseraVersion) ready on \(config.socket): \(loaded.jobs.count) job(s), "
                 + "\(loaded.catalog.plugins.count) plugin(s), \(config.slots) slot(s)")
@@ -253,7 +299,8 @@ public final class Daemon {
         } catch {
             throw ControlError(ManagerError.invalidParameter, ["parameter": "job", "reason": .string(error.message)])
         }
-        let run = ActiveRun(id: id, job: job, createdAt: now, defaults: config.defaults)
+        let run = ActiveRun(
+            id: id, job: job, createdAt: now, defaults: config.defaults, defaultSandbox: config.defaultSandbox)
         activate(run)
         logInfo("run \(id) of \(job.name) queued: \(total) microtask(s)")
         return run
@@ -333,7 +380,9 @@ public final class Daemon {
                 }
                 continue
             }
-            let run = ActiveRun(id: saved.id, job: job, createdAt: saved.createdAt, defaults: config.defaults)
+            let run = ActiveRun(
+                id: saved.id, job: job, createdAt: saved.createdAt, defaults: config.defaults,
+                defaultSandbox: config.defaultSandbox)
             run.counts = saved.counts
             run.startedAt = saved.startedAt
             if saved.startedAt != nil { run.state = .running }

@@ -17,6 +17,8 @@ final class StagePlan {
     let count: Int
     /// Effective limits: the stage's own over the server's defaults.
     let limits: Limits
+    /// Effective sandbox: the stage's settings over the server's defaults.
+    let sandbox: ResolvedSandbox
     var phase: Phase = .waiting
     /// Microtasks not yet dispatched, as stage-relative positions. Fresh
     /// stages dispatch in order from `nextFresh`; recovered ones from
@@ -29,12 +31,13 @@ final class StagePlan {
     /// Stage positions that must succeed before this stage starts.
     var dependencies: [Int] = []
 
-    init(definition: StageDefinition, position: Int, firstIndex: Int, limits: Limits) {
+    init(definition: StageDefinition, position: Int, firstIndex: Int, limits: Limits, sandbox: ResolvedSandbox) {
         self.definition = definition
         self.position = position
         self.firstIndex = firstIndex
         count = definition.items.count
         self.limits = limits
+        self.sandbox = sandbox
         unfinished = count
     }
 
@@ -76,7 +79,7 @@ final class ActiveRun {
     /// Set when something changed that watchers have not been told.
     var changed = false
 
-    init(id: Int64, job: JobDefinition, createdAt: Double, defaults: Limits) {
+    init(id: Int64, job: JobDefinition, createdAt: Double, defaults: Limits, defaultSandbox: SandboxSettings) {
         self.id = id
         self.job = job
         self.createdAt = createdAt
@@ -86,7 +89,8 @@ final class ActiveRun {
             plans.append(
                 StagePlan(
                     definition: stage, position: position, firstIndex: first,
-                    limits: stage.limits.overlaid(on: defaults)))
+                    limits: stage.limits.overlaid(on: defaults),
+                    sandbox: ResolvedSandbox(stage.sandbox.overlaid(on: defaultSandbox))))
             first += stage.items.count
         }
         let byName = Dictionary(uniqueKeysWithValues: plans.map { ($0.definition.name, $0.position) })

@@ -123,6 +123,7 @@ extension Daemon {
             frame.u32(UInt32(values.count))
             values.forEach { frame.str($0) }
         }
+        stage.sandbox.write(to: &frame)
         return frame
     }
 
@@ -238,6 +239,8 @@ extension Daemon {
             reason = "killed by \(signalName(number))"
             if number == SIGXCPU || (number == SIGKILL && limits.cpu.map { cpu * 1000 >= Double($0) } == true) {
                 reason = "cpu limit \(formatDuration(limits.cpu ?? 0)) exceeded"
+            } else if number == SIGSYS {
+                reason = "killed by SIGSYS: a system call the sandbox forbids"
             } else if number == SIGXFSZ, let size = limits.fileSize {
                 reason = "file size limit \(formatSize(size)) exceeded"
             }

@@ -10,6 +10,11 @@
  *   CHANNEL_RESULT    u8 truncated (0 or 1), then the result bytes
  *   CHANNEL_PEAK      u64 VmPeak in bytes, sent when the executor returned
  *   CHANNEL_CRASH     u64 VmPeak in bytes, sent by the crash handler
+ *   CHANNEL_SIGNAL    u64 signal number: the child is pid 1 of its own pid
+ *                     namespace, where a signal it sends itself (abort(),
+ *                     raise()) or the kernel's SIGXCPU cannot kill it; it
+ *                     exits with 128 + that number instead, and the zygote
+ *                     reports the microtask as killed by the signal
  *
  * The zygote treats the channel as untrusted (an executor can write to
  * descriptor 3 itself) and kills a task that sends anything else.
@@ -25,7 +30,8 @@ enum channel_type {
     CHANNEL_PROGRESS = 1,
     CHANNEL_RESULT = 2,
     CHANNEL_PEAK = 3,
-    CHANNEL_CRASH = 4
+    CHANNEL_CRASH = 4,
+    CHANNEL_SIGNAL = 5
 };
 
 struct channel_header {

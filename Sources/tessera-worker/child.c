@@ -2,8 +2,9 @@
  * child.c - the sandbox a microtask runs in, and its crash reporting.
  *
  * This code runs in the forked copy of the single-threaded zygote, so it
- * may use malloc and stdio until the executor is called. The order of the
- * steps is deliberate:
+ * may use malloc and stdio until the executor is called. Two profiles:
+ *
+ * Rlimits only (a stage without TW_SANDBOX_ENABLED), as before:
  *   1. setsid(): the microtask gets its own session and process group, the
  *      unit the zygote and the daemon kill.
  *   2. PR_SET_PDEATHSIG, then a check that the zygote did not die before
@@ -16,6 +17,27 @@
  *      resource limits, so a tight memory limit cannot make them fail.
  *   6. Resource limits, then no_new_privs, then the crash handlers, then
  *      the executor.
+ *
+ * The sandbox (see sandbox.h for the reasons of this order): setsid;
+ * descriptors 0 to 3 in place (the others stay open until the namespace
+ * and pidfd descriptors have served); signals; namespaces and mounts; the
+ * task and the alternate stack; capabilities and identity, then
+ * PR_SET_PDEATHSIG (an identity switch clears it) and the zygote check;
+ * no_new_privs; Landlock (with descriptors the zygote opened); every other
+ * descriptor closed; the stage's environment; resource limits (after the
+ * mounts and Landlock, so a tight RLIMIT_AS or RLIMIT_NOFILE cannot break
+ * them); crash handlers; seccomp, last.
+ *
+ * With a pid namespace the child is pid 1 of it, and the kernel spares
+ * pid 1 every signal sent from inside its namespace (itself included)
+ * whose disposition is the default, and the kernel's own SIGXCPU and
+ * SIGXFSZ too. So the crash handlers, and handlers for SIGXCPU and SIGXFSZ
+ * installed for pid 1 only, report the signal on the channel and exit
+ * with 128 + its number, and the zygote reports it as the cause of death
+ * (CHANNEL_SIGNAL). Signals from the zygote (outside the namespace): SIGKILL
+ * always works; SIGTERM (and the others) reach pid 1 only if the executor
+ * installed a handler for them, so a cancelled microtask that ignores
+ * SIGTERM this way is killed by the daemon's SIGKILL two seconds later.
  */
 #define _GNU_SOURCE
 #include "child.h"
@@ -30,13 +52,25 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <tessera_wire.h>
+
 #include "channel.h"
 #include "host.h"
 #include "io.h"
+#include "sandbox.h"
 
 #define ALT_STACK_MIN_SIZE (64 * 1024)
 
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE, SIGTRAP};
+/* Signals the kernel sends for resource limits, which pid 1 of a pid
+ * namespace would ignore. */
+static const int limit_signals[] = {SIGXCPU, SIGXFSZ};
+
+/* Set in the child when it is pid 1 of its own pid namespace. */
+static bool namespace_init;
+/* /proc/self/status opened before a COMPUTE seccomp filter forbids open():
+ * the peak address space is read through it. -1 otherwise. */
+static int status_fd = -1;
 
 static const int limited_resources[] = {RLIMIT_CPU, RLIMIT_AS, RLIMIT_NOFILE, RLIMIT_NPROC,
                                         RLIMIT_FSIZE};
@@ -97,7 +131,7 @@ static _Noreturn void fail(const char *step)
     _exit(CHILD_SETUP_FAILED);
 }
 
-static void set_up_descriptors(const struct child_task *task)
+static void place_descriptors(const struct child_task *task)
 {
     /* Every source descriptor is above 2 (the zygote keeps 0 to 2 open),
      * so the order below never overwrites one before it is copied; only
@@ -117,7 +151,10 @@ static void set_up_descriptors(const struct child_task *task)
         if (RETRY(fcntl(fd, F_SETFL, 0)) == -1)
             fail("making the pipes blocking");
     }
+}
 
+static void close_other_descriptors(void)
+{
     if (close_range(CHANNEL_FD + 1, ~0U, 0) == 0)
         return;
     /* Kernels before 5.9 have no close_range(): list what is open. */
@@ -191,20 +228,27 @@ static void apply_limits(const struct stage_limits *limits)
 static uint64_t read_vm_peak(void)
 {
     char text[4096];
-    /* An executor may leak descriptors up to its limit; giving up standard
-     * input, which nothing needs any more, leaves one for the open. */
-    close(STDIN_FILENO);
-    int fd = (int)RETRY(open("/proc/self/status", O_RDONLY | O_CLOEXEC));
-    if (fd == -1)
-        return 0;
     size_t length = 0;
-    while (length < sizeof text) {
-        ssize_t got = RETRY(read(fd, text + length, sizeof text - length));
-        if (got <= 0)
-            break;
-        length += (size_t)got;
+    if (status_fd != -1) {
+        /* Reading from offset 0 makes the kernel generate it anew. */
+        ssize_t got = RETRY(pread(status_fd, text, sizeof text, 0));
+        length = got > 0 ? (size_t)got : 0;
+    } else {
+        /* An executor may leak descriptors up to its limit; giving up
+         * standard input, which nothing needs any more, leaves one for the
+         * open. */
+        close(STDIN_FILENO);
+        int fd = (int)RETRY(open("/proc/self/status", O_RDONLY | O_CLOEXEC));
+        if (fd == -1)
+            return 0;
+        while (length < sizeof text) {
+            ssize_t got = RETRY(read(fd, text + length, sizeof text - length));
+            if (got <= 0)
+                break;
+            length += (size_t)got;
+        }
+        close(fd);
     }
-    close(fd);
 
     static const char key[] = "\nVmPeak:";
     size_t key_length = sizeof key - 1;
@@ -236,13 +280,40 @@ static void send_peak(uint32_t type)
     (void)io_write_all(CHANNEL_FD, &frame, sizeof frame);
 }
 
+/* In pid 1 of a pid namespace, where raising `signo` would not kill:
+ * reports it on the channel and exits with 128 + signo, which the zygote
+ * turns back into "killed by signo". Async-signal-safe. */
+static _Noreturn void die_as_init(int signo)
+{
+    struct {
+        struct channel_header header;
+        uint64_t signo;
+    } frame = {{CHANNEL_SIGNAL, sizeof(uint64_t)}, (uint64_t)signo};
+    (void)io_write_all(CHANNEL_FD, &frame, sizeof frame);
+    _exit(128 + signo);
+}
+
 /* Runs on the alternate stack when the executor crashes: reports, then lets
- * the signal kill the process (SA_RESETHAND restored the default). */
+ * the signal kill the process (SA_RESETHAND restored the default). The
+ * executor's own children inherit the handler until they exec; they are
+ * not pid 1, and die of the signal as usual. */
 static void on_crash(int signo)
 {
     int saved_errno = errno;
     send_peak(CHANNEL_CRASH);
+    if (namespace_init && getpid() == 1)
+        die_as_init(signo);
     errno = saved_errno;
+    raise(signo);
+}
+
+/* SIGXCPU and SIGXFSZ in a namespace's pid 1 (see the top of the file). */
+static void on_limit_signal(int signo)
+{
+    if (getpid() == 1)
+        die_as_init(signo);
+    /* A child of the executor that has not exec'd yet: the default. */
+    signal(signo, SIG_DFL);
     raise(signo);
 }
 
@@ -254,34 +325,68 @@ static void install_crash_handlers(void)
         if (sigaction(crash_signals[i], &action, NULL) == -1)
             fail("installing crash handlers");
     }
+    if (!namespace_init)
+        return;
+    action.sa_handler = on_limit_signal;
+    action.sa_flags = SA_ONSTACK;
+    for (size_t i = 0; i < sizeof limit_signals / sizeof limit_signals[0]; i++) {
+        if (sigaction(limit_signals[i], &action, NULL) == -1)
+            fail("installing signal handlers");
+    }
 }
 
 _Noreturn void child_run(const struct child_task *task)
 {
+    const struct stage *stage = task->stage;
+    const struct sandbox_plan *plan = stage->plan;
     if (setsid() == -1)
         fail("setsid");
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
-        fail("PR_SET_PDEATHSIG");
-    if (getppid() != prepared.zygote_pid)
-        _exit(CHILD_SETUP_FAILED);
-    set_up_descriptors(task);
+    if (plan == NULL) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
+            fail("PR_SET_PDEATHSIG");
+        if (getppid() != prepared.zygote_pid)
+            _exit(CHILD_SETUP_FAILED);
+    }
+    place_descriptors(task);
+    if (plan == NULL)
+        close_other_descriptors();
     reset_signals();
+    if (plan != NULL) {
+        namespace_init = plan->pid_namespace;
+        sandbox_enter(stage);
+    }
 
     /* The task is built before the limits so that a tight memory limit
      * cannot make it fail. */
     struct tessera_task microtask;
-    if (host_task_init(&microtask, task->stage, task->item, task->item_length, task->index,
+    if (host_task_init(&microtask, stage, task->item, task->item_length, task->index,
                        task->output_limit) == -1)
         fail("preparing the task");
 
     if (sigaltstack(&prepared.alt_stack, NULL) == -1)
         fail("sigaltstack");
-    apply_limits(&task->stage->limits);
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+    if (plan != NULL) {
+        sandbox_drop_privileges(stage);
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+            fail("PR_SET_NO_NEW_PRIVS");
+        /* Landlock uses descriptors the zygote opened, and its ruleset
+         * needs one more, which a tight RLIMIT_NOFILE could refuse. */
+        sandbox_landlock(stage);
+        close_other_descriptors();
+        /* The stage's own list, NULL-terminated in its definition; setenv()
+         * copies it before changing anything. */
+        environ = (char **)stage->sandbox.environment.items;
+        if (stage->sandbox.syscalls == TW_SYSCALLS_COMPUTE)
+            status_fd = (int)RETRY(open("/proc/self/status", O_RDONLY | O_CLOEXEC));
+    }
+    apply_limits(&stage->limits);
+    if (plan == NULL && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
         fail("PR_SET_NO_NEW_PRIVS");
     install_crash_handlers();
+    if (plan != NULL)
+        sandbox_seccomp(stage);
 
-    int status = task->stage->executor->execute(&host_table, &microtask);
+    int status = stage->executor->execute(&host_table, &microtask);
 
     fflush(NULL);
     /* A result that cannot be sent is lost with the zygote that would have

@@ -1,10 +1,13 @@
 /*
  * child.h - what a microtask's process does between fork() and _exit().
  *
- * The zygote forks, and the child calls child_run(), which never returns:
- * it applies the sandbox in a fixed order (session, parent-death signal,
- * descriptors, signals, resource limits, no_new_privs, crash handlers),
- * calls the executor and reports on its channel (see channel.h).
+ * The zygote forks (or clones, see sandbox.h), and the child calls
+ * child_run(), which never returns: it applies the sandbox in a fixed
+ * order (session, parent-death signal, descriptors, signals, resource
+ * limits, no_new_privs, crash handlers; for a stage with
+ * TW_SANDBOX_ENABLED also namespaces, mounts, identity, capabilities,
+ * environment, Landlock and seccomp, see child.c), calls the executor and
+ * reports on its channel (see channel.h).
  */
 #ifndef TESSERA_WORKER_CHILD_H
 #define TESSERA_WORKER_CHILD_H

@@ -6,9 +6,11 @@
  * out as
  *
  *     struct stage | struct stage_param[param_count] |
- *     const char *values[all values] | the strings, each NUL-terminated
+ *     const char *values[all values, then each sandbox list and its NULL] |
+ *     the strings, each NUL-terminated
  *
- * so that a definition is freed with one free() and read by the child
+ * so that a definition is freed with one free() (stage_free() also
+ * releases what the zygote prepared for it) and read by the child
  * without any further work.
  */
 #define _GNU_SOURCE
@@ -18,6 +20,10 @@
 #include <string.h>
 
 #include "io.h"
+#include "sandbox.h"
+
+/* The string lists of the sandbox, in frame order. */
+#define SANDBOX_LIST_COUNT 6
 
 /* What the first pass learns about a frame. */
 struct stage_measure {
@@ -68,6 +74,16 @@ static bool measure(struct wire_reader reader, struct stage_measure *measure)
             skip_str(&reader, &measure->string_bytes);
         measure->value_count += count;
     }
+    (void)wire_get_u32(&reader); /* sandbox flags */
+    (void)wire_get_u32(&reader); /* uid */
+    (void)wire_get_u32(&reader); /* gid */
+    (void)wire_get_u8(&reader);  /* syscall profile */
+    for (int list = 0; list < SANDBOX_LIST_COUNT && !reader.malformed; list++) {
+        uint32_t count = wire_get_u32(&reader);
+        for (uint32_t v = 0; v < count && !reader.malformed; v++)
+            skip_str(&reader, &measure->string_bytes);
+        measure->value_count += (size_t)count + 1; /* and the NULL */
+    }
     return wire_reader_complete(&reader);
 }
 
@@ -117,14 +133,39 @@ struct stage *stage_decode(struct wire_reader *reader)
         for (uint32_t v = 0; v < params[p].value_count; v++)
             *values++ = copy_str(reader, &strings);
     }
+    struct stage_sandbox *sandbox = &stage->sandbox;
+    sandbox->flags = wire_get_u32(reader);
+    sandbox->uid = wire_get_u32(reader);
+    sandbox->gid = wire_get_u32(reader);
+    sandbox->syscalls = wire_get_u8(reader);
+    struct stage_list *lists[SANDBOX_LIST_COUNT] = {
+        &sandbox->read_only,      &sandbox->writable,      &sandbox->hidden,
+        &sandbox->allow_syscalls, &sandbox->deny_syscalls, &sandbox->environment,
+    };
+    for (int list = 0; list < SANDBOX_LIST_COUNT; list++) {
+        lists[list]->count = wire_get_u32(reader);
+        lists[list]->items = values;
+        for (uint32_t v = 0; v < lists[list]->count; v++)
+            *values++ = copy_str(reader, &strings);
+        *values++ = NULL;
+    }
+    stage->plan = NULL;
     return stage;
+}
+
+void stage_free(struct stage *stage)
+{
+    if (stage == NULL)
+        return;
+    sandbox_plan_free(stage->plan);
+    free(stage);
 }
 
 void stage_table_put(struct stage_table *table, struct stage *stage)
 {
     for (size_t i = 0; i < table->count; i++) {
         if (table->stages[i]->id == stage->id) {
-            free(table->stages[i]);
+            stage_free(table->stages[i]);
             table->stages[i] = stage;
             return;
         }
@@ -149,7 +190,7 @@ void stage_table_forget(struct stage_table *table, uint32_t id)
 {
     for (size_t i = 0; i < table->count; i++) {
         if (table->stages[i]->id == id) {
-            free(table->stages[i]);
+            stage_free(table->stages[i]);
             table->stages[i] = table->stages[--table->count];
             return;
         }

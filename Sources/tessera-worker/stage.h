@@ -6,6 +6,12 @@
  * stage` held in a single allocation, with every string NUL-terminated, so
  * that a forked child can hand those strings to the executor directly: the
  * child reads the definition from its copy of the zygote's memory.
+ *
+ * The sandbox fields of the frame are decoded into the same allocation,
+ * whether or not TW_SANDBOX_ENABLED is set (the daemon always sends them;
+ * without the flag nothing of them is applied). What the zygote derives
+ * from them once per stage (the seccomp program, the order of the mounts,
+ * a reason the stage cannot run) is in `sandbox`, see sandbox.h.
  */
 #ifndef TESSERA_WORKER_STAGE_H
 #define TESSERA_WORKER_STAGE_H
@@ -36,6 +42,29 @@ struct stage_param {
     const char *const *values;
 };
 
+/* A list of strings of a STAGE frame, NULL-terminated (items[count] is
+ * NULL), so the environment can become `environ` as it is. */
+struct stage_list {
+    uint32_t count;
+    const char *const *items;
+};
+
+/* The sandbox fields of a STAGE frame (tessera_wire.h). */
+struct stage_sandbox {
+    uint32_t flags; /* TW_SANDBOX_* */
+    uint32_t uid;   /* TW_ID_UNCHANGED: keep the worker's */
+    uint32_t gid;
+    uint8_t syscalls; /* TW_SYSCALLS_* */
+    struct stage_list read_only;
+    struct stage_list writable;
+    struct stage_list hidden;
+    struct stage_list allow_syscalls;
+    struct stage_list deny_syscalls;
+    struct stage_list environment; /* "NAME=value" each */
+};
+
+struct sandbox_plan;
+
 struct stage {
     uint32_t id;
     const char *executor_name;
@@ -45,12 +74,20 @@ struct stage {
     struct stage_limits limits;
     uint32_t param_count;
     const struct stage_param *params;
+    struct stage_sandbox sandbox;
+    /* What the zygote prepared for the sandbox (sandbox_prepare()): NULL
+     * until then, and for stages without TW_SANDBOX_ENABLED. Owned by the
+     * stage; released with it. */
+    struct sandbox_plan *plan;
 };
 
 /* Decodes the fields of a STAGE frame. Returns NULL when the frame is
  * malformed (truncated, trailing bytes, unknown parameter type, or a value
- * count that does not fit the type). Free the result with free(). */
+ * count that does not fit the type). Free the result with stage_free(). */
 struct stage *stage_decode(struct wire_reader *reader);
+
+/* Frees a stage and what the zygote prepared for it. */
+void stage_free(struct stage *stage);
 
 /* The stages the daemon has defined, by id. A worker holds a handful at a
  * time (the stages of the runs in flight), so a plain array is searched. */

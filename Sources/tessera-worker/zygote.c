@@ -16,9 +16,14 @@
  *      writes queued frames without blocking; what the socket does not
  *      take now is sent when poll() reports it writable.
  *
- * Per microtask the zygote makes three pipes and forks; task records and
- * their buffers are recycled, so a steady stream of tasks allocates
- * nothing.
+ * Per microtask the zygote makes three pipes and forks (or, for a sandboxed
+ * stage, clones into new namespaces: sandbox.h); task records and their
+ * buffers are recycled, so a steady stream of tasks allocates nothing.
+ *
+ * A task's pid and process group are the ones the zygote sees, also when
+ * the child is pid 1 of a pid namespace of its own: killpg() and wait4()
+ * work on them as on any child. When such a child exits, the kernel kills
+ * and reaps the rest of its namespace before the zygote can reap it.
  */
 #define _GNU_SOURCE
 #include "zygote.h"
@@ -48,6 +53,7 @@
 #include "child.h"
 #include "io.h"
 #include "loader.h"
+#include "sandbox.h"
 #include "stage.h"
 #include "wire.h"
 
@@ -91,6 +97,9 @@ struct task {
     size_t limit; /* bytes kept per stream, and of the result */
     uint32_t flags;
     uint64_t vm_peak;
+    /* The signal a namespace's pid 1 reported before exiting with 128 +
+     * it, in place of dying of it (CHANNEL_SIGNAL); 0 if none. */
+    int fatal_signal;
     int fds[STREAM_COUNT]; /* read ends; -1 once closed */
     struct buf captured[2]; /* stdout, stderr */
     struct buf channel;     /* channel bytes not parsed yet */
@@ -345,7 +354,11 @@ static struct task *running_by_pid(pid_t pid)
 /* Signals everything in a task's process group. A child that has not
  * called setsid() yet has no group of its own, nor any descendants, so the
  * signal goes to the child itself. Signalling a reaped task could reach
- * whoever reused its pid, so that is never done. */
+ * whoever reused its pid, so that is never done. A child that is pid 1 of
+ * its own pid namespace gets SIGKILL always, but other signals only when
+ * its executor installed a handler for them (the kernel protects a
+ * namespace's init from signals it does not handle); its descendants in
+ * the group get them as usual, and die with it anyway. */
 static void signal_task(struct task *task, int signo)
 {
     if (!task->alive)
@@ -378,6 +391,10 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
         send_failed(token, "executor \"%s\" is not loaded in this worker", stage->executor_name);
         return;
     }
+    if (stage->plan != NULL && stage->plan->problem != NULL) {
+        send_failed(token, "%s", stage->plan->problem);
+        return;
+    }
 
     /* Both ends are made non-blocking and close-on-exec here; the child
      * makes its ends blocking again after moving them into place. */
@@ -408,7 +425,7 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
         .channel_fd = pipes[STREAM_CHANNEL][1],
     };
     uint64_t started_ns = monotonic_ns();
-    pid_t pid = fork();
+    pid_t pid = sandbox_clone(stage->plan);
     if (pid == 0)
         child_run(&spec);
     int fork_error = errno;
@@ -417,7 +434,11 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
     if (pid == -1) {
         for (int s = 0; s < STREAM_COUNT; s++)
             close(pipes[s][0]);
-        send_failed(token, "fork failed: %s", strerror(fork_error));
+        if (stage->plan != NULL && stage->plan->clone_flags != 0)
+            send_failed(token, "cannot create the microtask's namespaces: clone: %s",
+                        strerror(fork_error));
+        else
+            send_failed(token, "fork failed: %s", strerror(fork_error));
         return;
     }
 
@@ -429,6 +450,7 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
     task->limit = limit;
     task->flags = 0;
     task->vm_peak = 0;
+    task->fatal_signal = 0;
     for (int s = 0; s < STREAM_COUNT; s++)
         task->fds[s] = pipes[s][0];
     task->progress_sent = false;
@@ -479,6 +501,7 @@ static bool channel_frame_valid(const struct task *task, const struct channel_he
     case CHANNEL_PROGRESS:
     case CHANNEL_PEAK:
     case CHANNEL_CRASH:
+    case CHANNEL_SIGNAL:
         return header->length == 8;
     case CHANNEL_RESULT:
         return header->length >= 1 && header->length - 1 <= task->limit;
@@ -512,6 +535,13 @@ static void channel_frame(struct task *task, uint32_t type, const unsigned char 
     case CHANNEL_PEAK:
         memcpy(&task->vm_peak, payload, sizeof task->vm_peak);
         break;
+    case CHANNEL_SIGNAL: {
+        uint64_t signo;
+        memcpy(&signo, payload, sizeof signo);
+        if (signo > 0 && signo < NSIG)
+            task->fatal_signal = (int)signo;
+        break;
+    }
     }
 }
 
@@ -574,6 +604,12 @@ static void finish_task(struct task *task, int status, const struct rusage *usag
         }
         close_stream(task, (enum stream)s);
     }
+    /* A namespace's pid 1 that could not die of a signal exited with 128 +
+     * its number after saying so; report the signal (a wait status whose
+     * low bits are a signal number means "killed by it"). */
+    if (task->fatal_signal != 0 && WIFEXITED(status) &&
+        WEXITSTATUS(status) == 128 + task->fatal_signal)
+        status = task->fatal_signal;
     if (task->progress_pending)
         send_progress(task, task->progress_value);
     send_done(task, status, usage, wall_us);
@@ -706,6 +742,7 @@ static void handle_frame(uint8_t type, struct wire_reader *reader)
         if (stage == NULL)
             malformed("STAGE frame");
         stage->executor = loader_find_executor(&zygote.plugins, stage->executor_name, NULL);
+        sandbox_prepare(stage);
         stage_table_put(&zygote.stages, stage);
         return;
     }
@@ -891,6 +928,7 @@ int zygote_main(int file_count, char **files)
         return EXIT_FAILURE;
     }
     child_prepare(devnull_fd, raised ? &original_nofile : NULL);
+    sandbox_init();
 
     send_hello(problems, problem_count);
     for (size_t i = 0; i < problem_count; i++)

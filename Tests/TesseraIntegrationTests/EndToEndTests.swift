@@ -90,7 +90,7 @@ struct EndToEndTests {
             stages:
               - name: first
                 executor: shell
-                params: {command: [sh, -c, "echo {{item}} >> \(makeTemporaryDirectory())/order"]}
+                params: {command: [sh, -c, "echo {{item}}"]}
                 items: [a, b]
               - name: second
                 after: [first]
@@ -123,10 +123,17 @@ struct EndToEndTests {
     func checksumPlugin() throws {
         let directory = makeTemporaryDirectory()
         defer { removeTree(directory) }
+        chmod(directory, 0o755)
         writeFile(directory + "/data", String(repeating: "tessera\n", count: 10_000))
+        // The data lives in the real /tmp, so this stage shares it.
         let daemon = try Daemon(
             jobs: [
-                "sum.yaml": "name: sum\nexecutor: checksum\nitems: [\(directory)/data, \(directory)/missing]\n"
+                "sum.yaml": """
+                name: sum
+                executor: checksum
+                items: [\(directory)/data, \(directory)/missing]
+                sandbox: {filesystem: {tmp: shared}}
+                """
             ], plugins: ["checksum"])
         let id = try daemon.startRun("sum")
         #expect(try daemon.wait(forRun: id).state == .failed)

@@ -41,6 +41,15 @@ enum tw_message_type {
      *       str name, u8 type (tessera_param_type), u32 value_count,
      *       value_count x str   (scalars: 1 value as text; lists: the
      *                            elements; maps: key, value, key, value...)
+     *   then the sandbox (see "Sandbox" below):
+     *   u32 flags (TW_SANDBOX_*), u32 uid, u32 gid (TW_ID_UNCHANGED: keep)
+     *   u8 syscalls (TW_SYSCALLS_*)
+     *   u32 count, count x str   read-only paths
+     *   u32 count, count x str   writable paths (bind-mounted read-write)
+     *   u32 count, count x str   hidden paths (an empty read-only tmpfs on top)
+     *   u32 count, count x str   syscall names to allow beyond the profile
+     *   u32 count, count x str   syscall names to deny beyond the profile
+     *   u32 count, count x str   environment, "NAME=value" each
      * Redefining an id replaces the definition. */
     TW_MSG_STAGE = 1,
 
@@ -79,6 +88,30 @@ enum tw_message_type {
      *   u32 flags: TW_FLAG_*
      *   str result, str stdout, str stderr, str worker error (TW_END_FAILED) */
     TW_MSG_DONE = 67
+};
+
+/* Sandbox flags of a STAGE frame. Without TW_SANDBOX_ENABLED the child
+ * gets only the rlimits profile (session, fds, rlimits, no_new_privs) and
+ * every other field is ignored. */
+enum tw_sandbox_flags {
+    TW_SANDBOX_ENABLED = 1u << 0,
+    TW_SANDBOX_NS_PID = 1u << 1,     /* new pid namespace, fresh /proc */
+    TW_SANDBOX_NS_IPC = 1u << 2,
+    TW_SANDBOX_NS_UTS = 1u << 3,
+    TW_SANDBOX_NS_MOUNT = 1u << 4,   /* needed by every filesystem setting */
+    TW_SANDBOX_NS_USER = 1u << 5,    /* set by the daemon when it is not root */
+    TW_SANDBOX_NETWORK_NONE = 1u << 6, /* an empty network namespace (loopback only) */
+    TW_SANDBOX_PRIVATE_TMP = 1u << 7,  /* fresh tmpfs on /tmp and /var/tmp */
+    TW_SANDBOX_LANDLOCK = 1u << 8      /* best effort, by the kernel's ABI */
+};
+
+/* uid/gid value meaning "do not switch". */
+#define TW_ID_UNCHANGED 4294967295u
+
+enum tw_syscalls {
+    TW_SYSCALLS_NONE = 0,    /* no seccomp filter */
+    TW_SYSCALLS_DEFAULT = 1, /* deny the dangerous calls, allow the rest */
+    TW_SYSCALLS_COMPUTE = 2  /* allow only what a pure computation needs */
 };
 
 enum tw_end {

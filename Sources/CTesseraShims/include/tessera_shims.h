@@ -1,0 +1,11 @@
+/*
+ * tessera_shims.h - system calls Swift cannot make itself (variadic
+ * syscall(2), no libc wrapper), as small functions for the daemon.
+ */
+#ifndef TESSERA_SHIMS_H
+#define TESSERA_SHIMS_H
+
+/* The Landlock ABI version the kernel offers, or 0 when it has none. */
+int tessera_landlock_abi(void);
+
+#endif /* TESSERA_SHIMS_H */

@@ -1,0 +1,172 @@
+// The sandbox a stage's microtasks get: the job's `sandbox:` settings over
+// the server's `defaults.sandbox`, over the safe built-in defaults, turned
+// into the flags and lists the worker applies (tessera_wire.h), and into
+// the summary `tesserad --check` prints.
+
+internal import CTesseraShims
+internal import CTesseraWire
+import TesseraConfig
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What the kernel and the daemon's privileges allow, probed once.
+struct HostCapabilities {
+    let isRoot: Bool
+    /// The Landlock ABI version, 0 when the kernel has none.
+    let landlockABI: Int
+    /// Whether a delegated cgroup v2 tree is available to the daemon.
+    let cgroupV2: Bool
+    /// uid and gid of `nobody`, the default identity when running as root.
+    let nobody: (uid: UInt32, gid: UInt32)
+
+    static let current: HostCapabilities = {
+        var nobody: (UInt32, UInt32) = (65534, 65534)
+        if let entry = getpwnam("nobody") { nobody = (entry.pointee.pw_uid, entry.pointee.pw_gid) }
+        return HostCapabilities(
+            isRoot: geteuid() == 0, landlockABI: Int(tessera_landlock_abi()),
+            cgroupV2: access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0, nobody: nobody)
+    }()
+
+    /// One line for the start-up log about how limits are enforced.
+    var enforcementNote: String {
+        var parts: [String] = []
+        parts.append(
+            cgroupV2
+                ? "cgroup v2 found"
+                : "cgroup v2 is not available (cgroup v1 host): limits are enforced with rlimits only")
+        parts.append(landlockABI > 0 ? "Landlock ABI \(landlockABI)" : "Landlock not available in this kernel")
+        if !isRoot { parts.append("not root: microtasks get a user namespace") }
+        return parts.joined(separator: "; ")
+    }
+}
+
+/// The sandbox of a stage as the worker applies it.
+struct ResolvedSandbox: Equatable {
+    var flags: UInt32 = 0
+    var uid = UInt32(TW_ID_UNCHANGED)
+    var gid = UInt32(TW_ID_UNCHANGED)
+    var syscalls: SandboxSettings.SyscallProfile = SandboxSettings.SyscallProfile.none
+    var readOnly: [String] = []
+    var writable: [String] = []
+    var hidden: [String] = []
+    var allowSyscalls: [String] = []
+    var denySyscalls: [String] = []
+    var environment: [String] = []
+
+    static let defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    func has(_ flag: tw_sandbox_flags) -> Bool { flags & flag.rawValue != 0 }
+
+    /// Applies the safe defaults to whatever the settings leave unset.
+    init(_ settings: SandboxSettings, host: HostCapabilities = .current) {
+        guard !settings.disabled else {
+            environment = [ResolvedSandbox.defaultPath]
+            return
+        }
+        flags = TW_SANDBOX_ENABLED.rawValue
+        let namespaces = settings.namespaces ?? [.pid, .ipc, .uts, .mount]
+        for namespace in namespaces {
+            switch namespace {
+            case .pid: flags |= TW_SANDBOX_NS_PID.rawValue
+            case .ipc: flags |= TW_SANDBOX_NS_IPC.rawValue
+            case .uts: flags |= TW_SANDBOX_NS_UTS.rawValue
+            case .mount: flags |= TW_SANDBOX_NS_MOUNT.rawValue
+            case .user where !host.isRoot: flags |= TW_SANDBOX_NS_USER.rawValue
+            case .user: break  // A root daemon maps no users: the task would be root on the host.
+            case .net: flags |= TW_SANDBOX_NETWORK_NONE.rawValue
+            }
+        }
+        if !host.isRoot { flags |= TW_SANDBOX_NS_USER.rawValue }
+        if (settings.network ?? SandboxSettings.Network.none) == SandboxSettings.Network.none {
+            flags |= TW_SANDBOX_NETWORK_NONE.rawValue
+        }
+        if (settings.tmp ?? SandboxSettings.Tmp.private) == SandboxSettings.Tmp.private {
+            flags |= TW_SANDBOX_PRIVATE_TMP.rawValue
+        }
+        if settings.landlock ?? true { flags |= TW_SANDBOX_LANDLOCK.rawValue }
+        switch settings.user {
+        case .id(let uid, let gid)?:
+            (self.uid, self.gid) = (uid, gid)
+        case .dynamic?, nil:
+            if host.isRoot { (uid, gid) = host.nobody }
+        }
+        syscalls = settings.syscalls ?? .default
+        if has(TW_SANDBOX_NS_MOUNT) {
+            readOnly = settings.readOnly ?? ["/"]
+            writable = settings.writable ?? []
+            hidden = settings.hidden ?? []
+        } else {
+            // Without a mount namespace there is no file system view to
+            // change; Daemon.load refuses stages that ask for one.
+            flags &= ~TW_SANDBOX_PRIVATE_TMP.rawValue
+        }
+        allowSyscalls = settings.allowSyscalls ?? []
+        denySyscalls = settings.denySyscalls ?? []
+        let declared = (settings.environment ?? []).map { "\($0.key)=\($0.value)" }
+        environment = declared.contains { $0.hasPrefix("PATH=") } ? declared : [ResolvedSandbox.defaultPath] + declared
+    }
+
+    /// The sandbox fields of a STAGE frame.
+    func write(to frame: inout FrameWriter) {
+        frame.u32(flags)
+        frame.u32(uid)
+        frame.u32(gid)
+        switch syscalls {
+        case SandboxSettings.SyscallProfile.none: frame.u8(UInt8(TW_SYSCALLS_NONE.rawValue))
+        case .default: frame.u8(UInt8(TW_SYSCALLS_DEFAULT.rawValue))
+        case .compute: frame.u8(UInt8(TW_SYSCALLS_COMPUTE.rawValue))
+        }
+        for list in [readOnly, writable, hidden, allowSyscalls, denySyscalls, environment] {
+            frame.u32(UInt32(list.count))
+            list.forEach { frame.str($0) }
+        }
+    }
+
+    /// The confinement in a few lines, for `tesserad --check`.
+    func summary(limits: Limits, host: HostCapabilities = .current) -> [String] {
+        guard has(TW_SANDBOX_ENABLED) else {
+            return ["sandbox: none (rlimits, own session, closed descriptors, no_new_privs only)"]
+        }
+        let names: [(tw_sandbox_flags, String)] = [
+            (TW_SANDBOX_NS_PID, "pid"), (TW_SANDBOX_NS_IPC, "ipc"), (TW_SANDBOX_NS_UTS, "uts"),
+            (TW_SANDBOX_NS_MOUNT, "mount"), (TW_SANDBOX_NS_USER, "user"), (TW_SANDBOX_NETWORK_NONE, "net"),
+        ]
+        let namespaces = names.filter { has($0.0) }.map(\.1)
+        let identity = uid == UInt32(TW_ID_UNCHANGED) ? "the daemon's user" : "uid \(uid) gid \(gid)"
+        let written = writable.isEmpty ? "nothing" : writable.joined(separator: " ")
+        var filesystem = "filesystem: read-only \(readOnly.joined(separator: " ")); writable \(written)"
+        if !hidden.isEmpty { filesystem += "; hidden \(hidden.joined(separator: " "))" }
+        filesystem += has(TW_SANDBOX_PRIVATE_TMP) ? "; private /tmp" : "; shared /tmp"
+        var calls = "syscalls: \(syscalls.rawValue)"
+        if !allowSyscalls.isEmpty { calls += ", also allowed \(allowSyscalls.joined(separator: " "))" }
+        if !denySyscalls.isEmpty { calls += ", also denied \(denySyscalls.joined(separator: " "))" }
+        let landlock: String
+        if !has(TW_SANDBOX_LANDLOCK) {
+            landlock = "off"
+        } else if host.landlockABI > 0 {
+            landlock = "on (ABI \(host.landlockABI))"
+        } else {
+            landlock = "requested, but the kernel has none"
+        }
+        var lines: [String] = [
+            "user: \(identity)",
+            "network: " + (has(TW_SANDBOX_NETWORK_NONE) ? "none (loopback only)" : "host"),
+            "namespaces: " + (namespaces.isEmpty ? "none" : namespaces.joined(separator: ", ")),
+            filesystem, calls, "landlock: \(landlock)",
+        ]
+        let candidates: [String?] = [
+            limits.cpu.map { "cpu \(formatDuration($0)) (RLIMIT_CPU)" },
+            limits.memory.map { "memory \(formatSize($0)) (RLIMIT_AS)" },
+            limits.processes.map { "processes \($0) (RLIMIT_NPROC, per user)" },
+            limits.openFiles.map { "open_files \($0) (RLIMIT_NOFILE)" },
+            limits.fileSize.map { "file_size \(formatSize($0)) (RLIMIT_FSIZE)" },
+            limits.wall.map { "wall \(formatDuration($0)) (the daemon's timer)" },
+        ]
+        let limited = candidates.compactMap { $0 }
+        lines.append("limits: " + (limited.isEmpty ? "none" : limited.joined(separator: ", ")))
+        if !host.cgroupV2 { lines.append("cgroups: not available; no memory.max, cpu.max or pids.max") }
+        return lines
+    }
+}

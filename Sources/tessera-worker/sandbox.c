@@ -1,0 +1,580 @@
+/*
+ * sandbox.c - plans (in the zygote) and namespaces, mounts, identity and
+ * capabilities (in the child). See sandbox.h for the order of the steps.
+ *
+ * Costs, measured on the 2-core development VM: fork() of the zygote
+ * costs ~60 µs of wall time a microtask at 16 in flight; a pid namespace
+ * adds ~2 µs, UTS ~3 µs, IPC ~25 µs (its mqueue mount), a mount namespace
+ * ~50 µs (copying the mount table, and tearing it down at exit), each
+ * tmpfs ~13 µs, a fresh /proc ~12 µs, joining the shared network namespace
+ * ~0. Hence:
+ *   - only CLONE_NEWPID (and CLONE_NEWUSER) are given to clone(), which
+ *     runs in the single-threaded zygote; the mount, IPC and UTS
+ *     namespaces are unshare()d by the child, in parallel with the
+ *     zygote's next fork;
+ *   - read-only "/" is one recursive mount_setattr() on the root mount of
+ *     the new namespace (a bind of "/" onto itself would not even be seen:
+ *     a process's root stays the mount under it);
+ *   - a writable path is cloned (open_tree) before anything is made
+ *     read-only and attached over it afterwards: it keeps exactly the
+ *     host's flags beneath it, without a read-only flag to lift (lifting
+ *     one recursively would also lift those the host set on submounts);
+ *   - one network namespace is shared by all `network: none` microtasks
+ *     (netns.h).
+ */
+#define _GNU_SOURCE
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <tessera_wire.h>
+
+#include "child.h"
+#include "io.h"
+#include "landlock.h"
+#include "netns.h"
+#include "syscall_filter.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef STATX_ATTR_MOUNT_ROOT
+#define STATX_ATTR_MOUNT_ROOT 0x00002000
+#endif
+
+#define TMP_OPTIONS "mode=1777,size=256m"
+#define HIDDEN_OPTIONS "mode=0555,size=4k,nr_inodes=16"
+
+/* What the zygote records once (sandbox_init); children inherit it. */
+static struct {
+    pid_t zygote_pid;
+    /* A pidfd of the zygote, which a child in a new pid namespace polls to
+     * learn whether the zygote died before PR_SET_PDEATHSIG took effect
+     * (there getppid() is 0 whoever the parent is); -1 without pidfds. */
+    int zygote_pidfd;
+    uid_t euid;
+    gid_t egid;
+    /* CAP_SYS_ADMIN in the worker's user namespace: namespaces can be
+     * made without a user namespace of their own, and ids switched. */
+    bool privileged;
+    int cap_last;
+    int landlock_abi;
+    struct landlock_common landlock;
+    /* The worker's ambient capabilities are not empty: children clear
+     * them (else nothing can have put any there). */
+    bool ambient;
+    bool devices_mount_point; /* /dev is a mount point */
+    bool devices_nodev;       /* the host mounted /dev nodev itself */
+} host = {.zygote_pidfd = -1};
+
+void sandbox_init(void)
+{
+    host.zygote_pid = getpid();
+    host.zygote_pidfd = (int)syscall(SYS_pidfd_open, host.zygote_pid, 0);
+    host.euid = geteuid();
+    host.egid = getegid();
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2] = {{0}};
+    host.privileged = syscall(SYS_capget, &header, data) == 0 &&
+                      (data[CAP_SYS_ADMIN / 32].effective & (1u << (CAP_SYS_ADMIN % 32)));
+    host.cap_last = CAP_LAST_CAP;
+    FILE *file = fopen("/proc/sys/kernel/cap_last_cap", "re");
+    if (file != NULL) {
+        int last;
+        if (fscanf(file, "%d", &last) == 1 && last > 0 && last < 64)
+            host.cap_last = last;
+        fclose(file);
+    }
+    host.landlock_abi = landlock_abi();
+    if (host.landlock_abi > 0 && landlock_open_common(&host.landlock) == -1) {
+        worker_log("Landlock is off: cannot open / or /dev/null: %s", strerror(errno));
+        host.landlock_abi = 0;
+    }
+    file = fopen("/proc/self/status", "re");
+    char line[256];
+    while (file != NULL && fgets(line, sizeof line, file) != NULL) {
+        if (strncmp(line, "CapAmb:", 7) == 0)
+            host.ambient = strtoull(line + 7, NULL, 16) != 0;
+    }
+    if (file != NULL)
+        fclose(file);
+    struct statx status;
+    host.devices_mount_point =
+        statx(AT_FDCWD, "/dev", AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &status) == 0 &&
+        (status.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+        (status.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+    struct statvfs devices;
+    host.devices_nodev = statvfs("/dev", &devices) == 0 && (devices.f_flag & ST_NODEV);
+}
+
+/* Planning, in the zygote. */
+
+__attribute__((format(printf, 2, 3))) static void set_problem(struct sandbox_plan *plan,
+                                                              const char *format, ...)
+{
+    if (plan->problem != NULL)
+        return;
+    va_list arguments;
+    va_start(arguments, format);
+    plan->problem = xvasprintf(format, arguments);
+    va_end(arguments);
+}
+
+/* True when `path` is `parent` or beneath it. */
+static bool covers(const char *parent, const char *path)
+{
+    size_t length = strlen(parent);
+    if (length == 1 && parent[0] == '/')
+        return true;
+    return strncmp(parent, path, length) == 0 && (path[length] == '\0' || path[length] == '/');
+}
+
+static bool is_directory(const char *path)
+{
+    struct stat status;
+    return stat(path, &status) == 0 && S_ISDIR(status.st_mode);
+}
+
+/* Checks the paths of one list and drops their trailing slashes (the
+ * strings are the stage's own). */
+static void check_paths(struct sandbox_plan *plan, const char *what,
+                        const struct stage_list *list)
+{
+    for (uint32_t i = 0; i < list->count; i++) {
+        char *path = (char *)list->items[i];
+        size_t length = strlen(path);
+        while (length > 1 && path[length - 1] == '/')
+            path[--length] = '\0';
+        if (path[0] != '/')
+            set_problem(plan, "sandbox: %s path \"%s\" is not absolute", what, path);
+        else if (strstr(path, "/../") != NULL ||
+                 (length >= 3 && strcmp(path + length - 3, "/..") == 0))
+            set_problem(plan, "sandbox: %s path \"%s\" contains \"..\"", what, path);
+    }
+}
+
+static void add_step(struct sandbox_plan *plan, enum mount_kind kind, const char *path,
+                     uint32_t tree)
+{
+    plan->steps[plan->step_count++] = (struct mount_step){kind, path, tree};
+}
+
+/* Orders the mounts: parents before what is beneath them (a path is
+ * longer than its parents), and on one path by kind. */
+static void sort_steps(struct sandbox_plan *plan)
+{
+    for (uint32_t i = 1; i < plan->step_count; i++) {
+        struct mount_step step = plan->steps[i];
+        size_t length = strlen(step.path);
+        uint32_t j = i;
+        while (j > 0) {
+            const struct mount_step *before = &plan->steps[j - 1];
+            size_t before_length = strlen(before->path);
+            if (before_length < length || (before_length == length && before->kind <= step.kind))
+                break;
+            plan->steps[j] = plan->steps[j - 1];
+            j--;
+        }
+        plan->steps[j] = step;
+    }
+}
+
+static void plan_mounts(struct sandbox_plan *plan, const struct stage_sandbox *sandbox)
+{
+    check_paths(plan, "read_only", &sandbox->read_only);
+    check_paths(plan, "writable", &sandbox->writable);
+    check_paths(plan, "hidden", &sandbox->hidden);
+    for (uint32_t i = 0; i < sandbox->writable.count; i++) {
+        if (strcmp(sandbox->writable.items[i], "/") == 0)
+            set_problem(plan, "sandbox: \"/\" cannot be writable; list the directories to write to");
+    }
+    for (uint32_t i = 0; i < sandbox->hidden.count; i++) {
+        if (strcmp(sandbox->hidden.items[i], "/") == 0)
+            set_problem(plan, "sandbox: \"/\" cannot be hidden");
+    }
+
+    /* A read-only parent of /dev makes it nodev too, and then not even
+     * /dev/null can be opened: nodev is lifted from /dev again (unless
+     * the host mounted it so, or it is hidden). */
+    bool devices = false;
+    for (uint32_t i = 0; i < sandbox->read_only.count; i++)
+        devices = devices || covers(sandbox->read_only.items[i], "/dev");
+    for (uint32_t i = 0; i < sandbox->hidden.count; i++)
+        devices = devices && !covers(sandbox->hidden.items[i], "/dev");
+    devices = devices && !host.devices_nodev;
+
+    size_t capacity = (size_t)sandbox->read_only.count + sandbox->writable.count +
+                      sandbox->hidden.count + 1;
+    plan->steps = xcalloc(capacity, sizeof *plan->steps);
+    for (uint32_t i = 0; i < sandbox->read_only.count; i++)
+        add_step(plan, MOUNT_READ_ONLY, sandbox->read_only.items[i], 0);
+    for (uint32_t i = 0; i < sandbox->writable.count; i++)
+        add_step(plan, MOUNT_WRITABLE, sandbox->writable.items[i], i);
+    for (uint32_t i = 0; i < sandbox->hidden.count; i++)
+        add_step(plan, MOUNT_HIDDEN, sandbox->hidden.items[i], 0);
+    if (devices) {
+        add_step(plan, MOUNT_DEVICES, "/dev", 0);
+        plan->bind_devices = !host.devices_mount_point;
+    }
+    sort_steps(plan);
+    plan->writable = sandbox->writable.items;
+    plan->writable_count = sandbox->writable.count;
+
+    if (sandbox->flags & TW_SANDBOX_PRIVATE_TMP) {
+        plan->tmp = is_directory("/tmp");
+        plan->var_tmp = plan->tmp && is_directory("/var/tmp");
+    }
+    bool proc_hidden = false;
+    for (uint32_t i = 0; i < sandbox->hidden.count; i++)
+        proc_hidden = proc_hidden || covers(sandbox->hidden.items[i], "/proc");
+    plan->proc = plan->pid_namespace && !proc_hidden;
+}
+
+void sandbox_prepare(struct stage *stage)
+{
+    const struct stage_sandbox *sandbox = &stage->sandbox;
+    if (!(sandbox->flags & TW_SANDBOX_ENABLED)) {
+        stage->plan = NULL;
+        return;
+    }
+    struct sandbox_plan *plan = xcalloc(1, sizeof *plan);
+    stage->plan = plan;
+    plan->shared_network_fd = -1;
+    uint32_t flags = sandbox->flags;
+
+    if (flags & TW_SANDBOX_NS_PID) {
+        plan->clone_flags |= CLONE_NEWPID;
+        plan->pid_namespace = true;
+    }
+    if (flags & TW_SANDBOX_NS_MOUNT) {
+        plan->unshare_flags |= CLONE_NEWNS;
+        plan->mounts = true;
+    }
+    if (flags & TW_SANDBOX_NS_IPC)
+        plan->unshare_flags |= CLONE_NEWIPC;
+    if (flags & TW_SANDBOX_NS_UTS)
+        plan->unshare_flags |= CLONE_NEWUTS;
+    bool wants_namespaces = plan->clone_flags != 0 || plan->unshare_flags != 0 ||
+                            (flags & TW_SANDBOX_NETWORK_NONE);
+    if (flags & TW_SANDBOX_NS_USER) {
+        /* The namespace is made by clone(), and the child maps its own ids,
+         * the only mapping it may write: inside ids to the worker's. For a
+         * root worker that would make the microtask root outside (owner of
+         * root's files), so a root worker refuses; it switches the
+         * microtask to an unprivileged uid instead, which gives as much. */
+        if (host.euid == 0)
+            set_problem(plan, "sandbox: a user namespace is for a daemon that is not root; a root "
+                              "daemon switches the microtask to an unprivileged uid instead");
+        plan->user_namespace_first = true;
+        plan->clone_flags |= CLONE_NEWUSER;
+    } else if (!host.privileged && wants_namespaces) {
+        set_problem(plan, "sandbox: this worker has no CAP_SYS_ADMIN (the daemon is not root), so "
+                          "its namespaces need a user namespace, which the stage does not ask for");
+    }
+    if (!(flags & TW_SANDBOX_NS_USER) && !host.privileged &&
+        ((sandbox->uid != TW_ID_UNCHANGED && sandbox->uid != host.euid) ||
+         (sandbox->gid != TW_ID_UNCHANGED && sandbox->gid != host.egid)))
+        set_problem(plan, "sandbox: switching to uid %u gid %u needs a root daemon",
+                    sandbox->uid, sandbox->gid);
+
+    if (flags & TW_SANDBOX_NETWORK_NONE) {
+        if (plan->user_namespace_first) {
+            /* A namespace made by this worker belongs to the worker's user
+             * namespace, where the microtask (in a user namespace of its
+             * own) has no privilege to join it: the microtask gets its own
+             * network namespace instead, which costs more. */
+            plan->unshare_flags |= CLONE_NEWNET;
+            plan->own_network = true;
+        } else {
+            char *error;
+            plan->shared_network_fd = netns_shared(&error);
+            if (plan->shared_network_fd == -1) {
+                set_problem(plan, "%s", error);
+                free(error);
+            }
+        }
+    }
+
+    bool filesystem = sandbox->read_only.count > 0 || sandbox->writable.count > 0 ||
+                      sandbox->hidden.count > 0 || (flags & TW_SANDBOX_PRIVATE_TMP);
+    if (plan->mounts)
+        plan_mounts(plan, sandbox);
+    else if (filesystem)
+        set_problem(plan, "sandbox: read_only, writable, hidden and a private /tmp need the mount "
+                          "namespace, which the stage does not ask for");
+
+    plan->landlock = (flags & TW_SANDBOX_LANDLOCK) && host.landlock_abi > 0;
+
+    char *error;
+    plan->filter = syscall_filter_acquire(sandbox->syscalls, &sandbox->allow_syscalls,
+                                          &sandbox->deny_syscalls, &error);
+    if (error != NULL) {
+        set_problem(plan, "%s", error);
+        free(error);
+    }
+}
+
+void sandbox_plan_free(struct sandbox_plan *plan)
+{
+    if (plan == NULL)
+        return;
+    free(plan->problem);
+    free(plan->steps);
+    syscall_filter_release(plan->filter);
+    free(plan);
+}
+
+pid_t sandbox_clone(const struct sandbox_plan *plan)
+{
+    if (plan == NULL || plan->clone_flags == 0)
+        return fork();
+    /* Like fork() (a NULL stack: the child runs on its copy of this one),
+     * plus the namespaces. In a new pid namespace the child is its pid 1:
+     * when it exits, the kernel kills whatever else lives in the
+     * namespace (setsid'd, double-forked grandchildren included) and
+     * waits for it, so nothing outlives the microtask. */
+    return (pid_t)syscall(SYS_clone, SIGCHLD | plan->clone_flags, NULL, NULL, NULL, 0);
+}
+
+/* In the child. */
+
+_Noreturn void sandbox_fail(const char *step, const char *path)
+{
+    const char *error = strerror(errno);
+    struct iovec iov[] = {
+        {(void *)"sandbox: ", 9},
+        {(void *)step, strlen(step)},
+        {(void *)" ", path != NULL ? 1 : 0},
+        {(void *)(path != NULL ? path : ""), path != NULL ? strlen(path) : 0},
+        {(void *)": ", 2},
+        {(void *)error, strlen(error)},
+        {(void *)"\n", 1},
+    };
+    (void)io_writev_all(STDERR_FILENO, iov, sizeof iov / sizeof iov[0]);
+    _exit(CHILD_SETUP_FAILED);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    int fd = (int)RETRY(open(path, O_WRONLY | O_CLOEXEC));
+    if (fd == -1 || io_write_all(fd, text, strlen(text)) == -1)
+        sandbox_fail("writing", path);
+    close(fd);
+}
+
+/* Maps one uid and one gid of the user namespace the child is in: `inside`
+ * is what the microtask sees, `outside` its id in the parent namespace
+ * (the only one an unprivileged process may map). setgroups is denied
+ * first, as the kernel requires of an unprivileged gid_map. */
+static void map_ids(uid_t inside_uid, uid_t outside_uid, gid_t inside_gid, gid_t outside_gid)
+{
+    char map[64];
+    write_file("/proc/self/setgroups", "deny");
+    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)inside_uid, (unsigned)outside_uid);
+    write_file("/proc/self/uid_map", map);
+    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)inside_gid, (unsigned)outside_gid);
+    write_file("/proc/self/gid_map", map);
+}
+
+static void set_mount_attributes(int dirfd, const char *path, unsigned flags, uint64_t set,
+                                 uint64_t clear, const char *step, const char *shown)
+{
+    struct mount_attr attributes = {.attr_set = set, .attr_clr = clear};
+    if (mount_setattr(dirfd, path, flags, &attributes, sizeof attributes) == -1)
+        sandbox_fail(step, shown);
+}
+
+static void mount_all(const struct sandbox_plan *plan)
+{
+    /* Nothing done here may reach the host's mount namespace. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1)
+        sandbox_fail("making the mounts private", NULL);
+    if (plan->bind_devices && mount("/dev", "/dev", NULL, MS_BIND | MS_REC, NULL) == -1)
+        sandbox_fail("binding", "/dev");
+
+    /* Copies of the writable paths, taken before anything is made
+     * read-only, so they keep the host's flags; nosuid (and nodev, but not
+     * beneath /dev) added. */
+    int trees_stack[8];
+    int *trees = plan->writable_count <= 8 ? trees_stack
+                                           : malloc(plan->writable_count * sizeof *trees);
+    if (trees == NULL)
+        sandbox_fail("allocating", NULL);
+    for (uint32_t i = 0; i < plan->writable_count; i++) {
+        const char *path = plan->writable[i];
+        trees[i] = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (trees[i] == -1)
+            sandbox_fail("writable", path);
+        uint64_t set = MOUNT_ATTR_NOSUID | (covers("/dev", path) ? 0 : MOUNT_ATTR_NODEV);
+        set_mount_attributes(trees[i], "", AT_EMPTY_PATH | AT_RECURSIVE, set, 0, "writable", path);
+    }
+
+    for (uint32_t i = 0; i < plan->step_count; i++) {
+        const struct mount_step *step = &plan->steps[i];
+        switch (step->kind) {
+        case MOUNT_READ_ONLY:
+            /* "/" is the root mount of the namespace already; any other
+             * path is bound onto itself to become a mount of its own. */
+            if (strcmp(step->path, "/") != 0 &&
+                mount(step->path, step->path, NULL, MS_BIND | MS_REC, NULL) == -1)
+                sandbox_fail("read_only", step->path);
+            set_mount_attributes(AT_FDCWD, step->path, AT_RECURSIVE,
+                                 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0,
+                                 "read_only", step->path);
+            break;
+        case MOUNT_WRITABLE:
+            if (move_mount(trees[step->tree], "", AT_FDCWD, step->path,
+                           MOVE_MOUNT_F_EMPTY_PATH) == -1)
+                sandbox_fail("writable", step->path);
+            close(trees[step->tree]);
+            break;
+        case MOUNT_DEVICES:
+            /* /dev itself only: its submounts (/dev/pts, /dev/shm) keep
+             * nodev, some of them from the host, which a user namespace
+             * could not lift anyway. So no pseudo-terminals. */
+            set_mount_attributes(AT_FDCWD, "/dev", 0, 0, MOUNT_ATTR_NODEV, "lifting nodev from",
+                                 "/dev");
+            break;
+        case MOUNT_HIDDEN:
+            /* Nothing to hide where nothing is. */
+            if (mount("tmpfs", step->path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      HIDDEN_OPTIONS) == -1 &&
+                errno != ENOENT)
+                sandbox_fail("hidden", step->path);
+            break;
+        }
+    }
+    if (trees != trees_stack)
+        free(trees);
+
+    /* One fresh tmpfs, on /tmp and bound on /var/tmp: a file system costs
+     * ~15-40 µs to make and tear down, a bind a few. The microtask sees
+     * the same files in both, and they are gone with it either way. */
+    if (plan->tmp &&
+        mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, TMP_OPTIONS) == -1)
+        sandbox_fail("private tmp", "/tmp");
+    if (plan->var_tmp && mount("/tmp", "/var/tmp", NULL, MS_BIND, NULL) == -1)
+        sandbox_fail("private tmp", "/var/tmp");
+    /* Read-only: a process whose uid is root (the stage keeps a root
+     * daemon's identity) may write sysctls with no capability at all.
+     * Without hidepid: every process in the namespace is the microtask's,
+     * under one uid, so hiding them from each other would protect nothing,
+     * but it would hide pid 1 (the microtask's main process, which the
+     * switch away from root left non-dumpable, and which stays so: it is a
+     * copy of the zygote, with every stage definition in its memory, and
+     * must not be readable by other processes of its uid). */
+    if (plan->proc &&
+        mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == -1)
+        sandbox_fail("mounting", "/proc");
+}
+
+void sandbox_enter(const struct stage *stage)
+{
+    const struct sandbox_plan *plan = stage->plan;
+    const struct stage_sandbox *sandbox = &stage->sandbox;
+    if (plan->user_namespace_first)
+        map_ids(sandbox->uid != TW_ID_UNCHANGED ? sandbox->uid : host.euid, host.euid,
+                sandbox->gid != TW_ID_UNCHANGED ? sandbox->gid : host.egid, host.egid);
+    if (plan->shared_network_fd != -1 && setns(plan->shared_network_fd, CLONE_NEWNET) == -1)
+        sandbox_fail("joining the empty network namespace", NULL);
+    if (plan->unshare_flags != 0 && unshare(plan->unshare_flags) == -1)
+        sandbox_fail("unshare", NULL);
+    if (plan->own_network && netns_loopback_up() == -1)
+        sandbox_fail("bringing up", "lo");
+    if (plan->mounts) {
+        mount_all(plan);
+        /* The working directory was the daemon's, and a path beneath a
+         * mount made here would still reach the host's files. */
+        if (chdir("/") == -1)
+            sandbox_fail("chdir", "/");
+    }
+}
+
+static void drop_bounding_set(void)
+{
+    for (int cap = 0; cap <= host.cap_last; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == -1 && errno != EINVAL)
+            sandbox_fail("dropping the capability bounding set", NULL);
+    }
+}
+
+void sandbox_drop_privileges(const struct stage *stage)
+{
+    const struct sandbox_plan *plan = stage->plan;
+    const struct stage_sandbox *sandbox = &stage->sandbox;
+    /* Dropping from the bounding set takes CAP_SETPCAP, which is gone
+     * after a switch away from uid 0. A worker without privileges (and no
+     * user namespace) has no capability to lose, and no_new_privs keeps
+     * it from gaining any. */
+    bool capable = host.privileged || plan->user_namespace_first;
+    if (capable)
+        drop_bounding_set();
+
+    bool switching = sandbox->uid != TW_ID_UNCHANGED || sandbox->gid != TW_ID_UNCHANGED;
+    /* Supplementary groups cannot be set in a user namespace whose
+     * setgroups is denied; they are the daemon's there, shown as nogroup. */
+    if (switching && !plan->user_namespace_first && capable && setgroups(0, NULL) == -1)
+        sandbox_fail("setgroups", NULL);
+    if (sandbox->gid != TW_ID_UNCHANGED &&
+        setresgid(sandbox->gid, sandbox->gid, sandbox->gid) == -1)
+        sandbox_fail("setresgid", NULL);
+    if (sandbox->uid != TW_ID_UNCHANGED &&
+        setresuid(sandbox->uid, sandbox->uid, sandbox->uid) == -1)
+        sandbox_fail("setresuid", NULL);
+    /* After the identity switch, which clears it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
+        sandbox_fail("PR_SET_PDEATHSIG", NULL);
+    if (plan->pid_namespace) {
+        struct pollfd zygote = {.fd = host.zygote_pidfd, .events = POLLIN};
+        if (host.zygote_pidfd != -1 && poll(&zygote, 1, 0) != 0)
+            _exit(CHILD_SETUP_FAILED);
+    } else if (getppid() != host.zygote_pid) {
+        _exit(CHILD_SETUP_FAILED);
+    }
+
+    if (host.ambient && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == -1 &&
+        errno != EINVAL)
+        sandbox_fail("clearing the ambient capabilities", NULL);
+    /* A switch away from uid 0 has emptied the sets already; then there
+     * is nothing to commit. */
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct caps[2] = {{0}};
+    bool any = syscall(SYS_capget, &header, caps) == -1;
+    for (int i = 0; i < 2 && !any; i++)
+        any = caps[i].effective != 0 || caps[i].permitted != 0 || caps[i].inheritable != 0;
+    struct __user_cap_data_struct none[2] = {{0}};
+    if (any && syscall(SYS_capset, &header, none) == -1)
+        sandbox_fail("dropping capabilities", NULL);
+}
+
+void sandbox_landlock(const struct stage *stage)
+{
+    if (!stage->plan->landlock)
+        return;
+    const char *step;
+    if (landlock_restrict(host.landlock_abi, &host.landlock, &stage->sandbox, stage->plan->tmp,
+                          &step) == -1)
+        sandbox_fail("landlock", step);
+}
+
+void sandbox_seccomp(const struct stage *stage)
+{
+    if (stage->plan->filter != NULL && syscall_filter_load(stage->plan->filter) == -1)
+        sandbox_fail("seccomp", NULL);
+}

@@ -1,0 +1,322 @@
+// The hostile suite: every attack of the attacks test plugin runs through
+// the real daemon twice, once under the default sandbox and once with
+// `sandbox: none`. The confined run must be stopped, with the reason or
+// error the confinement gives; the unconfined run must get through, which
+// proves the test can fail. Targets are sacrificial (a sleeping process
+// the test starts, a directory it made), so the unconfined run harms
+// nothing else.
+
+import TesseraProtocol
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A process to be attacked: `sleep` under a name of our own.
+final class Sacrifice {
+    let pid: pid_t
+
+    init() throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var pid: pid_t = 0
+        let arguments = ["sleep", "300"]
+        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) } }
+        let rc = posix_spawnp(&pid, "sleep", &actions, nil, &cArguments, environ)
+        guard rc == 0 else { throw HarnessError(description: "cannot start sleep") }
+        self.pid = pid
+    }
+
+    var isAlive: Bool {
+        var status: Int32 = 0
+        return waitpid(pid, &status, WNOHANG) == 0
+    }
+
+    deinit {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+}
+
+/// A listening socket the attacks try to reach from inside.
+final class Listener {
+    let fd: Int32
+    let port: UInt16
+    let abstractName: String?
+
+    /// A TCP listener on 127.0.0.1, on a port the kernel picks.
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Bool in
+                bind(fd, pointer, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw HarnessError(description: "cannot listen on 127.0.0.1") }
+        self.fd = fd
+        port = UInt16(bigEndian: address.sin_port)
+        abstractName = nil
+    }
+
+    /// An abstract Unix socket named `name`.
+    init(abstract name: String) throws {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = [UInt8(0)] + Array(name.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && listen(fd, 16) == 0 }
+        }
+        guard bound else { throw HarnessError(description: "cannot listen on @\(name)") }
+        self.fd = fd
+        port = 0
+        abstractName = name
+    }
+
+    deinit { close(fd) }
+}
+
+/// One attack and what each run of it must show.
+struct Attack: CustomTestStringConvertible, Sendable {
+    let executor: String
+    /// What confinement stops it, for the test's name.
+    let stoppedBy: String
+    /// Extra stage keys for both runs (limits, targets are added).
+    var stageExtra = ""
+    /// The error text the confined run must print after "blocked: ...", or
+    /// nil when a signal ends it (see `confinedSignal`).
+    var confinedError: String?
+    var confinedSignal: String?
+    /// Whether the unconfined control must get through. Some attacks are
+    /// stopped by what every profile has (rlimits, closed fds), or would be
+    /// harmful unconfined; they have no control run.
+    var controlEscapes = true
+    /// The error the unconfined control prints instead of escaping, where
+    /// the attack is judged by its errno rather than by getting through.
+    var controlError: String?
+
+    var testDescription: String { "\(executor) (stopped by \(stoppedBy))" }
+}
+
+@Suite("Sandbox: the hostile suite", .serialized)
+struct HostileSuiteTests {
+    static let attacks: [Attack] = [
+        Attack(executor: "read_file", stoppedBy: "the identity switch", confinedError: "Permission denied"),
+        Attack(executor: "write_file", stoppedBy: "the read-only tree", confinedError: "Read-only file system"),
+        Attack(executor: "connect_tcp", stoppedBy: "the empty network namespace", confinedError: "Connection refused"),
+        Attack(
+            executor: "connect_abstract", stoppedBy: "the empty network namespace",
+            confinedError: "Connection refused"),
+        Attack(executor: "ptrace", stoppedBy: "the seccomp filter", confinedError: "Operation not permitted"),
+        Attack(executor: "kill", stoppedBy: "the pid namespace", confinedError: "No such process"),
+        Attack(
+            executor: "tiocsti", stoppedBy: "the seccomp filter", confinedError: "Operation not permitted",
+            controlEscapes: false, controlError: "Inappropriate ioctl for device"),
+        Attack(executor: "int80", stoppedBy: "the seccomp architecture check", confinedSignal: "SIGSYS"),
+        Attack(executor: "setuid", stoppedBy: "the identity switch", confinedError: "Operation not permitted"),
+        Attack(executor: "mount", stoppedBy: "the seccomp filter", confinedError: "Operation not permitted"),
+        Attack(executor: "load_module", stoppedBy: "the seccomp filter", confinedError: "Operation not permitted"),
+        Attack(
+            executor: "proc_mem", stoppedBy: "the pid namespace's /proc", confinedError: "No such file or directory"),
+        Attack(executor: "unshare_user", stoppedBy: "the seccomp filter", confinedError: "Operation not permitted"),
+        Attack(
+            executor: "inherited_fds", stoppedBy: "closing every descriptor (every profile)",
+            confinedError: "Bad file descriptor", controlEscapes: false, controlError: "Bad file descriptor"),
+    ]
+
+    /// Runs one attack confined and unconfined and returns both tasks with
+    /// their output.
+    static func run(_ attack: Attack, target: String, in daemon: Daemon) throws
+        -> (confined: (TaskInfo, TaskOutput), control: (TaskInfo, TaskOutput))
+    {
+        let job = """
+            name: \(attack.executor.replacingUnderscores)
+            stages:
+              - name: confined
+                executor: \(attack.executor)
+                params: {target: "\(target)"}
+                \(attack.stageExtra)
+              - name: control
+                executor: \(attack.executor)
+                params: {target: "\(target)"}
+                sandbox: none
+                \(attack.stageExtra)
+            """
+        writeFile(daemon.jobsDirectory + "/\(attack.executor).yaml", job)
+        _ = try daemon.call("Reload")
+        let id = try daemon.startRun(attack.executor.replacingUnderscores)
+        _ = try daemon.wait(forRun: id)
+        let tasks = try daemon.tasks(id)
+        let confined = try #require(tasks.first { $0.stage == "confined" })
+        let control = try #require(tasks.first { $0.stage == "control" })
+        return (
+            (confined, try #require(try daemon.output(id, confined.index))),
+            (control, try #require(try daemon.output(id, control.index)))
+        )
+    }
+
+    @Test("an attack is stopped confined and gets through unconfined", arguments: attacks)
+    func attack(_ attack: Attack) throws {
+        let daemon = try Daemon(plugins: ["test-attacks"])
+        let sacrifice = try Sacrifice()
+        let listener = try Listener()
+        let abstract = try Listener(abstract: "tessera-test-\(getpid())-\(attack.executor)")
+        let directory = makeTemporaryDirectory("tessera-attack")
+        defer { removeTree(directory) }
+        chmod(directory, 0o777)
+        let target: String
+        switch attack.executor {
+        case "read_file": target = "/etc/shadow"
+        case "write_file": target = "/var/lib/tessera-attack-\(getpid())"
+        case "connect_tcp": target = String(listener.port)
+        case "connect_abstract": target = abstract.abstractName ?? ""
+        case "ptrace", "kill", "proc_mem": target = String(sacrifice.pid)
+        case "tiocsti": target = "0"
+        case "mount": target = directory
+        default: target = ""
+        }
+        defer { if attack.executor == "write_file" { unlink(target) } }
+
+        let (confined, control) = try HostileSuiteTests.run(attack, target: target, in: daemon)
+        #expect(confined.0.state == .failed, "confined: \(confined.1.stdout)\(confined.1.stderr)")
+        #expect(!confined.1.stdout.contains("escaped"))
+        if let error = attack.confinedError {
+            #expect(confined.0.exitCode == 2, "\(confined.0.reason ?? "")")
+            #expect(confined.1.stderr.contains(error), "confined stderr: \(confined.1.stderr)")
+        }
+        if let signal = attack.confinedSignal {
+            #expect(confined.0.signal == signal, "\(confined.0.reason ?? "")")
+        }
+        if attack.controlEscapes {
+            #expect(control.1.stdout.contains("escaped"), "control: \(control.1.stdout)\(control.1.stderr)")
+            #expect(control.0.state == .succeeded)
+        } else if let error = attack.controlError {
+            #expect(control.1.stderr.contains(error), "control stderr: \(control.1.stderr)")
+        }
+        #expect(daemon.isAlive)
+        if attack.executor != "kill" { #expect(sacrifice.isAlive) }
+    }
+
+    @Test("a writable path can be written; the rest of the tree cannot")
+    func writablePaths() throws {
+        let directory = "/var/lib/tessera-writable-\(getpid())"
+        mkdir(directory, 0o777)
+        chmod(directory, 0o777)
+        defer { removeTree(directory) }
+        let daemon = try Daemon(
+            jobs: [
+                "w.yaml": """
+                name: w
+                executor: write_file
+                params: {target: "\(directory)/inside"}
+                sandbox: {filesystem: {writable: ["\(directory)"]}}
+                """
+            ], plugins: ["test-attacks"])
+        let id = try daemon.startRun("w")
+        #expect(try daemon.wait(forRun: id).state == .succeeded)
+        #expect(readFile(directory + "/inside") == "tessera\n")
+    }
+
+    @Test("a file written to /tmp is gone for the next microtask")
+    func privateTmp() throws {
+        let marker = "/tmp/tessera-private-tmp-\(getpid())"
+        defer { unlink(marker) }
+        let daemon = try Daemon(
+            jobs: [
+                "tmp.yaml": """
+                name: tmp
+                stages:
+                  - {name: write, executor: write_file, params: {target: "\(marker)"}}
+                  - {name: read, after: [write], executor: read_file, params: {target: "\(marker)"}}
+                """
+            ], plugins: ["test-attacks"])
+        let id = try daemon.startRun("tmp")
+        _ = try daemon.wait(forRun: id)
+        let tasks = try daemon.tasks(id)
+        #expect(tasks[0].state == .succeeded, "the microtask can write its own /tmp")
+        #expect(tasks[1].state == .failed)
+        #expect(try daemon.output(id, 1)?.stderr.contains("No such file or directory") == true)
+        #expect(access(marker, F_OK) != 0, "nothing reached the real /tmp")
+    }
+
+    @Test("a setsid'd, double-forked grandchild ends with its microtask")
+    func nothingOutlivesItsMicrotask() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "d.yaml": """
+                name: d
+                stages:
+                  - {name: confined, executor: daemonize}
+                """
+            ], plugins: ["test-attacks"])
+        let id = try daemon.startRun("d")
+        #expect(try daemon.wait(forRun: id).state == .succeeded)
+        try waitUntil(timeout: 10, "the grandchild to be gone") {
+            runProgram(["pgrep", "-x", "tessera-escapee"]).stdout.isEmpty
+        }
+        // Without the sandbox, the same grandchild survives: the test can fail.
+        writeFile(daemon.jobsDirectory + "/u.yaml", "name: u\nexecutor: daemonize\nsandbox: none\n")
+        _ = try daemon.call("Reload")
+        let control = try daemon.startRun("u")
+        _ = try daemon.wait(forRun: control)
+        let survivors = runProgram(["pgrep", "-x", "tessera-escapee"]).stdout
+        #expect(!survivors.isEmpty, "unconfined, the grandchild escapes the process group")
+        _ = runProgram(["pkill", "-9", "-x", "tessera-escapee"])
+    }
+
+    @Test("a fork bomb is held by the process limit and cleaned up with its namespace")
+    func forkBomb() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "bomb.yaml": """
+                name: bomb
+                executor: fork_bomb
+                limits: {processes: 64, wall: 2s}
+                """,
+                "ok.yaml": "name: ok\nexecutor: read_file\nparams: {target: /etc/hostname}\n",
+            ], plugins: ["test-attacks"])
+        let id = try daemon.startRun("bomb")
+        let run = try daemon.wait(forRun: id)
+        #expect(run.state == .failed)
+        #expect(try daemon.tasks(id).first?.reason == "wall time limit 2s exceeded")
+        try waitUntil(timeout: 10, "the bomb's processes to be gone") {
+            runProgram(["pgrep", "-u", "nobody", "-c"]).stdout.trimmingWhitespace == "0"
+        }
+        #expect(try daemon.wait(forRun: try daemon.startRun("ok")).state == .succeeded)
+    }
+
+    @Test("file-size and descriptor limits hold under the sandbox")
+    func fileAndDescriptorLimits() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "files.yaml": """
+                name: files
+                stages:
+                  - {name: size, executor: file_bomb, limits: {file_size: 1MiB}}
+                  - {name: fds, executor: fd_exhaustion, limits: {open_files: 32}}
+                """
+            ], plugins: ["test-attacks"])
+        let id = try daemon.startRun("files")
+        _ = try daemon.wait(forRun: id)
+        let tasks = try daemon.tasks(id)
+        #expect(tasks[0].reason == "file size limit 1MiB exceeded")
+        let opened = Int(tasks[1].result ?? "") ?? 999
+        #expect(opened < 32, "opened \(opened) descriptors under a limit of 32")
+    }
+}
+
+extension String {
+    /// Job names allow [a-z0-9_-]; executor names here use underscores.
+    var replacingUnderscores: String { String(map { $0 == "_" ? "-" : $0 }) }
+}
