@@ -179,6 +179,8 @@ final class Daemon {
     let socket: String
     let logPath: String
     let configPath: String
+    /// When set, the daemon runs as this user (through setpriv), rootless.
+    let runAs: (uid: uid_t, gid: gid_t)?
     private(set) var pid: pid_t = 0
 
     /// Writes a configuration with the given jobs (file name -> YAML) and
@@ -186,9 +188,11 @@ final class Daemon {
     /// waits until it answers on its socket.
     init(
         jobs: [String: String] = [:], plugins: [String] = ["shell", "noop"], slots: Int = 2,
-        extraConfig: String = "", start: Bool = true
+        extraConfig: String = "", runAs: (uid: uid_t, gid: gid_t)? = nil, start: Bool = true
     ) throws {
+        self.runAs = runAs
         directory = makeTemporaryDirectory()
+        if runAs != nil { chmod(directory, 0o777) }
         socket = directory + "/tessera.sock"
         logPath = directory + "/tesserad.log"
         configPath = directory + "/tessera.yaml"
@@ -223,7 +227,11 @@ final class Daemon {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        let arguments = ["\(binDirectory)/tesserad", "--config", configPath, "--log-level", "debug"]
+        var arguments = ["\(binDirectory)/tesserad", "--config", configPath, "--log-level", "debug"]
+        if let runAs {
+            arguments = ["/usr/bin/setpriv", "--reuid=\(runAs.uid)", "--regid=\(runAs.gid)", "--clear-groups", "--"]
+                + arguments
+        }
         var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) } }
         // Spawned with the test thread's signal mask on purpose: tesserad

@@ -320,3 +320,30 @@ extension String {
     /// Job names allow [a-z0-9_-]; executor names here use underscores.
     var replacingUnderscores: String { String(map { $0 == "_" ? "-" : $0 }) }
 }
+
+@Suite("Sandbox: rootless")
+struct RootlessTests {
+    @Test("an unprivileged tesserad confines its microtasks with a user namespace")
+    func rootless() throws {
+        let nobody = (uid: uid_t(65534), gid: gid_t(65534))
+        let daemon = try Daemon(
+            jobs: [
+                "who.yaml": """
+                name: who
+                stages:
+                  - name: inside
+                    executor: shell
+                    params: {command: [sh, -c, "id -u; cat /proc/net/dev | tail -n +3 | cut -d: -f1; touch /etc/x"]}
+                """
+            ], runAs: nobody)
+        let id = try daemon.startRun("who")
+        let run = try daemon.wait(forRun: id)
+        #expect(run.state == .failed, "touch /etc/x must fail")
+        let output = try #require(try daemon.output(id, 0))
+        let lines = output.stdout.split(separator: "\n").map { String($0).trimmingWhitespace }
+        #expect(lines.first == "65534", "\(output.stdout)\(output.stderr)")
+        #expect(Array(lines.dropFirst()) == ["lo"], "only loopback in the empty network namespace")
+        #expect(output.stderr.contains("Read-only file system"), "\(output.stderr)")
+        #expect(daemon.log.contains("not root: microtasks get a user namespace"))
+    }
+}
