@@ -34,6 +34,7 @@ public final class Daemon {
     var runningTasks: [UInt64: RunningTask] = [:]
     var taskProgress: [UInt64: Double] = [:]
     var runningPerJob: [String: Int] = [:]
+    var dynamicUsers = DynamicUsers()
     var nextToken: UInt64 = 0
     var stageIDs: [StageKey: UInt32] = [:]
     var nextStageID: UInt32 = 0
@@ -70,7 +71,7 @@ public final class Daemon {
         case .success(let value): server = value
         case .failure(let diagnostics): throw StartupError(message: diagnostics.description)
         }
-        if server.defaultSandbox.user == .dynamic {
+        if server.defaultSandbox.user == .dynamic && !HostCapabilities.current.isRoot {
             throw StartupError(message: "\(server.file): defaults.sandbox.user: \(Daemon.dynamicUserMessage)")
         }
         let (configuration, problems) = Daemon.load(server: server, worker: workerExecutable)
@@ -110,7 +111,7 @@ public final class Daemon {
         let catalog = PluginCatalog.load(directories: server.pluginDirs, worker: worker)
         var (jobs, diagnostics) = ConfigLoader.loadJobs(directories: server.jobsDirs, catalog: catalog.executors)
         var unsupported: [Diagnostic] = []
-        if server.defaultSandbox.user == .dynamic {
+        if server.defaultSandbox.user == .dynamic && !HostCapabilities.current.isRoot {
             unsupported.append(
                 Diagnostic(
                     file: server.file, position: nil, path: "defaults.sandbox.user",
@@ -136,7 +137,7 @@ public final class Daemon {
     static func unsupportedSandbox(_ settings: SandboxSettings) -> [String] {
         guard !settings.disabled else { return [] }
         var problems: [String] = []
-        if settings.user == .dynamic { problems.append(dynamicUserMessage) }
+        if settings.user == .dynamic && !HostCapabilities.current.isRoot { problems.append(dynamicUserMessage) }
         let namespaces = settings.namespaces ?? [.pid, .ipc, .uts, .mount]
         let asksForFiles =
             settings.readOnly != nil || settings.writable != nil || settings.hidden != nil
@@ -148,7 +149,7 @@ public final class Daemon {
     }
 
     static let dynamicUserMessage =
-        "user \"dynamic\" (a user per slot) is not supported yet; name a user or give a uid"
+        "user \"dynamic\" needs tesserad to run as root: it switches each microtask to a uid of its own"
 
     /// Validates a configuration file and everything it names, without
     /// starting anything. Returns every problem found.

@@ -129,6 +129,8 @@ struct RunningTask {
     var killDeadline: UInt64?
     var killedForWall = false
     var cancelled = false
+    /// The uid lent to this microtask for `user: dynamic`.
+    let dynamicUID: UInt32?
     let worker: WorkerSlot
 }
 

@@ -54,6 +54,9 @@ struct ResolvedSandbox: Equatable {
     var allowSyscalls: [String] = []
     var denySyscalls: [String] = []
     var environment: [String] = []
+    /// `user: dynamic`: every microtask gets a uid (and gid) of its own
+    /// from DynamicUsers, sent with the task.
+    var dynamicUser = false
 
     static let defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -89,7 +92,12 @@ struct ResolvedSandbox: Equatable {
         switch settings.user {
         case .id(let uid, let gid)?:
             (self.uid, self.gid) = (uid, gid)
-        case .dynamic?, nil:
+        case .dynamic?:
+            // The stage's identity stays nobody, never the daemon's, should
+            // a task ever go out without a uid of its own.
+            dynamicUser = true
+            if host.isRoot { (uid, gid) = host.nobody }
+        case nil:
             if host.isRoot { (uid, gid) = host.nobody }
         }
         syscalls = settings.syscalls ?? .default
@@ -134,7 +142,14 @@ struct ResolvedSandbox: Equatable {
             (TW_SANDBOX_NS_MOUNT, "mount"), (TW_SANDBOX_NS_USER, "user"), (TW_SANDBOX_NETWORK_NONE, "net"),
         ]
         let namespaces = names.filter { has($0.0) }.map(\.1)
-        let identity = uid == UInt32(TW_ID_UNCHANGED) ? "the daemon's user" : "uid \(uid) gid \(gid)"
+        let identity: String
+        if dynamicUser {
+            identity = "dynamic: a uid and gid of its own per slot, from \(DynamicUsers.firstID)"
+        } else if uid == UInt32(TW_ID_UNCHANGED) {
+            identity = "the daemon's user"
+        } else {
+            identity = "uid \(uid) gid \(gid)"
+        }
         let written = writable.isEmpty ? "nothing" : writable.joined(separator: " ")
         var filesystem = "filesystem: read-only \(readOnly.joined(separator: " ")); writable \(written)"
         if !hidden.isEmpty { filesystem += "; hidden \(hidden.joined(separator: " "))" }
@@ -169,4 +184,23 @@ struct ResolvedSandbox: Equatable {
         if !host.cgroupV2 { lines.append("cgroups: not available; no memory.max, cpu.max or pids.max") }
         return lines
     }
+}
+
+/// The uids of `user: dynamic`, one per slot, like systemd's DynamicUser:
+/// a running microtask holds one, so no two running microtasks share a uid
+/// (and RLIMIT_NPROC, which counts per uid, becomes a per-microtask limit).
+struct DynamicUsers {
+    /// The start of the range systemd reserves for dynamic users.
+    static let firstID: UInt32 = 61184
+    static let lastID: UInt32 = 65519
+    private var free: [UInt32]
+
+    init() {
+        free = (DynamicUsers.firstID...DynamicUsers.lastID).reversed()
+    }
+
+    /// A uid no running microtask has; nil when every one is taken.
+    mutating func take() -> UInt32? { free.popLast() }
+
+    mutating func give(back id: UInt32) { free.append(id) }
 }

@@ -73,12 +73,14 @@ extension Daemon {
         frame.u32(stageID)
         frame.u64(UInt64(index))
         frame.str(stage.definition.items.item(at: position))
+        let dynamicUID = stage.sandbox.dynamicUser ? dynamicUsers.take() : nil
+        frame.u32(dynamicUID ?? UInt32(TW_ID_UNCHANGED))
         worker.process.send(frame)
 
         let monotonic = monotonicMilliseconds()
         runningTasks[token] = RunningTask(
             run: run, stage: stage, index: index, startedAt: now, startedMonotonic: monotonic,
-            wallDeadline: stage.limits.wall.map { monotonic + $0 }, worker: worker)
+            wallDeadline: stage.limits.wall.map { monotonic + $0 }, dynamicUID: dynamicUID, worker: worker)
         worker.running += 1
         run.running += 1
         runningPerJob[run.job.name, default: 0] += 1
@@ -275,6 +277,7 @@ extension Daemon {
     func finish(_ task: RunningTask, completion: Store.Completion) {
         let run = task.run
         record { try store.finishTask(run: run.id, index: task.index, completion) }
+        if let uid = task.dynamicUID { dynamicUsers.give(back: uid) }
         task.worker.running -= 1
         run.running -= 1
         runningPerJob[run.job.name, default: 1] -= 1

@@ -366,7 +366,7 @@ _Noreturn void child_run(const struct child_task *task)
     if (sigaltstack(&prepared.alt_stack, NULL) == -1)
         fail("sigaltstack");
     if (plan != NULL) {
-        sandbox_drop_privileges(stage);
+        sandbox_drop_privileges(stage, task->uid);
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
             fail("PR_SET_NO_NEW_PRIVS");
         /* Landlock uses descriptors the zygote opened, and its ruleset

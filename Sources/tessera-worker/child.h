@@ -32,6 +32,7 @@ struct child_task {
     int stdout_fd;       /* write ends of the three pipes */
     int stderr_fd;
     int channel_fd;
+    uint32_t uid;        /* a dynamic user's uid and gid, or TW_ID_UNCHANGED */
 };
 
 /* Records, once in the zygote, what every child needs and would otherwise

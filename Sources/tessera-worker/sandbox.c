@@ -514,10 +514,13 @@ static void drop_bounding_set(void)
     }
 }
 
-void sandbox_drop_privileges(const struct stage *stage)
+void sandbox_drop_privileges(const struct stage *stage, uint32_t dynamic_id)
 {
     const struct sandbox_plan *plan = stage->plan;
-    const struct stage_sandbox *sandbox = &stage->sandbox;
+    struct stage_sandbox identity = stage->sandbox;
+    if (dynamic_id != TW_ID_UNCHANGED)
+        identity.uid = identity.gid = dynamic_id;
+    const struct stage_sandbox *sandbox = &identity;
     /* Dropping from the bounding set takes CAP_SETPCAP, which is gone
      * after a switch away from uid 0. A worker without privileges (and no
      * user namespace) has no capability to lose, and no_new_privs keeps

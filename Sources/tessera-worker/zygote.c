@@ -380,7 +380,7 @@ static void close_stream(struct task *task, enum stream stream)
 /* Starting a microtask. */
 
 static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const char *item,
-                       uint32_t item_length)
+                       uint32_t item_length, uint32_t uid)
 {
     const struct stage *stage = stage_table_find(&zygote.stages, stage_id);
     if (stage == NULL) {
@@ -423,6 +423,7 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
         .stdout_fd = pipes[STREAM_STDOUT][1],
         .stderr_fd = pipes[STREAM_STDERR][1],
         .channel_fd = pipes[STREAM_CHANNEL][1],
+        .uid = uid,
     };
     uint64_t started_ns = monotonic_ns();
     pid_t pid = sandbox_clone(stage->plan);
@@ -752,9 +753,10 @@ static void handle_frame(uint8_t type, struct wire_reader *reader)
         uint64_t index = wire_get_u64(reader);
         uint32_t item_length;
         const char *item = wire_get_str(reader, &item_length);
+        uint32_t uid = wire_get_u32(reader);
         if (!wire_reader_complete(reader))
             malformed("TASK frame");
-        start_task(token, stage_id, index, item, item_length);
+        start_task(token, stage_id, index, item, item_length, uid);
         return;
     }
     case TW_MSG_KILL: {

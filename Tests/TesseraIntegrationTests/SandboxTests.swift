@@ -347,3 +347,31 @@ struct RootlessTests {
         #expect(daemon.log.contains("not root: microtasks get a user namespace"))
     }
 }
+
+@Suite("Sandbox: dynamic users")
+struct DynamicUserTests {
+    @Test("microtasks running at once get a uid and gid of their own, from the dynamic range")
+    func distinctUsers() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "dyn.yaml": """
+                name: dyn
+                executor: shell
+                params: {command: [sh, -c, "id -u; id -g; sleep 0.5"]}
+                range: {from: 0, to: 4}
+                sandbox: {user: dynamic}
+                """
+            ], slots: 4)
+        let id = try daemon.startRun("dyn")
+        #expect(try daemon.wait(forRun: id).state == .succeeded)
+        var uids: Set<Int> = []
+        for index in 0..<4 {
+            let lines = try #require(try daemon.output(id, index)).stdout.split(separator: "\n")
+            let uid = try #require(Int(lines.first ?? ""))
+            #expect(lines.count == 2 && Int(lines[1]) == uid, "the gid is the uid")
+            #expect((61184...65519).contains(uid))
+            uids.insert(uid)
+        }
+        #expect(uids.count == 4, "four microtasks ran at once, so four uids: \(uids)")
+    }
+}

@@ -55,7 +55,9 @@ enum tw_message_type {
 
     /* Starts one microtask.
      *   u64 token (the daemon's handle for it), u32 stage_id,
-     *   u64 index, str item */
+     *   u64 index, str item,
+     *   u32 uid: the identity (uid and gid) of this microtask when the
+     *       stage's user is `dynamic`, else TW_ID_UNCHANGED (the stage's) */
     TW_MSG_TASK = 2,
 
     /* Signals the process group of a running microtask.
