@@ -421,7 +421,9 @@ public final class Daemon {
         var kept = configuration
         kept.server.socket = config.socket
         kept.server.stateDir = config.stateDir
-        let pluginsChanged = kept.catalog.pluginPaths != loaded.catalog.pluginPaths
+        let pluginsChanged =
+            kept.catalog.pluginPaths != loaded.catalog.pluginPaths
+            || kept.catalog.pluginIdentities != loaded.catalog.pluginIdentities
         loaded = kept
         if pluginsChanged, let old = currentWorker {
             old.retiring = true

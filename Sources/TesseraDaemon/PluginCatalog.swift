@@ -17,6 +17,28 @@ public struct PluginInfo: Sendable {
     public var path: String
     public var description: String
     public var executors: [ExecutorSpec]
+    /// Which file this was: a plugin replaced under the same name has
+    /// another, and the worker must load it anew.
+    public var identity: FileIdentity
+}
+
+/// Device, inode, size and modification time of a file.
+public struct FileIdentity: Sendable, Equatable {
+    let device: UInt64
+    let inode: UInt64
+    let size: Int64
+    let modified: Int64
+    let modifiedNanoseconds: Int
+
+    init(path: String) {
+        var info = stat()
+        if stat(path, &info) != 0 { info = stat() }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        modified = Int64(info.st_mtim.tv_sec)
+        modifiedNanoseconds = Int(info.st_mtim.tv_nsec)
+    }
 }
 
 public struct PluginCatalog: Sendable {
@@ -25,6 +47,7 @@ public struct PluginCatalog: Sendable {
     public var problems: [String] = []
     public var executors: ExecutorCatalog { ExecutorCatalog(plugins.flatMap(\.executors)) }
     public var pluginPaths: [String] { plugins.map(\.path) }
+    public var pluginIdentities: [FileIdentity] { plugins.map(\.identity) }
 
     /// The `*.so` files of the given directories, sorted within each one.
     static func pluginFiles(in directories: [String]) -> (files: [String], problems: [String]) {
@@ -82,7 +105,8 @@ public struct PluginCatalog: Sendable {
                 catalog.plugins.append(
                     PluginInfo(
                         name: name, version: plugin["version"]?.stringValue ?? "",
-                        path: path, description: plugin["description"]?.stringValue ?? "", executors: executors))
+                        path: path, description: plugin["description"]?.stringValue ?? "", executors: executors,
+                        identity: FileIdentity(path: path)))
             }
         }
         return catalog

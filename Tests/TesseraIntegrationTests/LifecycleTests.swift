@@ -57,6 +57,20 @@ struct LifecycleTests {
         #expect(daemon.isAlive)
     }
 
+    @Test("a plugin replaced under the same file name is loaded anew on reload")
+    func replacedPlugin() throws {
+        let daemon = try Daemon(plugins: ["noop"])
+        let file = daemon.pluginDirectory + "/noop.so"
+        unlink(file)
+        copyFile("\(binDirectory)/libtessera-test-hostile.so", file, mode: 0o755)
+        writeFile(daemon.jobsDirectory + "/greet.yaml", "name: greet\nexecutor: ok\nitems: [x]\n")
+        _ = try daemon.call("Reload")
+        let plugins = try daemon.call("ListPlugins")["plugins"]?.arrayValue?.compactMap { $0["name"]?.stringValue }
+        #expect(plugins == ["hostile"])
+        let id = try daemon.startRun("greet")
+        #expect(try daemon.wait(forRun: id).state == .succeeded, "the worker runs the new file's executors")
+    }
+
     @Test("SIGTERM stops the daemon cleanly and removes its socket")
     func terminate() throws {
         let daemon = try Daemon()
