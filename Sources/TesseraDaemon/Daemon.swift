@@ -192,6 +192,14 @@ public final class Daemon {
         sigemptyset(&empty)
         sigprocmask(SIG_SETMASK, &empty, nil)
         signal(SIGPIPE, SIG_IGN)
+        // Before the socket exists: whoever sees the socket may signal us.
+        signalWatchers = [
+            SignalWatcher(loop: loop, signal: SIGTERM) { [unowned self] _ in self.shutdown(reason: "SIGTERM") },
+            SignalWatcher(loop: loop, signal: SIGINT) { [unowned self] _ in self.shutdown(reason: "SIGINT") },
+            SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in
+                if let errors = self.reload() { errors.forEach { logError("reload: \($0)") } }
+            },
+        ]
         do {
             try openControlSocket()
         } catch {
@@ -200,13 +208,6 @@ public final class Daemon {
         }
         startWorker()
         recoverRuns()
-        signalWatchers = [
-            SignalWatcher(loop: loop, signal: SIGTERM) { [unowned self] _ in self.shutdown(reason: "SIGTERM") },
-            SignalWatcher(loop: loop, signal: SIGINT) { [unowned self] _ in self.shutdown(reason: "SIGINT") },
-            SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in
-                if let errors = self.reload() { errors.forEach { logError("reload: \($0)") } }
-            },
-        ]
         flusher = Check(loop: loop) { [unowned self] in self.flush() }
         logInfo(HostCapabilities.current.enforcementNote)
         logInfo(

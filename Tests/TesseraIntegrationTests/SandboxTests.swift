@@ -283,6 +283,7 @@ struct HostileSuiteTests {
                 name: bomb
                 executor: fork_bomb
                 limits: {processes: 64, wall: 2s}
+                sandbox: {user: 61000}
                 """,
                 "ok.yaml": "name: ok\nexecutor: read_file\nparams: {target: /etc/hostname}\n",
             ], plugins: ["test-attacks"])
@@ -291,7 +292,8 @@ struct HostileSuiteTests {
         #expect(run.state == .failed)
         #expect(try daemon.tasks(id).first?.reason == "wall time limit 2s exceeded")
         try waitUntil(timeout: 10, "the bomb's processes to be gone") {
-            runProgram(["pgrep", "-u", "nobody", "-c"]).stdout.trimmingWhitespace == "0"
+            // A uid of its own, so other tests' processes do not count.
+            runProgram(["pgrep", "-u", "61000", "-c"]).stdout.trimmingWhitespace == "0"
         }
         #expect(try daemon.wait(forRun: try daemon.startRun("ok")).state == .succeeded)
     }
