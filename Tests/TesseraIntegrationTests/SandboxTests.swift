@@ -377,3 +377,29 @@ struct DynamicUserTests {
         #expect(uids.count == 4, "four microtasks ran at once, so four uids: \(uids)")
     }
 }
+
+@Suite("Sandbox: file capabilities")
+struct FileCapabilityTests {
+    @Test("a binary with file capabilities gains none of them in a microtask")
+    func fileCapabilities() throws {
+        let directory = "/var/lib/tessera-caps-\(getpid())"
+        mkdir(directory, 0o755)
+        defer { removeTree(directory) }
+        let binary = directory + "/capcat"
+        copyFile("/bin/cat", binary, mode: 0o755)
+        let setcap = runProgram(["setcap", "cap_dac_read_search+ep", binary])
+        try #require(setcap.status == 0, "setcap (libcap2-bin, installed by make test): \(setcap.stderr)")
+        // Outside Tessera the capability is real: nobody reads /etc/shadow with it.
+        let outside = runProgram(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary, "/etc/shadow"])
+        #expect(outside.status == 0, "the control must read the file: \(outside.stderr)")
+
+        let daemon = try Daemon(jobs: [
+            "caps.yaml": "name: caps\nexecutor: shell\nparams: {command: [\(binary), /etc/shadow]}\n"
+        ])
+        let id = try daemon.startRun("caps")
+        #expect(try daemon.wait(forRun: id).state == .failed)
+        let output = try #require(try daemon.output(id, 0))
+        #expect(output.stdout.isEmpty)
+        #expect(output.stderr.contains("Permission denied"), "\(output.stderr)")
+    }
+}
