@@ -34,7 +34,7 @@ struct HostCapabilities {
         var parts: [String] = []
         parts.append(
             cgroupV2
-                ? "cgroup v2 found"
+                ? "cgroup v2 found, but per-microtask cgroups are not implemented yet: limits are enforced with rlimits only"
                 : "cgroup v2 is not available (cgroup v1 host): limits are enforced with rlimits only")
         parts.append(landlockABI > 0 ? "Landlock ABI \(landlockABI)" : "Landlock not available in this kernel")
         if !isRoot { parts.append("not root: microtasks get a user namespace") }
@@ -181,7 +181,10 @@ struct ResolvedSandbox: Equatable {
         ]
         let limited = candidates.compactMap { $0 }
         lines.append("limits: " + (limited.isEmpty ? "none" : limited.joined(separator: ", ")))
-        if !host.cgroupV2 { lines.append("cgroups: not available; no memory.max, cpu.max or pids.max") }
+        lines.append(
+            host.cgroupV2
+                ? "cgroups: none yet (per-microtask cgroups are not implemented); no memory.max, cpu.max or pids.max"
+                : "cgroups: not available; no memory.max, cpu.max or pids.max")
         return lines
     }
 }
