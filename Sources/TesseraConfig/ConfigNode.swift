@@ -116,6 +116,11 @@ struct ConfigNode {
         quantity(QuantityParser.parseSize, expected: QuantityParser.sizeExample, noun: "a size")
     }
 
+    /// A percentage such as `50%`, greater than zero.
+    func percentage() -> UInt64? {
+        quantity(QuantityParser.parsePercentage, expected: QuantityParser.percentageExample, noun: "a percentage")
+    }
+
     private func quantity(
         _ parse: (String) throws(QuantityError) -> UInt64, expected: String, noun: String
     ) -> UInt64? {

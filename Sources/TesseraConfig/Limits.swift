@@ -20,10 +20,13 @@ public struct Limits: Sendable, Equatable {
     public var openFiles: UInt64?
     /// The most processes a task may run at once (`processes: 16`).
     public var processes: UInt64?
+    /// CPU bandwidth in percent of one CPU (`cpu_quota: 50%`), enforced
+    /// with the cgroup's cpu.max where cgroup v2 is delegated.
+    public var cpuQuota: UInt64?
 
     public init(
         cpu: UInt64? = nil, wall: UInt64? = nil, memory: UInt64? = nil, fileSize: UInt64? = nil,
-        output: UInt64? = nil, openFiles: UInt64? = nil, processes: UInt64? = nil
+        output: UInt64? = nil, openFiles: UInt64? = nil, processes: UInt64? = nil, cpuQuota: UInt64? = nil
     ) {
         self.cpu = cpu
         self.wall = wall
@@ -32,6 +35,7 @@ public struct Limits: Sendable, Equatable {
         self.output = output
         self.openFiles = openFiles
         self.processes = processes
+        self.cpuQuota = cpuQuota
     }
 
     /// These limits on top of `base`: each limit set here wins, the others
@@ -44,7 +48,8 @@ public struct Limits: Sendable, Equatable {
             fileSize: fileSize ?? base.fileSize,
             output: output ?? base.output,
             openFiles: openFiles ?? base.openFiles,
-            processes: processes ?? base.processes)
+            processes: processes ?? base.processes,
+            cpuQuota: cpuQuota ?? base.cpuQuota)
     }
 
     /// The keys of a limits mapping.
@@ -56,6 +61,7 @@ public struct Limits: Sendable, Equatable {
         KnownKey("output", \.output) { $0.size() },
         KnownKey("open_files", \.openFiles) { $0.positiveInteger().map(UInt64.init) },
         KnownKey("processes", \.processes) { $0.positiveInteger().map(UInt64.init) },
+        KnownKey("cpu_quota", \.cpuQuota) { $0.percentage() },
     ]
 
     /// Decodes a limits mapping such as `{cpu: 10s, memory: 256MiB}`.

@@ -23,6 +23,19 @@ public enum QuantityParser {
     static let durationExample = "a duration such as 30s or 500ms"
     /// How messages describe what a size looks like.
     static let sizeExample = "a size such as 256MiB"
+    /// How messages describe what a percentage looks like.
+    static let percentageExample = "a percentage such as 50%"
+
+    /// Parses a whole percentage such as `50%` or `250%` (two and a half
+    /// CPUs). The `%` is required; fractions, signs and spaces are refused.
+    public static func parsePercentage(_ text: String) throws(QuantityError) -> UInt64 {
+        let expected = "expected \(percentageExample), found \(quoted(text))"
+        guard text.hasSuffix("%"), let value = UInt64(text.dropLast()), text.first?.isNumber == true else {
+            throw QuantityError(message: expected)
+        }
+        guard value <= 100_000 else { throw QuantityError(message: "\(expected), which is too large") }
+        return value
+    }
 
     /// Parses a duration into milliseconds.
     ///

@@ -48,6 +48,8 @@ public final class Daemon {
     var watchTimerArmed = false
     var shuttingDown = false
     var signalWatchers: [SignalWatcher] = []
+    /// Where the worker makes a cgroup per sandboxed microtask, if anywhere.
+    var cgroups: CgroupTree?
     var flusher: Check?
     /// Kills workers that have not exited a while after shutdown began.
     lazy var shutdownTimer = Timer(loop: loop)
@@ -206,15 +208,18 @@ public final class Daemon {
             logError("\(error)")
             return 1
         }
+        cgroups = HostCapabilities.current.cgroup.flatMap(CgroupTree.init)
         startWorker()
         recoverRuns()
         flusher = Check(loop: loop) { [unowned self] in self.flush() }
         logInfo(HostCapabilities.current.enforcementNote)
+        if let cgroups { logInfo(cgroups.note) }
         logInfo(
             "tesserad \(tesseraVersion) ready on \(config.socket): \(loaded.jobs.count) job(s), "
                 + "\(loaded.catalog.plugins.count) plugin(s), \(config.slots) slot(s)")
         loop.run()
         flush()
+        cgroups?.remove()
         if !loop.closeAll() { logWarning("event loop closed with handles still open") }
         return exitCode
     }
@@ -266,6 +271,7 @@ public final class Daemon {
                     if let slot { self.workerDied(slot, how: how) }
                 })
             slot = WorkerSlot(process: process)
+            if let cgroups { process.send(cgroups.configFrame) }
             workers.append(slot!)
             currentWorker = slot
         } catch {

@@ -16,8 +16,8 @@ struct HostCapabilities {
     let isRoot: Bool
     /// The Landlock ABI version, 0 when the kernel has none.
     let landlockABI: Int
-    /// Whether a delegated cgroup v2 tree is available to the daemon.
-    let cgroupV2: Bool
+    /// The cgroup v2 hierarchy the daemon may write to, if any.
+    let cgroup: CgroupProbe?
     /// uid and gid of `nobody`, the default identity when running as root.
     let nobody: (uid: UInt32, gid: UInt32)
 
@@ -26,16 +26,22 @@ struct HostCapabilities {
         if let entry = getpwnam("nobody") { nobody = (entry.pointee.pw_uid, entry.pointee.pw_gid) }
         return HostCapabilities(
             isRoot: geteuid() == 0, landlockABI: Int(tessera_landlock_abi()),
-            cgroupV2: access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0, nobody: nobody)
+            cgroup: CgroupProbe.probe(), nobody: nobody)
     }()
 
     /// One line for the start-up log about how limits are enforced.
     var enforcementNote: String {
         var parts: [String] = []
-        parts.append(
-            cgroupV2
-                ? "cgroup v2 found, but per-microtask cgroups are not implemented yet: limits are enforced with rlimits only"
-                : "cgroup v2 is not available (cgroup v1 host): limits are enforced with rlimits only")
+        if let cgroup {
+            let limiting = CgroupProbe.wanted.map(\.name).filter { cgroup.available.contains($0) }
+            parts.append(
+                limiting.isEmpty
+                    ? "cgroup v2 at \(cgroup.directory) has no memory, pids or cpu controller "
+                        + "(a cgroup v1 host): limits are enforced with rlimits, cgroups kill and account"
+                    : "cgroup v2 at \(cgroup.directory) with \(limiting.joined(separator: ", "))")
+        } else {
+            parts.append("no writable cgroup v2 hierarchy: limits are enforced with rlimits only")
+        }
         parts.append(landlockABI > 0 ? "Landlock ABI \(landlockABI)" : "Landlock not available in this kernel")
         if !isRoot { parts.append("not root: microtasks get a user namespace") }
         return parts.joined(separator: "; ")
@@ -171,20 +177,29 @@ struct ResolvedSandbox: Equatable {
             "namespaces: " + (namespaces.isEmpty ? "none" : namespaces.joined(separator: ", ")),
             filesystem, calls, "landlock: \(landlock)",
         ]
+        let available = host.cgroup?.available ?? []
+        let memory = available.contains("memory") ? "memory.max" : "RLIMIT_AS"
+        let processes = available.contains("pids") ? "pids.max and RLIMIT_NPROC" : "RLIMIT_NPROC, per user"
+        let quota = available.contains("cpu") ? "cpu.max" : "not enforced: no cgroup v2 cpu controller"
         let candidates: [String?] = [
             limits.cpu.map { "cpu \(formatDuration($0)) (RLIMIT_CPU)" },
-            limits.memory.map { "memory \(formatSize($0)) (RLIMIT_AS)" },
-            limits.processes.map { "processes \($0) (RLIMIT_NPROC, per user)" },
+            limits.cpuQuota.map { "cpu_quota \($0)% (\(quota))" },
+            limits.memory.map { "memory \(formatSize($0)) (\(memory))" },
+            limits.processes.map { "processes \($0) (\(processes))" },
             limits.openFiles.map { "open_files \($0) (RLIMIT_NOFILE)" },
             limits.fileSize.map { "file_size \(formatSize($0)) (RLIMIT_FSIZE)" },
             limits.wall.map { "wall \(formatDuration($0)) (the daemon's timer)" },
         ]
         let limited = candidates.compactMap { $0 }
         lines.append("limits: " + (limited.isEmpty ? "none" : limited.joined(separator: ", ")))
-        lines.append(
-            host.cgroupV2
-                ? "cgroups: none yet (per-microtask cgroups are not implemented); no memory.max, cpu.max or pids.max"
-                : "cgroups: not available; no memory.max, cpu.max or pids.max")
+        if let cgroup = host.cgroup {
+            let limiting = CgroupProbe.wanted.map(\.name).filter { cgroup.available.contains($0) }
+            lines.append(
+                "cgroups: one per microtask, killed with cgroup.kill at its end; controllers: "
+                    + (limiting.isEmpty ? "none" : limiting.joined(separator: ", ")))
+        } else {
+            lines.append("cgroups: not available; no memory.max, cpu.max or pids.max")
+        }
         return lines
     }
 }

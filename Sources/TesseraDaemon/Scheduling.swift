@@ -116,6 +116,7 @@ extension Daemon {
         frame.u64(limits.processes ?? 0)
         frame.u64(limits.fileSize ?? 0)
         frame.u64(limits.output ?? 0)
+        frame.u64(limits.cpuQuota ?? 0)
         let params = stage.definition.params
         frame.u32(UInt32(params.count))
         for param in params {
@@ -251,6 +252,10 @@ extension Daemon {
             Double(c.peakAddressSpace) >= Double(memory) * 0.9
         {
             reason = "memory limit \(formatSize(memory)) exceeded"
+        }
+        if c.has(UInt32(TW_FLAG_OOM_KILLED.rawValue)), let memory = limits.memory {
+            state = .failed
+            reason = "memory limit \(formatSize(memory)) exceeded (the cgroup's OOM killer ended it)"
         }
         if c.has(UInt32(TW_FLAG_OUTPUT_LIMIT.rawValue)) {
             state = .failed

@@ -28,6 +28,11 @@
  * mounts and Landlock, so a tight RLIMIT_AS or RLIMIT_NOFILE cannot break
  * them); crash handlers; seccomp, last.
  *
+ * A sandboxed microtask may have a cgroup of its own (cgroup.h). It starts
+ * in it (clone3); only on a kernel without CLONE_INTO_CGROUP does the child
+ * move itself in, before anything else. When the cgroup's memory.max
+ * holds the `memory` limit, no RLIMIT_AS is set.
+ *
  * With a pid namespace the child is pid 1 of it, and the kernel spares
  * pid 1 every signal sent from inside its namespace (itself included)
  * whose disposition is the default, and the kernel's own SIGXCPU and
@@ -153,6 +158,19 @@ static void place_descriptors(const struct child_task *task)
     }
 }
 
+/* Moves the calling process into the cgroup `fd`. */
+static int join_cgroup(int fd)
+{
+    int procs = (int)RETRY(openat(fd, "cgroup.procs", O_WRONLY | O_CLOEXEC));
+    if (procs == -1)
+        return -1;
+    ssize_t written = RETRY(write(procs, "0", 1));
+    int error = written == 0 ? EIO : errno;
+    close(procs);
+    errno = error;
+    return written == 1 ? 0 : -1;
+}
+
 static void close_other_descriptors(void)
 {
     if (close_range(CHANNEL_FD + 1, ~0U, 0) == 0)
@@ -197,7 +215,7 @@ static void set_limit(int resource, const char *name, uint64_t soft, uint64_t ha
         fail(name);
 }
 
-static void apply_limits(const struct stage_limits *limits)
+static void apply_limits(const struct stage_limits *limits, bool memory_by_cgroup)
 {
     if (limits->cpu_ms != 0) {
         /* SIGXCPU at the limit (rounded up to whole seconds), SIGKILL one
@@ -205,7 +223,7 @@ static void apply_limits(const struct stage_limits *limits)
         uint64_t seconds = limits->cpu_ms / 1000 + (limits->cpu_ms % 1000 != 0);
         set_limit(RLIMIT_CPU, "RLIMIT_CPU", seconds, seconds + 1);
     }
-    if (limits->memory_bytes != 0)
+    if (limits->memory_bytes != 0 && !memory_by_cgroup)
         set_limit(RLIMIT_AS, "RLIMIT_AS", limits->memory_bytes, limits->memory_bytes);
     if (limits->open_files != 0)
         set_limit(RLIMIT_NOFILE, "RLIMIT_NOFILE", limits->open_files, limits->open_files);
@@ -339,6 +357,11 @@ _Noreturn void child_run(const struct child_task *task)
 {
     const struct stage *stage = task->stage;
     const struct sandbox_plan *plan = stage->plan;
+    /* Into the microtask's cgroup first, before this process can make any
+     * other; a failure is reported once stderr is the task's. */
+    int cgroup_error = 0;
+    if (task->join_cgroup_fd != -1 && join_cgroup(task->join_cgroup_fd) == -1)
+        cgroup_error = errno;
     if (setsid() == -1)
         fail("setsid");
     if (plan == NULL) {
@@ -348,6 +371,10 @@ _Noreturn void child_run(const struct child_task *task)
             _exit(CHILD_SETUP_FAILED);
     }
     place_descriptors(task);
+    if (cgroup_error != 0) {
+        errno = cgroup_error;
+        fail("joining the microtask's cgroup");
+    }
     if (plan == NULL)
         close_other_descriptors();
     reset_signals();
@@ -379,7 +406,7 @@ _Noreturn void child_run(const struct child_task *task)
         if (stage->sandbox.syscalls == TW_SYSCALLS_COMPUTE)
             status_fd = (int)RETRY(open("/proc/self/status", O_RDONLY | O_CLOEXEC));
     }
-    apply_limits(&stage->limits);
+    apply_limits(&stage->limits, task->memory_by_cgroup);
     if (plan == NULL && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
         fail("PR_SET_NO_NEW_PRIVS");
     install_crash_handlers();

@@ -12,6 +12,7 @@
 #ifndef TESSERA_WORKER_CHILD_H
 #define TESSERA_WORKER_CHILD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -33,6 +34,13 @@ struct child_task {
     int stderr_fd;
     int channel_fd;
     uint32_t uid;        /* a dynamic user's uid and gid, or TW_ID_UNCHANGED */
+    /* The microtask's cgroup (cgroup.h), when the child must move itself
+     * into it (a kernel without clone3's CLONE_INTO_CGROUP): it writes
+     * "0" to its cgroup.procs before anything else. -1 otherwise. */
+    int join_cgroup_fd;
+    /* The cgroup's memory.max limits the microtask: no RLIMIT_AS, which
+     * counts address space and would fail allocations far earlier. */
+    bool memory_by_cgroup;
 };
 
 /* Records, once in the zygote, what every child needs and would otherwise

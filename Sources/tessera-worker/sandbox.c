@@ -54,6 +54,12 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
 #ifndef STATX_ATTR_MOUNT_ROOT
 #define STATX_ATTR_MOUNT_ROOT 0x00002000
 #endif
@@ -340,16 +346,57 @@ void sandbox_plan_free(struct sandbox_plan *plan)
     free(plan);
 }
 
-pid_t sandbox_clone(const struct sandbox_plan *plan)
+/* The kernel's struct clone_args up to `cgroup` (CLONE_ARGS_SIZE_VER2),
+ * spelled out: <linux/sched.h> does not mix with glibc's <sched.h>. */
+struct clone3_args {
+    uint64_t flags;
+    uint64_t pidfd;
+    uint64_t child_tid;
+    uint64_t parent_tid;
+    uint64_t exit_signal;
+    uint64_t stack;
+    uint64_t stack_size;
+    uint64_t tls;
+    uint64_t set_tid;
+    uint64_t set_tid_size;
+    uint64_t cgroup;
+};
+_Static_assert(sizeof(struct clone3_args) == 88, "CLONE_ARGS_SIZE_VER2");
+
+/* Cleared once clone3 turned out not to take CLONE_INTO_CGROUP. */
+static bool clone_into_cgroup = true;
+
+pid_t sandbox_clone(const struct sandbox_plan *plan, int cgroup_fd, int *join_cgroup_fd)
 {
-    if (plan == NULL || plan->clone_flags == 0)
+    unsigned long flags = plan != NULL ? plan->clone_flags : 0;
+    if (cgroup_fd != -1 && clone_into_cgroup) {
+        /* Like the clone below; the cgroup is joined as part of the
+         * clone, so not even the child's first instruction runs outside. */
+        struct clone3_args args = {
+            .flags = (uint64_t)flags | CLONE_INTO_CGROUP,
+            .exit_signal = SIGCHLD,
+            .cgroup = (uint64_t)cgroup_fd,
+        };
+        pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+        /* ENOSYS: no clone3 (before 5.3, or a seccomp filter hiding it);
+         * E2BIG: a clone3 without the cgroup field (before 5.7). */
+        if (pid != -1 || (errno != ENOSYS && errno != E2BIG))
+            return pid;
+        worker_log("clone3 cannot start a process in a cgroup (%s); microtasks move "
+                   "themselves into theirs",
+                   strerror(errno));
+        clone_into_cgroup = false;
+    }
+    if (cgroup_fd != -1)
+        *join_cgroup_fd = cgroup_fd;
+    if (flags == 0)
         return fork();
     /* Like fork() (a NULL stack: the child runs on its copy of this one),
      * plus the namespaces. In a new pid namespace the child is its pid 1:
      * when it exits, the kernel kills whatever else lives in the
      * namespace (setsid'd, double-forked grandchildren included) and
      * waits for it, so nothing outlives the microtask. */
-    return (pid_t)syscall(SYS_clone, SIGCHLD | plan->clone_flags, NULL, NULL, NULL, 0);
+    return (pid_t)syscall(SYS_clone, SIGCHLD | flags, NULL, NULL, NULL, 0);
 }
 
 /* In the child. */

@@ -99,8 +99,13 @@ void sandbox_plan_free(struct sandbox_plan *plan);
  * namespace flags, or fork() when there are none (or no plan). Returns
  * like fork(). A raw clone runs no pthread_atfork handlers; the zygote is
  * single-threaded and holds no lock when it forks, so glibc's state is
- * consistent in the child all the same. */
-pid_t sandbox_clone(const struct sandbox_plan *plan);
+ * consistent in the child all the same.
+ * With a `cgroup_fd` (not -1), the process starts in that cgroup: the raw
+ * clone3 system call with the namespace flags and CLONE_INTO_CGROUP (Linux
+ * 5.7). Where the kernel lacks it (noticed once, then remembered), the
+ * way above, after setting *join_cgroup_fd to `cgroup_fd` so that the
+ * child moves itself in (struct child_task). */
+pid_t sandbox_clone(const struct sandbox_plan *plan, int cgroup_fd, int *join_cgroup_fd);
 
 /* In the child: the namespaces and mounts, up to chdir("/"). */
 void sandbox_enter(const struct stage *stage);

@@ -61,7 +61,7 @@ static bool measure(struct wire_reader reader, struct stage_measure *measure)
     *measure = (struct stage_measure){0};
     (void)wire_get_u32(&reader); /* stage id */
     skip_str(&reader, &measure->string_bytes);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         (void)wire_get_u64(&reader); /* limits */
     measure->param_count = wire_get_u32(&reader);
     for (uint32_t p = 0; p < measure->param_count && !reader.malformed; p++) {
@@ -123,6 +123,7 @@ struct stage *stage_decode(struct wire_reader *reader)
     stage->limits.processes = wire_get_u64(reader);
     stage->limits.file_size_bytes = wire_get_u64(reader);
     stage->limits.output_bytes = wire_get_u64(reader);
+    stage->limits.cpu_quota_percent = wire_get_u64(reader);
     stage->param_count = wire_get_u32(reader);
     stage->params = params;
     for (uint32_t p = 0; p < stage->param_count; p++) {

@@ -31,6 +31,9 @@ struct stage_limits {
     uint64_t processes;
     uint64_t file_size_bytes;
     uint64_t output_bytes;
+    /* cgroup cpu.max, in percent of one CPU; applied only in a cgroup with
+     * the cpu controller (cgroup.h). */
+    uint64_t cpu_quota_percent;
 };
 
 /* One parameter as the job set it (or as its declared default). Scalars

@@ -8,17 +8,21 @@
  *      channel.h), keeping each stream up to the stage's output limit and
  *      killing a task that writes more;
  *   2. reaps children that exited (SIGCHLD arrives on a signalfd), kills
- *      what is left of their process group, collects the last output and
- *      queues DONE;
+ *      what is left of their process group (and of their cgroup), collects
+ *      the last output and queues DONE;
  *   3. reads frames from the daemon and handles a bounded number of them,
  *      so a burst of TASK frames alternates with reaping;
- *   4. forwards progress (at most one PROGRESS per task per 100 ms) and
- *      writes queued frames without blocking; what the socket does not
- *      take now is sent when poll() reports it writable.
+ *   4. forwards progress (at most one PROGRESS per task per 100 ms),
+ *      tries again to remove the cgroups of ended tasks that were still
+ *      busy (cgroup.h), and writes queued frames without blocking; what
+ *      the socket does not take now is sent when poll() reports it
+ *      writable.
  *
  * Per microtask the zygote makes three pipes and forks (or, for a sandboxed
- * stage, clones into new namespaces: sandbox.h); task records and their
- * buffers are recycled, so a steady stream of tasks allocates nothing.
+ * stage, clones into new namespaces: sandbox.h, and into a cgroup of its
+ * own when the daemon configured a cgroup directory: cgroup.h); task
+ * records and their buffers are recycled, so a steady stream of tasks
+ * allocates nothing.
  *
  * A task's pid and process group are the ones the zygote sees, also when
  * the child is pid 1 of a pid namespace of its own: killpg() and wait4()
@@ -49,6 +53,7 @@
 
 #include <tessera_wire.h>
 
+#include "cgroup.h"
 #include "channel.h"
 #include "child.h"
 #include "io.h"
@@ -101,6 +106,7 @@ struct task {
      * it, in place of dying of it (CHANNEL_SIGNAL); 0 if none. */
     int fatal_signal;
     int fds[STREAM_COUNT]; /* read ends; -1 once closed */
+    int cgroup_fd; /* the task's cgroup (cgroup.h), or -1 */
     struct buf captured[2]; /* stdout, stderr */
     struct buf channel;     /* channel bytes not parsed yet */
     struct buf result;
@@ -137,6 +143,7 @@ static struct {
     struct poll_target *poll_targets;
     size_t poll_capacity;
     uint64_t now_ns; /* when the current turn of the loop started */
+    bool configured; /* a CONFIG frame arrived */
 } zygote;
 
 static unsigned char scratch[READ_CHUNK];
@@ -153,19 +160,32 @@ static uint64_t timeval_us(struct timeval value)
     return (uint64_t)value.tv_sec * 1000000u + (uint64_t)value.tv_usec;
 }
 
-/* Ending the zygote: SIGKILL every task's process group, reap the children,
- * exit. Used on EOF from the daemon and on fatal errors alike. */
+/* Ending the zygote: SIGKILL every task's process group and cgroup, reap
+ * the children, remove the cgroups, exit. Used on EOF from the daemon and
+ * on fatal errors alike. */
 
 static void signal_task(struct task *task, int signo);
 
 static _Noreturn void shut_down(int status)
 {
-    for (size_t i = 0; i < zygote.running_count; i++)
+    for (size_t i = 0; i < zygote.running_count; i++) {
+        if (zygote.running[i]->cgroup_fd != -1)
+            cgroup_task_kill(zygote.running[i]->cgroup_fd);
         signal_task(zygote.running[i], SIGKILL);
+    }
     for (size_t i = 0; i < zygote.running_count; i++) {
         if (RETRY(waitpid(zygote.running_pids[i], NULL, 0)) == -1)
             worker_log("reaping pid %ld: %s", (long)zygote.running_pids[i], strerror(errno));
+        struct task *task = zygote.running[i];
+        if (task->cgroup_fd != -1)
+            (void)cgroup_task_finish(task->token, task->cgroup_fd);
     }
+    cgroup_shut_down();
+    /* What the cgroups held has exited by now; as the subreaper of those
+     * processes, the zygote releases them instead of leaving them to init
+     * (a zombie still counts against its uid's RLIMIT_NPROC). */
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        continue;
     exit(status);
 }
 
@@ -412,6 +432,23 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
         return;
     }
 
+    /* A sandboxed microtask gets a cgroup when the daemon gave a directory;
+     * without one it does not run. */
+    int cgroup_fd = -1;
+    if (stage->plan != NULL && cgroup_active()) {
+        char *error;
+        cgroup_fd = cgroup_task_create(token, &stage->limits, &error);
+        if (cgroup_fd == -1) {
+            for (int s = 0; s < STREAM_COUNT; s++) {
+                close(pipes[s][0]);
+                close(pipes[s][1]);
+            }
+            send_failed(token, "%s", error);
+            free(error);
+            return;
+        }
+    }
+
     uint64_t wanted = stage->limits.output_bytes;
     size_t limit = wanted == 0 || wanted > OUTPUT_CAP ? OUTPUT_CAP : (size_t)wanted;
     struct child_task spec = {
@@ -424,9 +461,11 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
         .stderr_fd = pipes[STREAM_STDERR][1],
         .channel_fd = pipes[STREAM_CHANNEL][1],
         .uid = uid,
+        .join_cgroup_fd = -1,
+        .memory_by_cgroup = cgroup_fd != -1 && cgroup_limits_memory(&stage->limits),
     };
     uint64_t started_ns = monotonic_ns();
-    pid_t pid = sandbox_clone(stage->plan);
+    pid_t pid = sandbox_clone(stage->plan, cgroup_fd, &spec.join_cgroup_fd);
     if (pid == 0)
         child_run(&spec);
     int fork_error = errno;
@@ -435,7 +474,13 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
     if (pid == -1) {
         for (int s = 0; s < STREAM_COUNT; s++)
             close(pipes[s][0]);
-        if (stage->plan != NULL && stage->plan->clone_flags != 0)
+        if (cgroup_fd != -1) {
+            char *path = cgroup_task_path(token);
+            send_failed(token, "cannot create the microtask's process in its cgroup %s: %s", path,
+                        strerror(fork_error));
+            free(path);
+            (void)cgroup_task_finish(token, cgroup_fd);
+        } else if (stage->plan != NULL && stage->plan->clone_flags != 0)
             send_failed(token, "cannot create the microtask's namespaces: clone: %s",
                         strerror(fork_error));
         else
@@ -454,6 +499,7 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
     task->fatal_signal = 0;
     for (int s = 0; s < STREAM_COUNT; s++)
         task->fds[s] = pipes[s][0];
+    task->cgroup_fd = cgroup_fd;
     task->progress_sent = false;
     task->progress_pending = false;
     running_add(task);
@@ -611,6 +657,12 @@ static void finish_task(struct task *task, int status, const struct rusage *usag
     if (task->fatal_signal != 0 && WIFEXITED(status) &&
         WEXITSTATUS(status) == 128 + task->fatal_signal)
         status = task->fatal_signal;
+    /* Whatever is left in the task's cgroup, even outside its process
+     * group, is killed now. */
+    if (task->cgroup_fd != -1) {
+        task->flags |= cgroup_task_finish(task->token, task->cgroup_fd);
+        task->cgroup_fd = -1;
+    }
     if (task->progress_pending)
         send_progress(task, task->progress_value);
     send_done(task, status, usage, wall_us);
@@ -776,6 +828,23 @@ static void handle_frame(uint8_t type, struct wire_reader *reader)
         }
         return; /* the task ended already */
     }
+    case TW_MSG_CONFIG: {
+        uint32_t length;
+        const char *directory = wire_get_str(reader, &length);
+        uint32_t controllers = wire_get_u32(reader);
+        if (!wire_reader_complete(reader) || zygote.configured ||
+            memchr(directory, '\0', length) != NULL)
+            malformed("CONFIG frame");
+        zygote.configured = true;
+        char *copy = xmalloc((size_t)length + 1);
+        memcpy(copy, directory, length);
+        copy[length] = '\0';
+        bool valid = cgroup_configure(copy, controllers);
+        free(copy);
+        if (!valid)
+            malformed("CONFIG frame (the cgroup directory is not absolute)");
+        return;
+    }
     case TW_MSG_FORGET_STAGE: {
         uint32_t stage_id = wire_get_u32(reader);
         if (!wire_reader_complete(reader))
@@ -850,6 +919,9 @@ static _Noreturn void run(void)
     for (;;) {
         size_t count = build_poll_set();
         int timeout = accepting_input() && frame_buffered() ? 0 : progress_timeout();
+        int cgroup_wait = cgroup_timeout(monotonic_ns());
+        if (cgroup_wait != -1 && (timeout == -1 || cgroup_wait < timeout))
+            timeout = cgroup_wait;
         if (RETRY(poll(zygote.poll_fds, count, timeout)) == -1) {
             worker_log("poll: %s", strerror(errno));
             shut_down(EXIT_FAILURE);
@@ -865,6 +937,7 @@ static _Noreturn void run(void)
             receive_input();
         handle_input();
         forward_due_progress();
+        cgroup_retry(zygote.now_ns);
         flush_output();
     }
 }

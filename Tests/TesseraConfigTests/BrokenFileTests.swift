@@ -241,6 +241,14 @@ let brokenFiles: [BrokenFile] = [
         """,
         "etc/tessera/jobs.d/hello.yaml:3:15: limits.cpu: expected a duration greater than zero, found \"0s\""),
     .job(
+        "cpu quota without a percent sign",
+        """
+        name: hello
+        executor: noop
+        limits: {cpu_quota: 50}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:21: limits.cpu_quota: expected a percentage such as 50%, found \"50\""),
+    .job(
         "bad size",
         """
         name: hello

@@ -25,7 +25,7 @@ struct JobDecodingTests {
                 executor: shell
                 params: {command: [sh, -c, "echo hello {{item}}"], env: {LANG: C, TZ: UTC}}
                 items: [alpha, beta, gamma]
-                limits: {cpu: 10s, memory: 256MiB, wall: 30s, open_files: 64, processes: 16, file_size: 64MiB, output: 1MiB}
+                limits: {cpu: 10s, memory: 256MiB, wall: 30s, open_files: 64, processes: 16, file_size: 64MiB, output: 1MiB, cpu_quota: 150%}
               - name: count
                 executor: echo
                 params:
@@ -48,7 +48,7 @@ struct JobDecodingTests {
                     items: .list(["alpha", "beta", "gamma"]),
                     limits: Limits(
                         cpu: 10_000, wall: 30_000, memory: 256 << 20, fileSize: 64 << 20, output: 1 << 20,
-                        openFiles: 64, processes: 16),
+                        openFiles: 64, processes: 16, cpuQuota: 150),
                     mark: Mark(line: 5, column: 5)),
                 StageDefinition(
                     name: "count", executor: "echo",

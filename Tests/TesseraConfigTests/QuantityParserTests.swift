@@ -86,4 +86,21 @@ struct QuantityParserTests {
     func invalidSize(text: String, message: String) {
         #expect(throws: QuantityError(message: message)) { try QuantityParser.parseSize(text) }
     }
+
+    @Test(arguments: [("50%", 50), ("100%", 100), ("250%", 250), ("1%", 1)] as [(String, UInt64)])
+    func validPercentage(text: String, percent: UInt64) throws {
+        #expect(try QuantityParser.parsePercentage(text) == percent)
+    }
+
+    @Test(arguments: [
+        ("50", "expected a percentage such as 50%, found \"50\""),
+        ("0.5%", "expected a percentage such as 50%, found \"0.5%\""),
+        ("-5%", "expected a percentage such as 50%, found \"-5%\""),
+        ("%", "expected a percentage such as 50%, found \"%\""),
+        ("50 %", "expected a percentage such as 50%, found \"50 %\""),
+        ("200000%", "expected a percentage such as 50%, found \"200000%\", which is too large"),
+    ])
+    func invalidPercentage(text: String, message: String) {
+        #expect(throws: QuantityError(message: message)) { try QuantityParser.parsePercentage(text) }
+    }
 }

@@ -36,7 +36,8 @@ enum tw_message_type {
      *   u32 stage_id
      *   str executor name
      *   u64 cpu_ms, u64 memory_bytes, u64 open_files, u64 processes,
-     *   u64 file_size_bytes, u64 output_bytes      (0 = no limit)
+     *   u64 file_size_bytes, u64 output_bytes,
+     *   u64 cpu_quota_percent (cgroup cpu.max; 100 = one CPU)  (0 = no limit)
      *   u32 param_count, then per parameter:
      *       str name, u8 type (tessera_param_type), u32 value_count,
      *       value_count x str   (scalars: 1 value as text; lists: the
@@ -66,6 +67,12 @@ enum tw_message_type {
 
     /* Forgets a stage definition.  u32 stage_id */
     TW_MSG_FORGET_STAGE = 4,
+
+    /* Worker-wide settings, sent once, before any STAGE.
+     *   str cgroup directory: a cgroup v2 directory the worker may create
+     *       one child cgroup in per sandboxed microtask ("" = no cgroups)
+     *   u32 controllers: TW_CGROUP_* enabled for those children */
+    TW_MSG_CONFIG = 5,
 
     /* worker -> daemon */
 
@@ -107,6 +114,13 @@ enum tw_sandbox_flags {
     TW_SANDBOX_LANDLOCK = 1u << 8      /* best effort, by the kernel's ABI */
 };
 
+/* Controllers of a worker's cgroup directory (TW_MSG_CONFIG). */
+enum tw_cgroup_controllers {
+    TW_CGROUP_MEMORY = 1u << 0, /* memory.max, memory.swap.max, memory.oom.group */
+    TW_CGROUP_PIDS = 1u << 1,   /* pids.max */
+    TW_CGROUP_CPU = 1u << 2     /* cpu.max */
+};
+
 /* uid/gid value meaning "do not switch". */
 #define TW_ID_UNCHANGED 4294967295u
 
@@ -128,7 +142,8 @@ enum tw_flags {
     TW_FLAG_OUTPUT_LIMIT = 1u << 2,     /* killed for writing past `output` */
     TW_FLAG_HAS_RESULT = 1u << 3,
     TW_FLAG_RESULT_TRUNCATED = 1u << 4,
-    TW_FLAG_CRASH_REPORTED = 1u << 5    /* the child's crash handler ran */
+    TW_FLAG_CRASH_REPORTED = 1u << 5,   /* the child's crash handler ran */
+    TW_FLAG_OOM_KILLED = 1u << 6        /* the cgroup's memory.events counted an OOM kill */
 };
 
 #endif /* TESSERA_WIRE_H */
