@@ -122,9 +122,22 @@ struct ResolvedSandbox: Equatable {
         environment = declared.contains { $0.hasPrefix("PATH=") } ? declared : [ResolvedSandbox.defaultPath] + declared
     }
 
-    /// The sandbox fields of a STAGE frame.
-    func write(to frame: inout FrameWriter) {
-        frame.u32(flags)
+    /// Whether a microtask of this sandbox needs a cgroup of its own: when
+    /// a delegated controller enforces one of its limits, or when there is
+    /// no pid namespace to end what it leaves behind. Otherwise a cgroup
+    /// would cost a mkdir and an rmdir a microtask and give nothing.
+    func needsCgroup(limits: Limits, controllers: UInt32) -> Bool {
+        guard has(TW_SANDBOX_ENABLED) else { return false }
+        let enforced =
+            (limits.memory != nil && controllers & TW_CGROUP_MEMORY.rawValue != 0)
+            || (limits.processes != nil && controllers & TW_CGROUP_PIDS.rawValue != 0)
+            || (limits.cpuQuota != nil && controllers & TW_CGROUP_CPU.rawValue != 0)
+        return enforced || !has(TW_SANDBOX_NS_PID)
+    }
+
+    /// The sandbox fields of a STAGE frame; `cgroup` adds TW_SANDBOX_CGROUP.
+    func write(to frame: inout FrameWriter, cgroup: Bool) {
+        frame.u32(cgroup ? flags | TW_SANDBOX_CGROUP.rawValue : flags)
         frame.u32(uid)
         frame.u32(gid)
         switch syscalls {
@@ -193,10 +206,14 @@ struct ResolvedSandbox: Equatable {
         let limited = candidates.compactMap { $0 }
         lines.append("limits: " + (limited.isEmpty ? "none" : limited.joined(separator: ", ")))
         if let cgroup = host.cgroup {
-            let limiting = CgroupProbe.wanted.map(\.name).filter { cgroup.available.contains($0) }
+            let controllers = CgroupProbe.wanted.filter { cgroup.available.contains($0.name) }
+            let mask = controllers.reduce(UInt32(0)) { $0 | $1.flag.rawValue }
+            let names = controllers.isEmpty ? "none" : controllers.map(\.name).joined(separator: ", ")
             lines.append(
-                "cgroups: one per microtask, killed with cgroup.kill at its end; controllers: "
-                    + (limiting.isEmpty ? "none" : limiting.joined(separator: ", ")))
+                needsCgroup(limits: limits, controllers: mask)
+                    ? "cgroups: one per microtask, killed with cgroup.kill at its end; controllers: \(names)"
+                    : "cgroups: none needed (the pid namespace ends what is left; no limit here is a "
+                        + "delegated controller's)")
         } else {
             lines.append("cgroups: not available; no memory.max, cpu.max or pids.max")
         }

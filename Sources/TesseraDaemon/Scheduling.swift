@@ -126,7 +126,8 @@ extension Daemon {
             frame.u32(UInt32(values.count))
             values.forEach { frame.str($0) }
         }
-        stage.sandbox.write(to: &frame)
+        let cgroup = cgroups.map { stage.sandbox.needsCgroup(limits: limits, controllers: $0.controllers) } ?? false
+        stage.sandbox.write(to: &frame, cgroup: cgroup)
         return frame
     }
 

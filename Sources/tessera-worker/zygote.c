@@ -432,10 +432,11 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
         return;
     }
 
-    /* A sandboxed microtask gets a cgroup when the daemon gave a directory;
+    /* A sandboxed microtask gets a cgroup when the daemon gave a directory
+     * and the stage asks for one (TW_SANDBOX_CGROUP);
      * without one it does not run. */
     int cgroup_fd = -1;
-    if (stage->plan != NULL && cgroup_active()) {
+    if (stage->plan != NULL && (stage->sandbox.flags & TW_SANDBOX_CGROUP) && cgroup_active()) {
         char *error;
         cgroup_fd = cgroup_task_create(token, &stage->limits, &error);
         if (cgroup_fd == -1) {

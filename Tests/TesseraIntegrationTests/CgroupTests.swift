@@ -37,7 +37,15 @@ struct CgroupTests {
     @Test("a sandboxed microtask runs in a cgroup of its own, removed when it ends")
     func ownCgroup() throws {
         let daemon = try Daemon(jobs: [
-            "cg.yaml": "name: cg\nexecutor: shell\nparams: {command: [cat, /proc/self/cgroup]}\n",
+            // Without a pid namespace, the cgroup is what ends escapees, so
+            // the microtask gets one even where no controller is delegated.
+            "cg.yaml": """
+            name: cg
+            executor: shell
+            params: {command: [cat, /proc/self/cgroup]}
+            sandbox: {namespaces: [ipc, uts, mount]}
+            """,
+            "pidns.yaml": "name: pidns\nexecutor: shell\nparams: {command: [cat, /proc/self/cgroup]}\n",
             "plain.yaml": "name: plain\nexecutor: shell\nparams: {command: [cat, /proc/self/cgroup]}\nsandbox: none\n",
         ])
         let id = try daemon.startRun("cg")
@@ -52,6 +60,13 @@ struct CgroupTests {
         #expect(try daemon.wait(forRun: plain).state == .succeeded)
         let plainLine = try daemon.output(plain, 0)?.stdout.split(separator: "\n").first { $0.hasPrefix("0::") }
         #expect(plainLine?.contains("/task-") == false, "sandbox: none gets no cgroup")
+
+        // A pid namespace ends what is left, and this job sets no limit a
+        // controller would enforce: no cgroup is made for it.
+        let pidns = try daemon.startRun("pidns")
+        #expect(try daemon.wait(forRun: pidns).state == .succeeded)
+        let pidnsLine = try daemon.output(pidns, 0)?.stdout.split(separator: "\n").first { $0.hasPrefix("0::") }
+        #expect(pidnsLine?.contains("/task-") == false, "\(pidnsLine ?? "")")
         #expect(daemon.log.contains("per-microtask cgroups in"))
     }
 

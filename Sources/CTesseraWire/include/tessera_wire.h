@@ -111,7 +111,11 @@ enum tw_sandbox_flags {
     TW_SANDBOX_NS_USER = 1u << 5,    /* set by the daemon when it is not root */
     TW_SANDBOX_NETWORK_NONE = 1u << 6, /* an empty network namespace (loopback only) */
     TW_SANDBOX_PRIVATE_TMP = 1u << 7,  /* fresh tmpfs on /tmp and /var/tmp */
-    TW_SANDBOX_LANDLOCK = 1u << 8      /* best effort, by the kernel's ABI */
+    TW_SANDBOX_LANDLOCK = 1u << 8,     /* best effort, by the kernel's ABI */
+    TW_SANDBOX_CGROUP = 1u << 9        /* a cgroup of its own (TW_MSG_CONFIG); the
+                                        * daemon asks for one when it limits
+                                        * something or when there is no pid
+                                        * namespace to end what is left */
 };
 
 /* Controllers of a worker's cgroup directory (TW_MSG_CONFIG). */
