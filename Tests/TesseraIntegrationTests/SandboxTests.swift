@@ -403,3 +403,29 @@ struct FileCapabilityTests {
         #expect(output.stderr.contains("Permission denied"), "\(output.stderr)")
     }
 }
+
+@Suite("Sandbox: the daemon and its worker")
+struct DaemonTargetTests {
+    @Test("a confined microtask can neither ptrace nor kill the daemon or its worker")
+    func attacksOnTheDaemon() throws {
+        let daemon = try Daemon(plugins: ["test-attacks"])
+        let worker = runProgram(["pgrep", "-f", "-P", String(daemon.pid), "tessera-worker zygote"]).stdout
+        let workerPID = try #require(Int32(worker.split(separator: "\n").first ?? ""))
+        var stages: [String] = []
+        for (name, target) in [("daemon", daemon.pid), ("worker", workerPID)] {
+            for attack in ["ptrace", "kill"] {
+                stages.append("  - {name: \(attack)-\(name), executor: \(attack), params: {target: \"\(target)\"}}")
+            }
+        }
+        writeFile(daemon.jobsDirectory + "/d.yaml", "name: d\nstages:\n" + stages.joined(separator: "\n") + "\n")
+        _ = try daemon.call("Reload")
+        let id = try daemon.startRun("d")
+        _ = try daemon.wait(forRun: id)
+        for task in try daemon.tasks(id) {
+            #expect(task.state == .failed && task.exitCode == 2, "\(task.stage): \(task.reason ?? "")")
+            #expect(try daemon.output(id, task.index)?.stdout.contains("escaped") == false)
+        }
+        #expect(daemon.isAlive)
+        #expect(kill(workerPID, 0) == 0, "the worker is still there")
+    }
+}
