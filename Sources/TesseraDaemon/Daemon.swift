@@ -228,13 +228,20 @@ public final class Daemon {
     /// updates that report them. If the commit fails, nothing is reported
     /// and the daemon stops: it cannot promise durability any more.
     func flush() {
-        do {
-            try store.commit()
-        } catch {
-            logError("cannot commit state: \(error); stopping")
-            storeFailure = "\(error)"
+        if storeFailure == nil {
+            do {
+                try store.commit()
+            } catch {
+                storeFailure = "cannot commit state: \(error)"
+            }
+        }
+        if let failure = storeFailure {
+            // Whatever this iteration changed may not be on disk: report
+            // none of it, and stop rather than pretend.
+            if !shuttingDown { logError("\(failure); stopping") }
             exitCode = 1
             pendingReplies.removeAll()
+            finishedSinceFlush.removeAll()
             shutdown(reason: "store failure")
             return
         }
@@ -252,8 +259,7 @@ public final class Daemon {
         do {
             try write()
         } catch {
-            logError("cannot write state: \(error)")
-            storeFailure = "\(error)"
+            storeFailure = "cannot write state: \(error)"
         }
     }
 
