@@ -29,6 +29,8 @@ public struct ServerConfig: Sendable, Equatable {
     public var defaults: Limits
     /// Sandbox settings for stages that do not set their own (`defaults.sandbox`).
     public var defaultSandbox: SandboxSettings
+    /// `access:`, who may read and who may change state.
+    public var access: AccessRules
     /// The file the configuration was read from, as the loader was given it.
     public var file: String
 
@@ -38,7 +40,8 @@ public struct ServerConfig: Sendable, Equatable {
     public init(
         file: String, socket: String = defaultSocket, stateDir: String = defaultStateDir,
         pluginDirs: [String] = defaultPluginDirs, jobsDirs: [String] = defaultJobsDirs,
-        slots: Int = defaultSlots, defaults: Limits = Limits(), defaultSandbox: SandboxSettings = SandboxSettings()
+        slots: Int = defaultSlots, defaults: Limits = Limits(), defaultSandbox: SandboxSettings = SandboxSettings(),
+        access: AccessRules = AccessRules()
     ) {
         self.file = file
         self.socket = socket
@@ -48,6 +51,7 @@ public struct ServerConfig: Sendable, Equatable {
         self.slots = slots
         self.defaults = defaults
         self.defaultSandbox = defaultSandbox
+        self.access = access
     }
 
     /// The keys of the server configuration.
@@ -57,6 +61,7 @@ public struct ServerConfig: Sendable, Equatable {
         KnownKey("plugin_dirs", \.pluginDirs) { $0.filePathList() },
         KnownKey("jobs_dirs", \.jobsDirs) { $0.filePathList() },
         KnownKey("slots", \.slots) { $0.positiveInteger() },
+        KnownKey("access", \.access) { AccessRules.decode($0) },
         KnownKey("defaults") { config, node in
             guard let mapping = node.mapping() else { return }
             mapping.decode(Limits.knownKeys, into: &config.defaults, alsoAllowed: defaultsKeys.map(\.name))

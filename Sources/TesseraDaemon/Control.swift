@@ -30,6 +30,9 @@ let maximumPendingOutput = 64 << 20
 final class Connection {
     let stream: Stream
     unowned let daemon: Daemon
+    /// Who is at the other end; nil when the kernel did not say (then only
+    /// what anyone may do is allowed).
+    let peer: Peer?
     private var framer = VarlinkFramer(maximumMessageSize: maximumRequestSize)
     /// Set while a WatchRun stream is in progress; later calls wait.
     var watching: ActiveRun?
@@ -39,6 +42,7 @@ final class Connection {
     init(stream: Stream, daemon: Daemon) {
         self.stream = stream
         self.daemon = daemon
+        peer = Peer(fd: stream.fileDescriptor)
     }
 
     func start() {
@@ -142,6 +146,14 @@ extension Daemon {
             return
         }
         let reply: VarlinkReply?
+        let allowed = connection.peer.map { Access.allows($0, call.method, rules: config.access) } ?? false
+        guard allowed else {
+            logWarning("control: denied \(call.method) to \(connection.peer?.description ?? "an unknown peer")")
+            if !call.oneway {
+                send(.failure(ServiceError.permissionDenied, ["method": .string(call.method)]), to: connection)
+            }
+            return
+        }
         do {
             reply = try dispatch(call, on: connection)
         } catch {

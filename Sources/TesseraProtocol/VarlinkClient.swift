@@ -48,7 +48,9 @@ public enum VarlinkClientError: Error, Sendable, CustomStringConvertible {
             return "run \(p["id"]?.intValue.map(String.init) ?? "?") has already \(p["state"]?.stringValue ?? "ended")"
         case ServiceError.methodNotFound:
             return "the daemon does not know the method \(p["method"]?.stringValue ?? "?")"
-        case ServiceError.permissionDenied: return "permission denied"
+        case ServiceError.permissionDenied:
+            let method = p["method"]?.stringValue.map { " to call \($0)" } ?? ""
+            return "permission denied\(method); see access: in tessera.yaml(5)"
         default: return "\(name) \(p.serialized())"
         }
     }

@@ -753,6 +753,18 @@ let brokenFiles: [BrokenFile] = [
         """,
         "etc/tessera/tessera.yaml:2:1: unknown key \"slot\"; did you mean \"slots\"?"),
     .server(
+        "server: access entry with an unknown key",
+        "access: {admin: [role: root]}\n",
+        "etc/tessera/tessera.yaml:1:18: access.admin[0]: unknown key \"role\""),
+    .server(
+        "server: access entry with two keys",
+        "access: {read: [{user: root, group: root}]}\n",
+        "etc/tessera/tessera.yaml:1:17: access.read[0]: expected one of user: NAME or group: NAME, found a mapping"),
+    .server(
+        "server: access names an unknown group",
+        "access: {read: [group: no-such-group-here]}\n",
+        "etc/tessera/tessera.yaml:1:24: access.read[0].group: unknown group \"no-such-group-here\""),
+    .server(
         "server: a key that is not there yet",
         "log_level: debug\n",
         "etc/tessera/tessera.yaml:1:1: unknown key \"log_level\""),

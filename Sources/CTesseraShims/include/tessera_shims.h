@@ -8,4 +8,8 @@
 /* The Landlock ABI version the kernel offers, or 0 when it has none. */
 int tessera_landlock_abi(void);
 
+/* The credentials of a Unix socket's peer (SO_PEERCRED): 0, or -1 with
+ * errno set. */
+int tessera_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid);
+
 #endif /* TESSERA_SHIMS_H */
