@@ -2,11 +2,11 @@
 // may read and who may change state. The other user is a real process
 // (the tessera CLI under setpriv as nobody), against the real daemon.
 
-import Testing
 import TesseraProtocol
+import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite("Access control")
