@@ -31,6 +31,7 @@ let package = Package(
         .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
         .systemLibrary(name: "CLibYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLibSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
 
         // The plugin ABI: one header, the whole contract between host and plugin.
         .target(name: "TesseraPluginABI"),
@@ -48,7 +49,8 @@ let package = Package(
         .target(
             name: "TesseraDaemon",
             dependencies: [
-                "CLibUV", "CTesseraShims", "CTesseraWire", "TesseraConfig", "TesseraProtocol", "TesseraStore",
+                "CLibSystemd", "CLibUV", "CTesseraShims", "CTesseraWire", "TesseraConfig", "TesseraProtocol",
+                "TesseraStore",
             ]
         ),
 

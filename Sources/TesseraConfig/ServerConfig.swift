@@ -31,6 +31,10 @@ public struct ServerConfig: Sendable, Equatable {
     public var defaultSandbox: SandboxSettings
     /// `access:`, who may read and who may change state.
     public var access: AccessRules
+    /// `shutdown_timeout:`, how long running microtasks may go on after
+    /// SIGTERM before they are killed, in milliseconds.
+    public var shutdownTimeout: UInt64
+    public static let defaultShutdownTimeout: UInt64 = 30_000
     /// The file the configuration was read from, as the loader was given it.
     public var file: String
 
@@ -41,7 +45,7 @@ public struct ServerConfig: Sendable, Equatable {
         file: String, socket: String = defaultSocket, stateDir: String = defaultStateDir,
         pluginDirs: [String] = defaultPluginDirs, jobsDirs: [String] = defaultJobsDirs,
         slots: Int = defaultSlots, defaults: Limits = Limits(), defaultSandbox: SandboxSettings = SandboxSettings(),
-        access: AccessRules = AccessRules()
+        access: AccessRules = AccessRules(), shutdownTimeout: UInt64 = defaultShutdownTimeout
     ) {
         self.file = file
         self.socket = socket
@@ -52,6 +56,7 @@ public struct ServerConfig: Sendable, Equatable {
         self.defaults = defaults
         self.defaultSandbox = defaultSandbox
         self.access = access
+        self.shutdownTimeout = shutdownTimeout
     }
 
     /// The keys of the server configuration.
@@ -62,6 +67,7 @@ public struct ServerConfig: Sendable, Equatable {
         KnownKey("jobs_dirs", \.jobsDirs) { $0.filePathList() },
         KnownKey("slots", \.slots) { $0.positiveInteger() },
         KnownKey("access", \.access) { AccessRules.decode($0) },
+        KnownKey("shutdown_timeout", \.shutdownTimeout) { $0.duration() },
         KnownKey("defaults") { config, node in
             guard let mapping = node.mapping() else { return }
             mapping.decode(Limits.knownKeys, into: &config.defaults, alsoAllowed: defaultsKeys.map(\.name))

@@ -99,6 +99,19 @@ final class Connection {
 
 extension Daemon {
     func openControlSocket() throws {
+        if let fd = ServiceManager.passedSocket() {
+            let stream = Stream(loop: loop)
+            do {
+                try stream.open(fd: fd)
+                try stream.listen { [unowned self] in self.accept() }
+            } catch {
+                stream.close()
+                throw StartupError(message: "cannot listen on the socket systemd passed: \(error)")
+            }
+            socketActivated = true
+            listener = stream
+            return
+        }
         let path = config.socket
         if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
             try makeDirectories(String(path[..<slash]), mode: 0o755)

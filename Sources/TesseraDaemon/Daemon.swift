@@ -46,7 +46,16 @@ public final class Daemon {
     lazy var restartTimer = Timer(loop: loop)
     lazy var watchTimer = Timer(loop: loop)
     var watchTimerArmed = false
+    /// Set at the first SIGTERM: no new microtasks start; running ones may
+    /// finish for up to shutdown_timeout.
     var shuttingDown = false
+    /// Set when the daemon stops for good (the drain is over).
+    var stopped = false
+    /// Whether systemd passed the listening socket (then it is systemd's to remove).
+    var socketActivated = false
+    var readyNotified = false
+    lazy var drainTimer = Timer(loop: loop)
+    lazy var serviceTimer = Timer(loop: loop)
     var signalWatchers: [SignalWatcher] = []
     /// Where the worker makes a cgroup per sandboxed microtask, if anywhere.
     var cgroups: CgroupTree?
@@ -238,11 +247,12 @@ public final class Daemon {
         if let failure = storeFailure {
             // Whatever this iteration changed may not be on disk: report
             // none of it, and stop rather than pretend.
-            if !shuttingDown { logError("\(failure); stopping") }
+            if !stopped { logError("\(failure); stopping") }
             exitCode = 1
             pendingReplies.removeAll()
             finishedSinceFlush.removeAll()
-            shutdown(reason: "store failure")
+            if !shuttingDown { shuttingDown = true }
+            stop()
             return
         }
         for (connection, bytes) in pendingReplies { connection.write(bytes) }
@@ -419,6 +429,8 @@ public final class Daemon {
     /// Re-reads the configuration, plugins and jobs. On any error the
     /// running configuration stays and the errors are returned.
     func reload() -> [String]? {
+        ServiceManager.notify("RELOADING=1\nMONOTONIC_USEC=\(ServiceManager.monotonicMicroseconds)")
+        defer { ServiceManager.notify("READY=1\nSTATUS=\(statusLine)") }
         let server: ServerConfig
         switch ConfigLoader.loadServerConfig(path: configPath) {
         case .success(let value): server = value
@@ -456,17 +468,51 @@ public final class Daemon {
     /// `running` in the store and are queued again by the next start. The
     /// loop ends when the last handle is closed.
     func shutdown(reason: String) {
-        guard !shuttingDown else { return }
+        guard !shuttingDown else {
+            if !stopped {
+                logInfo("\(reason) again: stopping now")
+                stop()
+            }
+            return
+        }
         shuttingDown = true
-        logInfo("shutting down (\(reason))")
+        ServiceManager.notify("STOPPING=1")
         listener?.close()
         listener = nil
-        unlink(config.socket)
+        if !socketActivated { unlink(config.socket) }
+        guard !runningTasks.isEmpty, storeFailure == nil else {
+            logInfo("shutting down (\(reason))")
+            stop()
+            return
+        }
+        logInfo(
+            "shutting down (\(reason)): waiting up to \(formatDuration(config.shutdownTimeout)) for "
+                + "\(runningTasks.count) running microtask(s); send it again to stop at once")
+        drainTimer.start(after: config.shutdownTimeout) { [unowned self] in
+            logInfo("shutdown_timeout reached; killing the running microtasks")
+            self.stop()
+        }
+    }
+
+    /// Called when a microtask ends: ends the drain when it was the last.
+    func drainProgressed() {
+        if shuttingDown && !stopped && runningTasks.isEmpty { stop() }
+    }
+
+    /// Stops for good: the worker is told to go, which kills the running
+    /// microtasks' process groups; they stay recorded as running and are
+    /// queued again by the next start. The loop ends when the last handle
+    /// is closed.
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
         for connection in connections.values { connection.close() }
         for worker in workers { worker.process.shutdown() }
         limitTimer.close()
         restartTimer.close()
         watchTimer.close()
+        drainTimer.close()
+        serviceTimer.close()
         signalWatchers.forEach { $0.close() }
         signalWatchers.removeAll()
         flush()
@@ -480,6 +526,26 @@ public final class Daemon {
             }
         }
     }
+
+    /// READY=1 once the worker is up, then STATUS= every few seconds and
+    /// watchdog pings from the loop, when systemd listens.
+    func notifyReady() {
+        guard !readyNotified else { return }
+        readyNotified = true
+        ServiceManager.notify("READY=1\nSTATUS=\(statusLine)")
+        guard ServiceManager.isNotifying else { return }
+        let interval = min(ServiceManager.watchdogInterval ?? 2000, 2000)
+        let watchdog = ServiceManager.watchdogInterval != nil
+        serviceTimer.start(after: interval, repeatEvery: interval) { [unowned self] in
+            ServiceManager.notify((watchdog ? "WATCHDOG=1\n" : "") + "STATUS=\(self.statusLine)")
+        }
+    }
+
+    var statusLine: String {
+        let queued = activeRuns.values.reduce(0) { $0 + $1.counts.queued }
+        return "\(runningTasks.count) running, \(queued) queued, \(activeRuns.count) active run(s)"
+    }
+
 }
 
 /// Creates a directory and its parents.

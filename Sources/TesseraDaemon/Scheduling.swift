@@ -209,6 +209,7 @@ extension Daemon {
         case let .hello(pid, problems):
             worker.ready = true
             workerRestartDelay = 100
+            notifyReady()
             for problem in problems { logWarning("worker \(pid): \(problem)") }
             logDebug("worker \(pid) is ready")
             dispatch()
@@ -221,6 +222,7 @@ extension Daemon {
             taskProgress.removeValue(forKey: completion.token)
             finish(task, completion: outcome(of: task, completion))
             dispatch()
+            drainProgressed()
         }
     }
 
@@ -385,7 +387,7 @@ extension Daemon {
     /// the queue.
     func workerDied(_ worker: WorkerSlot, how: String) {
         workers.removeAll { $0 === worker }
-        if shuttingDown {
+        if stopped {
             // Its microtasks stay recorded as running; the next start
             // queues them again.
             if workers.isEmpty { shutdownTimer.close() }
@@ -401,6 +403,7 @@ extension Daemon {
             if task.cancelled { completion.reason = "run cancelled" }
             finish(task, completion: completion)
         }
+        drainProgressed()
         if worker === currentWorker {
             currentWorker = nil
             logError("worker \(worker.process.pid) \(how); starting a new one")

@@ -176,7 +176,8 @@ func removeTree(_ path: String) {
 /// A tesserad started for one test.
 final class Daemon {
     let directory: String
-    let socket: String
+    /// The socket clients use (tests of socket activation change it).
+    var socket: String
     let logPath: String
     let configPath: String
     /// When set, the daemon runs as this user (through setpriv), rootless.
@@ -220,7 +221,10 @@ final class Daemon {
     var pluginDirectory: String { directory + "/plugins" }
     var jobsDirectory: String { directory + "/jobs" }
 
-    func start() throws {
+    /// Starts tesserad, optionally behind a launcher (such as
+    /// systemd-socket-activate) and with extra environment variables, and
+    /// waits until `socket` answers.
+    func start(launcher: [String] = [], environment: [String: String] = [:]) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -233,11 +237,21 @@ final class Daemon {
                 ["/usr/bin/setpriv", "--reuid=\(runAs.uid)", "--regid=\(runAs.gid)", "--clear-groups", "--"]
                 + arguments
         }
+        arguments = launcher + arguments
         var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) } }
+        var env: [String] = []
+        var index = 0
+        while let entry = environ[index] {
+            env.append(String(cString: entry))
+            index += 1
+        }
+        env += environment.map { "\($0.key)=\($0.value)" }
+        var cEnvironment: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
+        defer { cEnvironment.forEach { free($0) } }
         // Spawned with the test thread's signal mask on purpose: tesserad
         // must clear an inherited mask itself (it did not once, and hung).
-        let rc = posix_spawn(&pid, arguments[0], &actions, nil, &cArguments, environ)
+        let rc = posix_spawnp(&pid, arguments[0], &actions, nil, &cArguments, &cEnvironment)
         guard rc == 0 else {
             throw HarnessError(description: "cannot start tesserad: \(String(cString: strerror(rc)))")
         }
