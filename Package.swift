@@ -24,7 +24,8 @@ let package = Package(
         .library(name: "tessera-test-dupexec", type: .dynamic, targets: ["DuplicateExecutorTestPlugin"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System libraries, found with pkg-config, installed from Debian.
@@ -38,7 +39,7 @@ let package = Package(
         // The daemon <-> worker wire format, shared by the C worker and the Swift daemon.
         .target(name: "CTesseraWire"),
         // System calls the daemon makes that Swift cannot call directly.
-        .target(name: "CTesseraShims"),
+        .target(name: "CTesseraShims", linkerSettings: [.linkedLibrary("systemd")]),
 
         .target(name: "TesseraConfig", dependencies: ["CLibYAML"]),
         .target(
@@ -50,7 +51,7 @@ let package = Package(
             name: "TesseraDaemon",
             dependencies: [
                 "CLibSystemd", "CLibUV", "CTesseraShims", "CTesseraWire", "TesseraConfig", "TesseraProtocol",
-                "TesseraStore",
+                "TesseraStore", .product(name: "Logging", package: "swift-log"),
             ]
         ),
 

@@ -35,6 +35,9 @@ public struct ServerConfig: Sendable, Equatable {
     /// SIGTERM before they are killed, in milliseconds.
     public var shutdownTimeout: UInt64
     public static let defaultShutdownTimeout: UInt64 = 30_000
+    /// `log_level:`, one of `logLevels`; nil: info, or what --log-level says.
+    public var logLevel: String?
+    public static let logLevels = ["error", "warning", "notice", "info", "debug"]
     /// The file the configuration was read from, as the loader was given it.
     public var file: String
 
@@ -68,6 +71,13 @@ public struct ServerConfig: Sendable, Equatable {
         KnownKey("slots", \.slots) { $0.positiveInteger() },
         KnownKey("access", \.access) { AccessRules.decode($0) },
         KnownKey("shutdown_timeout", \.shutdownTimeout) { $0.duration() },
+        KnownKey("log_level", \.logLevel) { node in
+            guard let text = node.string(), ServerConfig.logLevels.contains(text) else {
+                node.reportExpected(ServerConfig.logLevels.joined(separator: ", "))
+                return nil
+            }
+            return text
+        },
         KnownKey("defaults") { config, node in
             guard let mapping = node.mapping() else { return }
             mapping.decode(Limits.knownKeys, into: &config.defaults, alsoAllowed: defaultsKeys.map(\.name))

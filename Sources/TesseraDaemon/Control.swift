@@ -257,7 +257,7 @@ extension Daemon {
                 throw ControlError(ManagerError.runFinished, ["id": .int(id), "state": .string(info.state.rawValue)])
             }
             cancel(run: run)
-            logInfo("run \(id) cancelled by request")
+            logInfo("run \(id) cancelled by request", metadata: ["job": "\(run.job.name)", "run": "\(id)"])
             return VarlinkReply(parameters: ["run": run.info.json])
         case "io.tessera.Manager.WatchRun":
             let id = try p.requiredInt("id")

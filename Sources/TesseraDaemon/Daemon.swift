@@ -111,6 +111,9 @@ public final class Daemon {
         }
     }
 
+    /// `log_level:` of the configuration, if it sets one.
+    public var configuredLogLevel: LogLevel? { config.logLevel.flatMap(LogLevel.init(name:)) }
+
     public struct StartupError: Error, CustomStringConvertible {
         public let message: String
         public var description: String { message }
@@ -326,7 +329,8 @@ public final class Daemon {
         let run = ActiveRun(
             id: id, job: job, createdAt: now, defaults: config.defaults, defaultSandbox: config.defaultSandbox)
         activate(run)
-        logInfo("run \(id) of \(job.name) queued: \(total) microtask(s)")
+        logInfo(
+            "run \(id) of \(job.name) queued: \(total) microtask(s)", metadata: ["job": "\(job.name)", "run": "\(id)"])
         return run
     }
 
@@ -419,7 +423,9 @@ public final class Daemon {
                 // Failed and cancelled alike keep dependent stages from running.
                 stage.failed = saved.unsuccessful.filter { indices.contains($0) }.count
             }
-            logInfo("run \(saved.id) of \(saved.job) recovered: \(saved.pending.count) microtask(s) to go")
+            logInfo(
+                "run \(saved.id) of \(saved.job) recovered: \(saved.pending.count) microtask(s) to go",
+                metadata: ["job": "\(saved.job)", "run": "\(saved.id)"])
             activate(run)
         }
     }

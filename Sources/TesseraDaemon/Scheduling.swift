@@ -377,8 +377,9 @@ extension Daemon {
         if roundRobin >= runOrder.count { roundRobin = 0 }
         finishedSinceFlush.append((run, now))
         logInfo(
-            "run \(run.id) of \(run.job.name) \(final.rawValue): \(run.counts.succeeded) succeeded, \(run.counts.failed) failed, \(run.counts.cancelled) cancelled"
-        )
+            "run \(run.id) of \(run.job.name) \(final.rawValue): \(run.counts.succeeded) succeeded, "
+                + "\(run.counts.failed) failed, \(run.counts.cancelled) cancelled",
+            metadata: ["job": "\(run.job.name)", "run": "\(run.id)"])
     }
 
     // MARK: Worker failure

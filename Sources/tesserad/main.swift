@@ -23,18 +23,22 @@ struct Tesserad: ParsableCommand {
     @Flag(help: "Validate the configuration, every job file and every plugin, print every problem, and exit.")
     var check = false
 
-    @Option(help: "The most verbose messages to log: error, warning, notice, info or debug.")
-    var logLevel = "info"
+    @Option(
+        help: ArgumentHelp(
+            "The most verbose messages to log: error, warning, notice, info or debug; "
+                + "overrides log_level: of the configuration (default: info).", valueName: "level"))
+    var logLevel: String?
 
     func validate() throws {
-        guard LogLevel(name: logLevel) != nil else {
+        if let logLevel, LogLevel(name: logLevel) == nil {
             throw ValidationError(
                 "--log-level must be one of error, warning, notice, info, debug; found \"\(logLevel)\"")
         }
     }
 
     func run() throws {
-        logThreshold = LogLevel(name: logLevel) ?? .info
+        bootstrapLogging()
+        logThreshold = logLevel.flatMap(LogLevel.init(name:)) ?? .info
         let worker = WorkerLocator.find()
         if check {
             let (summary, problems) = Daemon.check(configPath: config, workerExecutable: worker)
@@ -56,6 +60,7 @@ struct Tesserad: ParsableCommand {
             writeStandardError("tesserad: \(error)\n")
             throw ExitCode(1)
         }
+        if logLevel == nil, let configured = daemon.configuredLogLevel { logThreshold = configured }
         let code = daemon.run()
         if code != 0 { throw ExitCode(code) }
     }

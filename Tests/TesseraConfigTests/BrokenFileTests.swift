@@ -765,9 +765,9 @@ let brokenFiles: [BrokenFile] = [
         "access: {read: [group: no-such-group-here]}\n",
         "etc/tessera/tessera.yaml:1:24: access.read[0].group: unknown group \"no-such-group-here\""),
     .server(
-        "server: a key that is not there yet",
-        "log_level: debug\n",
-        "etc/tessera/tessera.yaml:1:1: unknown key \"log_level\""),
+        "server: a log level that does not exist",
+        "log_level: loud\n",
+        "etc/tessera/tessera.yaml:1:12: log_level: expected error, warning, notice, info, debug, found \"loud\""),
     .server(
         "server: slots -1",
         "slots: -1\n",

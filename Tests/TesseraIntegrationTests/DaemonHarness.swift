@@ -182,6 +182,8 @@ final class Daemon {
     let configPath: String
     /// When set, the daemon runs as this user (through setpriv), rootless.
     let runAs: (uid: uid_t, gid: gid_t)?
+    /// --log-level, or nil to leave the level to the configuration.
+    let logLevel: String?
     private(set) var pid: pid_t = 0
 
     /// Writes a configuration with the given jobs (file name -> YAML) and
@@ -189,9 +191,11 @@ final class Daemon {
     /// waits until it answers on its socket.
     init(
         jobs: [String: String] = [:], plugins: [String] = ["shell", "noop"], slots: Int = 2,
-        extraConfig: String = "", runAs: (uid: uid_t, gid: gid_t)? = nil, start: Bool = true
+        extraConfig: String = "", runAs: (uid: uid_t, gid: gid_t)? = nil, logLevel: String? = "debug",
+        start: Bool = true
     ) throws {
         self.runAs = runAs
+        self.logLevel = logLevel
         directory = makeTemporaryDirectory()
         if runAs != nil { chmod(directory, 0o777) }
         socket = directory + "/tessera.sock"
@@ -231,7 +235,8 @@ final class Daemon {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        var arguments = ["\(binDirectory)/tesserad", "--config", configPath, "--log-level", "debug"]
+        var arguments = ["\(binDirectory)/tesserad", "--config", configPath]
+        if let logLevel { arguments += ["--log-level", logLevel] }
         if let runAs {
             arguments =
                 ["/usr/bin/setpriv", "--reuid=\(runAs.uid)", "--regid=\(runAs.gid)", "--clear-groups", "--"]

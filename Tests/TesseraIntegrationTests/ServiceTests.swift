@@ -122,3 +122,18 @@ struct ServiceTests {
         #expect(resumed.state == .succeeded, "interrupted microtasks run again after the restart")
     }
 }
+
+@Suite("Logging")
+struct LoggingTests {
+    @Test("log_level: in the configuration sets the level; --log-level overrides it")
+    func levels() throws {
+        let quiet = try Daemon(jobs: ["hello.yaml": helloJob], extraConfig: "log_level: warning", logLevel: nil)
+        _ = try quiet.wait(forRun: try quiet.startRun("hello"))
+        #expect(!quiet.log.contains("<6>"), "no info lines at warning: \(quiet.log)")
+
+        let chatty = try Daemon(jobs: ["hello.yaml": helloJob], extraConfig: "log_level: warning", logLevel: "info")
+        _ = try chatty.wait(forRun: try chatty.startRun("hello"))
+        #expect(chatty.log.contains("<6>run 1 of hello succeeded: 3 succeeded"))
+        #expect(!chatty.log.contains("<7>"), "no debug lines at info")
+    }
+}

@@ -12,4 +12,10 @@ int tessera_landlock_abi(void);
  * errno set. */
 int tessera_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid);
 
+/* Sends one entry to the journal (sd_journal_send(3)) with PRIORITY=,
+ * MESSAGE= and, when not NULL, TESSERA_JOB=, TESSERA_RUN=, TESSERA_TASK=,
+ * and SYSLOG_IDENTIFIER=tesserad. Returns 0 or a negative errno. */
+int tessera_journal_send(int priority, const char *message, const char *job, const char *run,
+                         const char *task);
+
 #endif /* TESSERA_SHIMS_H */
