@@ -137,3 +137,37 @@ struct LoggingTests {
         #expect(!chatty.log.contains("<7>"), "no debug lines at info")
     }
 }
+
+@Suite("Logging to the journal", .serialized)
+struct JournalTests {
+    static let journalSocket = "/run/systemd/journal/socket"
+
+    @Test(
+        "under systemd, entries go to the journal with PRIORITY= and TESSERA_JOB=/TESSERA_RUN= fields",
+        .enabled(
+            if: access(journalSocket, F_OK) != 0 && geteuid() == 0,
+            "a real journald owns /run/systemd/journal/socket here, or we are not root"))
+    func journalFields() throws {
+        // Stand in for journald: a datagram socket where sd_journal_send(3) writes.
+        mkdir("/run/systemd", 0o755)
+        mkdir("/run/systemd/journal", 0o755)
+        let journal = try NotifyReceiver(path: JournalTests.journalSocket)
+        let daemon = try Daemon(jobs: ["hello.yaml": helloJob], logLevel: "info", start: false)
+        // JOURNAL_STREAM names the stream stderr is connected to: here the log file.
+        writeFile(daemon.logPath, "")
+        var info = stat()
+        stat(daemon.logPath, &info)
+        try daemon.start(environment: ["JOURNAL_STREAM": "\(info.st_dev):\(info.st_ino)"])
+        _ = try daemon.wait(forRun: try daemon.startRun("hello"))
+        try waitUntil(timeout: 10, "the run's entry in the journal") {
+            journal.index(of: "MESSAGE=run 1 of hello succeeded") != nil
+        }
+        let entry = journal.messages[try #require(journal.index(of: "MESSAGE=run 1 of hello succeeded"))]
+        let fields = Set(entry.split(separator: "\n").map(String.init))
+        #expect(fields.contains("PRIORITY=6"))
+        #expect(fields.contains("TESSERA_JOB=hello"))
+        #expect(fields.contains("TESSERA_RUN=1"))
+        #expect(fields.contains("SYSLOG_IDENTIFIER=tesserad"))
+        #expect(!daemon.log.contains("<6>run 1 of hello succeeded"), "not written to stderr as well")
+    }
+}
