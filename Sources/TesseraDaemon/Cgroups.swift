@@ -138,16 +138,10 @@ final class CgroupTree {
 
     /// Removes empty tessera-<pid> directories of daemons that are gone.
     private static func removeStale(in base: String) {
-        guard let dir = opendir(base) else { return }
-        var stale: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-            }
-            guard name.hasPrefix("tessera-"), let pid = Int32(name.dropFirst("tessera-".count)) else { continue }
-            if kill(pid, 0) != 0 && errno == ESRCH { stale.append(base + "/" + name) }
-        }
-        closedir(dir)
+        let stale = (directoryEntries(base) ?? []).filter { name in
+            guard name.hasPrefix("tessera-"), let pid = Int32(name.dropFirst("tessera-".count)) else { return false }
+            return kill(pid, 0) != 0 && errno == ESRCH
+        }.map { base + "/" + $0 }
         for path in stale {
             killAndRemoveTasks(in: path)
             rmdir(path)
@@ -157,20 +151,26 @@ final class CgroupTree {
     /// Kills what is left in the task-* cgroups below a directory and
     /// removes them.
     private static func killAndRemoveTasks(in directory: String) {
-        guard let dir = opendir(directory) else { return }
-        var children: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-            }
-            if name.hasPrefix("task-") { children.append(directory + "/" + name) }
-        }
-        closedir(dir)
+        let children = (directoryEntries(directory) ?? []).filter { $0.hasPrefix("task-") }.map { directory + "/" + $0 }
         for child in children {
             _ = write("1", to: child + "/cgroup.kill")
             rmdir(child)
         }
     }
+}
+
+/// The names in a directory (without "." and ".."), or nil with errno set.
+func directoryEntries(_ path: String) -> [String]? {
+    guard let dir = opendir(path) else { return nil }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+        }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
 }
 
 /// The whole of a small file, or nil.

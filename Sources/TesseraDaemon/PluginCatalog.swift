@@ -54,18 +54,11 @@ public struct PluginCatalog: Sendable {
         var files: [String] = []
         var problems: [String] = []
         for directory in directories {
-            guard let dir = opendir(directory) else {
+            guard let entries = directoryEntries(directory) else {
                 problems.append("\(directory): cannot read plugin directory: \(String(cString: strerror(errno)))")
                 continue
             }
-            var names: [String] = []
-            while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-                }
-                if name.hasSuffix(".so") { names.append(name) }
-            }
-            closedir(dir)
+            let names = entries.filter { $0.hasSuffix(".so") }
             let base = directory.hasSuffix("/") ? directory : directory + "/"
             files += names.sorted().map { base + $0 }
         }
