@@ -374,6 +374,7 @@ public final class Daemon {
     }
 
     private func activate(_ run: ActiveRun) {
+        run.worker = currentWorker
         activeRuns[run.id] = run
         runOrder.append(run)
         advance(run)
@@ -457,10 +458,13 @@ public final class Daemon {
             || kept.catalog.pluginIdentities != loaded.catalog.pluginIdentities
         loaded = kept
         if pluginsChanged, let old = currentWorker {
+            // Runs in flight keep the plugins they started with: the old
+            // worker serves them and stops when none is left.
+            for run in activeRuns.values where run.worker == nil { run.worker = old }
             old.retiring = true
-            if old.running == 0 { old.process.shutdown() }
             currentWorker = nil
             startWorker()
+            retireIfUnused(old)
         }
         logInfo("reloaded: \(loaded.jobs.count) job(s), \(loaded.catalog.plugins.count) plugin(s)")
         dispatch()

@@ -74,6 +74,8 @@ final class ActiveRun {
     var cancelRequested = false
     /// Microtasks of this run now running.
     var running = 0
+    /// The worker generation the run started with (see Daemon.worker(for:)).
+    var worker: WorkerSlot?
     /// Clients watching this run.
     var watchers: [Watcher] = []
     /// Set when something changed that watchers have not been told.

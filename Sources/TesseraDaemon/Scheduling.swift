@@ -34,25 +34,43 @@ extension Daemon {
 
     /// Starts as many queued microtasks as slots and concurrency allow.
     func dispatch() {
-        guard let worker = currentWorker, worker.ready, !shuttingDown else { return }
+        guard !shuttingDown else { return }
         while runningTasks.count < config.slots {
-            guard let (run, stage) = nextRunnableStage(), let position = stage.takeNext() else { return }
+            guard let (run, stage, worker) = nextRunnableStage(), let position = stage.takeNext() else { return }
             start(run: run, stage: stage, position: position, on: worker)
         }
     }
 
+    /// The worker a run's microtasks go to: the one that was current when
+    /// the run started (its plugins are the ones the run was checked
+    /// against), as long as it lives; otherwise the current one.
+    func worker(for run: ActiveRun) -> WorkerSlot? {
+        if let pinned = run.worker, workers.contains(where: { $0 === pinned }) { return pinned }
+        run.worker = currentWorker
+        return currentWorker
+    }
+
+    /// Stops a worker that a reload replaced once nothing uses it any more:
+    /// no microtask runs on it and no active run is pinned to it.
+    func retireIfUnused(_ worker: WorkerSlot) {
+        guard worker.retiring, worker.running == 0, !activeRuns.values.contains(where: { $0.worker === worker })
+        else { return }
+        worker.process.shutdown()
+    }
+
     /// The next (run, stage) with a queued microtask whose job has room,
     /// taking runs in turn.
-    private func nextRunnableStage() -> (ActiveRun, StagePlan)? {
+    private func nextRunnableStage() -> (ActiveRun, StagePlan, WorkerSlot)? {
         let count = runOrder.count
         guard count > 0 else { return nil }
         for step in 0..<count {
             let run = runOrder[(roundRobin + step) % count]
             if run.cancelRequested { continue }
             if let limit = run.job.concurrency, (runningPerJob[run.job.name] ?? 0) >= limit { continue }
+            guard let worker = worker(for: run), worker.ready else { continue }
             if let stage = run.stages.first(where: { $0.phase == .ready && $0.hasQueued }) {
                 roundRobin = (roundRobin + step + 1) % count
-                return (run, stage)
+                return (run, stage, worker)
             }
         }
         return nil
@@ -295,7 +313,7 @@ extension Daemon {
         if completion.state == .failed { task.stage.failed += 1 }
         if completion.state == .cancelled { task.stage.cancelled += 1 }
         run.changed = true
-        if task.worker.retiring && task.worker.running == 0 { task.worker.process.shutdown() }
+        retireIfUnused(task.worker)
         advance(run)
     }
 
@@ -375,6 +393,7 @@ extension Daemon {
         activeRuns.removeValue(forKey: run.id)
         runOrder.removeAll { $0 === run }
         if roundRobin >= runOrder.count { roundRobin = 0 }
+        if let pinned = run.worker { retireIfUnused(pinned) }
         finishedSinceFlush.append((run, now))
         logInfo(
             "run \(run.id) of \(run.job.name) \(final.rawValue): \(run.counts.succeeded) succeeded, "

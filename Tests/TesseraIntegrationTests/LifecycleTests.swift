@@ -57,6 +57,27 @@ struct LifecycleTests {
         #expect(daemon.isAlive)
     }
 
+    @Test("a run in flight keeps the plugins it started with when a reload removes one")
+    func removedPluginInFlight() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "slow.yaml": "name: slow\nexecutor: shell\nparams: {command: [sleep, '0.2']}\nrange: {from: 0, to: 6}\n"
+            ], slots: 1)
+        let id = try daemon.startRun("slow")
+        try waitUntil("the first microtask to run") { try daemon.tasks(id, state: .running).count == 1 }
+        unlink(daemon.pluginDirectory + "/shell.so")
+        unlink(daemon.jobsDirectory + "/slow.yaml")
+        #expect(try daemon.call("Reload")["plugins"]?.intValue == 1)
+        let run = try daemon.wait(forRun: id)
+        let reasons = try daemon.tasks(id).compactMap(\.reason)
+        #expect(run.state == .succeeded, "\(reasons)")
+        #expect(run.counts.succeeded == 6)
+        try waitUntil("the old worker to stop once the run is over") {
+            runProgram(["pgrep", "-c", "-f", "-P", String(daemon.pid), "tessera-worker zygote"]).stdout
+                .trimmingWhitespace == "1"
+        }
+    }
+
     @Test("a plugin replaced under the same file name is loaded anew on reload")
     func replacedPlugin() throws {
         let daemon = try Daemon(plugins: ["noop"])
