@@ -19,6 +19,7 @@ let package = Package(
         // Plugins used only by the test suite.
         .library(name: "tessera-test-hostile", type: .dynamic, targets: ["HostileTestPlugin"]),
         .library(name: "tessera-test-attacks", type: .dynamic, targets: ["AttackTestPlugin"]),
+        .library(name: "tessera-test-crashinit", type: .dynamic, targets: ["CrashInitTestPlugin"]),
         .library(name: "tessera-test-wrongabi", type: .dynamic, targets: ["WrongABITestPlugin"]),
         .library(name: "tessera-test-noentry", type: .dynamic, targets: ["NoEntryTestPlugin"]),
         .library(name: "tessera-test-dupexec", type: .dynamic, targets: ["DuplicateExecutorTestPlugin"]),
@@ -79,6 +80,9 @@ let package = Package(
         .target(name: "NoopPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/noop", publicHeadersPath: "."),
         .target(name: "ChecksumPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/checksum"),
 
+        .target(
+            name: "CrashInitTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/crashinit",
+            publicHeadersPath: "."),
         .target(
             name: "AttackTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/attacks",
             publicHeadersPath: "."),

@@ -71,36 +71,57 @@ public struct PluginCatalog: Sendable {
         var catalog = PluginCatalog()
         catalog.problems = listProblems
         guard !files.isEmpty else { return catalog }
+        var descriptions: [JSON] = []
         switch runDescribe(worker: worker, files: files) {
+        case .success(let json):
+            descriptions = json["plugins"]?.arrayValue ?? []
+        case .failure where files.count > 1:
+            // One plugin's initialisation crashed or hung: describe each file
+            // on its own, so that the others still load.
+            for file in files {
+                switch runDescribe(worker: worker, files: [file]) {
+                case .success(let json): descriptions += json["plugins"]?.arrayValue ?? []
+                case .failure(let problem): catalog.problems.append(problem.message)
+                }
+            }
         case .failure(let problem):
             catalog.problems.append(problem.message)
-        case .success(let json):
-            for plugin in json["plugins"]?.arrayValue ?? [] {
-                let path = plugin["path"]?.stringValue ?? "?"
-                guard plugin["ok"]?.boolValue == true else {
-                    catalog.problems.append(plugin["error"]?.stringValue ?? "\(path): refused")
-                    continue
-                }
-                let name = plugin["name"]?.stringValue ?? path
-                let executors = (plugin["executors"]?.arrayValue ?? []).map { e in
-                    ExecutorSpec(
-                        name: e["name"]?.stringValue ?? "", plugin: name, pluginPath: path,
-                        description: e["description"]?.stringValue ?? "",
-                        params: (e["params"]?.arrayValue ?? []).map { p in
-                            ParamSpec(
-                                name: p["name"]?.stringValue ?? "",
-                                type: ParamType(rawValue: p["type"]?.stringValue ?? "") ?? .string,
-                                required: p["required"]?.boolValue ?? false,
-                                defaultValue: p["default"]?.stringValue,
-                                description: p["description"]?.stringValue ?? "")
-                        })
-                }
-                catalog.plugins.append(
-                    PluginInfo(
-                        name: name, version: plugin["version"]?.stringValue ?? "",
-                        path: path, description: plugin["description"]?.stringValue ?? "", executors: executors,
-                        identity: FileIdentity(path: path)))
+        }
+        var providers: [String: String] = [:]
+        for plugin in descriptions {
+            let path = plugin["path"]?.stringValue ?? "?"
+            guard plugin["ok"]?.boolValue == true else {
+                catalog.problems.append(plugin["error"]?.stringValue ?? "\(path): refused")
+                continue
             }
+            // Described one by one, plugins are not checked against each
+            // other by the worker; the first file keeps an executor name.
+            let names = (plugin["executors"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
+            if let taken = names.first(where: { providers[$0] != nil }) {
+                catalog.problems.append(
+                    "\(path): executor \"\(taken)\" is already provided by \(providers[taken] ?? "?")")
+                continue
+            }
+            names.forEach { providers[$0] = path }
+            let name = plugin["name"]?.stringValue ?? path
+            let executors = (plugin["executors"]?.arrayValue ?? []).map { e in
+                ExecutorSpec(
+                    name: e["name"]?.stringValue ?? "", plugin: name, pluginPath: path,
+                    description: e["description"]?.stringValue ?? "",
+                    params: (e["params"]?.arrayValue ?? []).map { p in
+                        ParamSpec(
+                            name: p["name"]?.stringValue ?? "",
+                            type: ParamType(rawValue: p["type"]?.stringValue ?? "") ?? .string,
+                            required: p["required"]?.boolValue ?? false,
+                            defaultValue: p["default"]?.stringValue,
+                            description: p["description"]?.stringValue ?? "")
+                    })
+            }
+            catalog.plugins.append(
+                PluginInfo(
+                    name: name, version: plugin["version"]?.stringValue ?? "",
+                    path: path, description: plugin["description"]?.stringValue ?? "", executors: executors,
+                    identity: FileIdentity(path: path)))
         }
         return catalog
     }
@@ -165,10 +186,11 @@ public struct PluginCatalog: Sendable {
         }
         let termination = status & 0x7f
         if termination != 0 {
-            return .failure(
-                DescribeFailure(
-                    message: "a plugin crashed while loading (\(signalName(termination))); "
-                        + "files: \(files.joined(separator: ", "))"))
+            let message =
+                files.count == 1
+                ? "\(files[0]): its initialisation crashed (\(signalName(termination))); refusing to load"
+                : "a plugin crashed while loading (\(signalName(termination))); files: \(files.joined(separator: ", "))"
+            return .failure(DescribeFailure(message: message))
         }
         let text = String(decoding: output, as: UTF8.self)
         do {

@@ -45,6 +45,17 @@ struct PluginLoadingTests {
         #expect(try daemon.wait(forRun: id).state == .succeeded)
     }
 
+    @Test("a plugin whose initialisation crashes is refused alone; the others load")
+    func crashingInit() throws {
+        let daemon = try Daemon(jobs: ["hello.yaml": helloJob], start: false)
+        copyFile("\(binDirectory)/libtessera-test-crashinit.so", daemon.pluginDirectory + "/crashinit.so", mode: 0o755)
+        try daemon.start()
+        let plugins = try daemon.call("ListPlugins")["plugins"]?.arrayValue ?? []
+        #expect(Set(plugins.compactMap { $0["name"]?.stringValue }) == ["noop", "shell"])
+        #expect(daemon.log.contains("crashinit.so: its initialisation crashed (SIGSEGV); refusing to load"))
+        #expect(try daemon.wait(forRun: try daemon.startRun("hello")).state == .succeeded)
+    }
+
     @Test("tesserad --check reports every problem and exits 1")
     func check() throws {
         let daemon = try Daemon(
