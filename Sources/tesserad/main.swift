@@ -38,6 +38,11 @@ struct Tesserad: ParsableCommand {
 
     func run() throws {
         bootstrapLogging()
+        // The worker is C, but SwiftPM links it against the Swift runtime,
+        // whose crash backtracer would print pages of noise for a plugin
+        // that crashes while loading. Our own children inherit this; the
+        // daemon's runtime read its setting at start already.
+        setenv("SWIFT_BACKTRACE", "enable=no", 0)
         logThreshold = logLevel.flatMap(LogLevel.init(name:)) ?? .info
         let worker = WorkerLocator.find()
         if check {
