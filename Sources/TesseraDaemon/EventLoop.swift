@@ -94,9 +94,6 @@ class Handle {
         guard let data = handle?.assumingMemoryBound(to: uv_handle_t.self).pointee.data else { return nil }
         return Unmanaged<Handle>.fromOpaque(data).takeUnretainedValue() as? T
     }
-
-    /// Keeps the loop from waiting on this handle alone.
-    func unref() { uv_unref(handle) }
 }
 
 /// A libuv error as a Swift error, naming the call that failed.
@@ -271,10 +268,6 @@ final class Stream: Handle {
             })
     }
 
-    func stopReading() {
-        uv_read_stop(stream)
-    }
-
     private final class WriteRequest {
         let owner: Stream
         let storage: UnsafeMutableRawPointer
@@ -333,10 +326,3 @@ final class Stream: Handle {
         readBuffer = nil
     }
 }
-
-/// The text of a libuv error code.
-func uvErrorName(_ code: Int32) -> String {
-    String(cString: uv_strerror(code))
-}
-
-let uvEOF: Int32 = -4095  // UV_EOF

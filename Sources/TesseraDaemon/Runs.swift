@@ -110,11 +110,6 @@ final class ActiveRun {
             total: total, counts: counts)
     }
 
-    /// The stage a run-wide index belongs to.
-    func stage(ofIndex index: Int) -> StagePlan? {
-        stages.last { $0.firstIndex <= index && index < $0.firstIndex + $0.count }
-    }
-
     var isComplete: Bool { stages.allSatisfy { $0.phase == .finished } }
 }
 

@@ -276,8 +276,6 @@ final class WorkerProcess: Handle {
         close()
     }
 
-    var hasExited: Bool { exited }
-
     override func closed() {
         onEvent = nil
         onExit = nil

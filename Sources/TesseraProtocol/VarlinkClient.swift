@@ -166,10 +166,4 @@ public final class VarlinkClient {
         }
         return queued.removeFirst()
     }
-
-    /// Shuts the connection down for writing, as a client that hangs up
-    /// mid-conversation does.
-    public func shutdownWrite() {
-        shutdown(fd, Int32(SHUT_WR))
-    }
 }
