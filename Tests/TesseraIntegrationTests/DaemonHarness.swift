@@ -97,6 +97,61 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
+/// The test process's environment with `overrides` set and the variables
+/// whose names start with one of `dropping` left out, as NAME=value.
+func processEnvironment(setting overrides: [String: String] = [:], dropping prefixes: [String] = []) -> [String] {
+    var result: [String] = []
+    var index = 0
+    while let entry = environ[index] {
+        let text = String(cString: entry)
+        let name = String(text.prefix { $0 != "=" })
+        if overrides[name] == nil && !prefixes.contains(where: { name.hasPrefix($0) }) { result.append(text) }
+        index += 1
+    }
+    return result + overrides.map { "\($0.key)=\($0.value)" }
+}
+
+/// Starts a program (looked up in PATH) with stdin from `stdin` and stdout
+/// and stderr appended to the files named (inherited when nil), and
+/// returns its pid. `cleanSignals` gives it an empty signal mask and
+/// default dispositions instead of the test thread's.
+func spawn(
+    _ arguments: [String], environment: [String], stdin: String = "/dev/null", stdout: String? = nil,
+    stderr: String? = nil, cleanSignals: Bool = true
+) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
+    for (fd, path) in [(Int32(1), stdout), (2, stderr)] {
+        if let path { posix_spawn_file_actions_addopen(&actions, fd, path, O_WRONLY | O_CREAT | O_APPEND, 0o644) }
+    }
+    var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    var cEnvironment: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+    defer {
+        cArguments.forEach { free($0) }
+        cEnvironment.forEach { free($0) }
+    }
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    if cleanSignals {
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    }
+    var pid: pid_t = 0
+    let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, &cArguments, &cEnvironment)
+    guard rc == 0 else {
+        throw HarnessError(description: "cannot start \(arguments[0]): \(String(cString: strerror(rc)))")
+    }
+    return pid
+}
+
 /// Runs a program to completion, returning its exit status and output.
 func runProgram(_ arguments: [String], environment: [String: String] = [:], stdin: String? = nil)
     -> (status: Int32, stdout: String, stderr: String)
@@ -105,68 +160,39 @@ func runProgram(_ arguments: [String], environment: [String: String] = [:], stdi
     defer { removeTree(directory) }
     let out = directory + "/out", err = directory + "/err", input = directory + "/in"
     writeFile(input, stdin ?? "")
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, input, O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    var env: [String] = []
-    var index = 0
-    while let entry = environ[index] {
-        let text = String(cString: entry)
-        let key = String(text.prefix { $0 != "=" })
-        if environment[key] == nil { env.append(text) }
-        index += 1
+    let pid: pid_t
+    do {
+        pid = try spawn(
+            arguments, environment: processEnvironment(setting: environment), stdin: input, stdout: out, stderr: err)
+    } catch {
+        return (127, "", "\(error)")
     }
-    env += environment.map { "\($0.key)=\($0.value)" }
-    var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-    var cEnvironment: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
-    defer {
-        cArguments.forEach { free($0) }
-        cEnvironment.forEach { free($0) }
-    }
-    var pid: pid_t = 0
-    let rc = withCleanSpawnAttributes { attributes in
-        posix_spawnp(&pid, arguments[0], &actions, &attributes, &cArguments, &cEnvironment)
-    }
-    guard rc == 0 else { return (127, "", "cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     return (code, readFile(out), readFile(err))
 }
 
-/// Removes a file or a directory tree.
-/// Spawn attributes that give the child an empty signal mask and default
-/// dispositions, whatever the test runner's thread had.
-func withCleanSpawnAttributes(_ body: (inout posix_spawnattr_t) -> Int32) -> Int32 {
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var empty = sigset_t()
-    sigemptyset(&empty)
-    var all = sigset_t()
-    sigfillset(&all)
-    posix_spawnattr_setsigmask(&attributes, &empty)
-    posix_spawnattr_setsigdefault(&attributes, &all)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    return body(&attributes)
+/// The names in a directory, without "." and "..".
+func directoryEntries(_ path: String) -> [String] {
+    guard let dir = opendir(path) else { return [] }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+        }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
 }
 
+/// Removes a file or a directory tree.
 func removeTree(_ path: String) {
     var info = stat()
     guard lstat(path, &info) == 0 else { return }
-    if info.st_mode & S_IFMT == S_IFDIR, let dir = opendir(path) {
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        closedir(dir)
-        names.forEach { removeTree(path + "/" + $0) }
+    if info.st_mode & S_IFMT == S_IFDIR {
+        directoryEntries(path).forEach { removeTree(path + "/" + $0) }
         rmdir(path)
     } else {
         unlink(path)
@@ -229,12 +255,6 @@ final class Daemon {
     /// systemd-socket-activate) and with extra environment variables, and
     /// waits until `socket` answers.
     func start(launcher: [String] = [], environment: [String: String] = [:]) throws {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         var arguments = ["\(binDirectory)/tesserad", "--config", configPath]
         if let logLevel { arguments += ["--log-level", logLevel] }
         if let runAs {
@@ -242,24 +262,11 @@ final class Daemon {
                 ["/usr/bin/setpriv", "--reuid=\(runAs.uid)", "--regid=\(runAs.gid)", "--clear-groups", "--"]
                 + arguments
         }
-        arguments = launcher + arguments
-        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) } }
-        var env: [String] = []
-        var index = 0
-        while let entry = environ[index] {
-            env.append(String(cString: entry))
-            index += 1
-        }
-        env += environment.map { "\($0.key)=\($0.value)" }
-        var cEnvironment: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
-        defer { cEnvironment.forEach { free($0) } }
         // Spawned with the test thread's signal mask on purpose: tesserad
         // must clear an inherited mask itself (it did not once, and hung).
-        let rc = posix_spawnp(&pid, arguments[0], &actions, nil, &cArguments, &cEnvironment)
-        guard rc == 0 else {
-            throw HarnessError(description: "cannot start tesserad: \(String(cString: strerror(rc)))")
-        }
+        pid = try spawn(
+            launcher + arguments, environment: processEnvironment(setting: environment), stdout: logPath,
+            stderr: logPath, cleanSignals: false)
         try waitUntil(timeout: 30, "tesserad to listen on \(socket)") {
             guard isAlive else { throw HarnessError(description: "tesserad exited at start-up:\n\(log)") }
             return (try? VarlinkClient(path: socket)) != nil

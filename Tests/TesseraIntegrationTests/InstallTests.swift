@@ -59,20 +59,6 @@ private final class Stage {
     deinit { removeTree(root) }
 }
 
-/// The names in a directory, without "." and "..".
-private func directoryEntries(_ path: String) -> [String] {
-    guard let dir = opendir(path) else { return [] }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-        }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
-}
-
 /// Every path below `root`, relative to it; directories end in "/".
 private func tree(_ root: String) -> Set<String> {
     var paths: Set<String> = []
@@ -183,35 +169,10 @@ private final class InstalledDaemon {
 
     init(arguments: [String], log: String) throws {
         self.log = log
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        var environment: [String] = []
-        var index = 0
-        while let entry = environ[index] {
-            let text = String(cString: entry)
-            if !text.hasPrefix("TESSERA_WORKER=") && !text.hasPrefix("NOTIFY_SOCKET=") && !text.hasPrefix("LISTEN_")
-                && !text.hasPrefix("JOURNAL_STREAM=")
-            {
-                environment.append(text)
-            }
-            index += 1
-        }
-        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        var cEnvironment: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-        defer {
-            cArguments.forEach { free($0) }
-            cEnvironment.forEach { free($0) }
-        }
-        let rc = withCleanSpawnAttributes { attributes in
-            posix_spawn(&pid, arguments[0], &actions, &attributes, &cArguments, &cEnvironment)
-        }
-        guard rc == 0 else {
-            throw HarnessError(description: "cannot start \(arguments[0]): \(String(cString: strerror(rc)))")
-        }
+        pid = try spawn(
+            arguments,
+            environment: processEnvironment(dropping: ["TESSERA_WORKER", "NOTIFY_SOCKET", "LISTEN_", "JOURNAL_STREAM"]),
+            stdout: log, stderr: log)
     }
 
     var isAlive: Bool {

@@ -18,17 +18,7 @@ final class Sacrifice {
     let pid: pid_t
 
     init() throws {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        var pid: pid_t = 0
-        let arguments = ["sleep", "300"]
-        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) } }
-        let rc = posix_spawnp(&pid, "sleep", &actions, nil, &cArguments, environ)
-        guard rc == 0 else { throw HarnessError(description: "cannot start sleep") }
-        self.pid = pid
+        pid = try spawn(["sleep", "300"], environment: processEnvironment())
     }
 
     var isAlive: Bool {
