@@ -72,8 +72,6 @@ final class ActiveRun {
     let total: Int
     let stages: [StagePlan]
     var cancelRequested = false
-    /// Microtasks of this run now running.
-    var running = 0
     /// The worker generation the run started with (see Daemon.worker(for:)).
     var worker: WorkerSlot?
     /// Clients watching this run.

@@ -100,7 +100,6 @@ extension Daemon {
             run: run, stage: stage, index: index, startedAt: now, startedMonotonic: monotonic,
             wallDeadline: stage.limits.wall.map { monotonic + $0 }, dynamicUID: dynamicUID, worker: worker)
         worker.running += 1
-        run.running += 1
         runningPerJob[run.job.name, default: 0] += 1
         run.counts.queued -= 1
         run.counts.running += 1
@@ -215,7 +214,7 @@ extension Daemon {
             runningTasks[token]?.killDeadline = deadline
             signalTask(token: token, task.worker, SIGTERM)
         }
-        if run.running > 0 { armLimitTimer() }
+        if run.counts.running > 0 { armLimitTimer() }
         run.changed = true
         advance(run)
     }
@@ -305,7 +304,6 @@ extension Daemon {
         record { try store.finishTask(run: run.id, index: task.index, completion) }
         if let uid = task.dynamicUID { dynamicUsers.give(back: uid) }
         task.worker.running -= 1
-        run.running -= 1
         runningPerJob[run.job.name, default: 1] -= 1
         run.counts.running -= 1
         run.counts[completion.state] += 1
