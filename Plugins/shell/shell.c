@@ -3,27 +3,25 @@
  *
  * The command is an argument vector (no shell is involved unless the job
  * names one, e.g. [sh, -c, "..."]), looked up in the PATH of the command's
- * environment. It inherits the microtask's standard output and error, so
- * the worker captures what it prints. The executor returns the command's
- * exit status, 128 + the signal number when a signal killed it, or 127
- * when it could not be started (the error is logged).
+ * environment. The executor does not fork: it replaces itself with the
+ * command (execve), so the command is the microtask's own process. Its
+ * limits, the signals that end it, its CPU time and memory are then the
+ * microtask's, and Tessera reports them as such (a fork would leave only
+ * an exit code such as 128 + the signal to report). It keeps the
+ * microtask's standard output and error, which the worker captures. When
+ * the command cannot be started, the error is logged and the executor
+ * returns 127.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <tessera/plugin.h>
 
 #define NOT_STARTED 127
-
-static char *minimal_environment[] = {
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    NULL,
-};
 
 /* Logs "<what>: <errno text>" at error level. */
 static void log_error(const tessera_host *host, tessera_task *task, const char *what)
@@ -45,20 +43,43 @@ static char **command_argv(const tessera_host *host, tessera_task *task, size_t 
     return argv;
 }
 
-/* Builds "KEY=value" strings from the `env` map, or returns the minimal
- * environment when the job sets none. */
+/* True when `entry` ("NAME=value") sets the variable `name`, which is
+ * `length` bytes long. */
+static int sets(const char *entry, const char *name, size_t length)
+{
+    return strncmp(entry, name, length) == 0 && entry[length] == '=';
+}
+
+/* The microtask's environment with the `env` map laid over it: a key of
+ * the map replaces a variable of that name, others are added. NULL when
+ * memory ran out. */
 static char **command_environment(const tessera_host *host, tessera_task *task)
 {
     size_t count = host->param_map_count(task, "env");
     if (count == 0)
-        return minimal_environment;
-    char **environment = calloc(count + 1, sizeof *environment);
+        return environ;
+    size_t inherited = 0;
+    while (environ[inherited] != NULL)
+        inherited++;
+    char **environment = calloc(inherited + count + 1, sizeof *environment);
     if (environment == NULL)
         return NULL;
-    for (size_t i = 0; i < count; i++) {
-        const char *key = host->param_map_key(task, "env", i);
-        const char *value = host->param_map_value(task, "env", i);
-        if (asprintf(&environment[i], "%s=%s", key, value) < 0)
+    size_t used = 0;
+    for (size_t i = 0; i < inherited; i++) {
+        const char *equals = strchr(environ[i], '=');
+        size_t length = equals != NULL ? (size_t)(equals - environ[i]) : strlen(environ[i]);
+        int replaced = 0;
+        for (size_t j = 0; j < count && !replaced; j++) {
+            const char *key = host->param_map_key(task, "env", j);
+            replaced = strlen(key) == length && sets(environ[i], key, length);
+        }
+        if (!replaced)
+            environment[used++] = environ[i];
+    }
+    for (size_t j = 0; j < count; j++) {
+        const char *key = host->param_map_key(task, "env", j);
+        const char *value = host->param_map_value(task, "env", j);
+        if (asprintf(&environment[used++], "%s=%s", key, value) < 0)
             return NULL;
     }
     return environment;
@@ -90,35 +111,17 @@ static int shell_execute(const tessera_host *host, tessera_task *task)
         log_error(host, task, what);
         return NOT_STARTED;
     }
-
-    pid_t pid = fork();
-    if (pid == -1) {
-        log_error(host, task, "cannot fork");
-        return NOT_STARTED;
-    }
-    if (pid == 0) {
-        /* execvp() searches the PATH of `environ`, so the command is found
-         * through the environment it will run with. */
-        environ = environment;
-        execvp(argv[0], argv);
-        char what[512];
-        snprintf(what, sizeof what, "cannot run %s", argv[0]);
-        log_error(host, task, what);
-        _exit(NOT_STARTED);
-    }
-
-    int status;
-    pid_t waited;
-    do {
-        waited = waitpid(pid, &status, 0);
-    } while (waited == -1 && errno == EINTR);
-    if (waited == -1) {
-        log_error(host, task, "cannot wait for the command");
-        return TESSERA_FAILED;
-    }
-    if (WIFSIGNALED(status))
-        return 128 + WTERMSIG(status);
-    return WEXITSTATUS(status);
+    /* Whatever the executor wrote through stdio must not be lost, nor
+     * written twice: the command starts with the same descriptors. */
+    fflush(NULL);
+    /* execvp() searches the PATH of `environ`, so the command is found
+     * through the environment it will run with. */
+    environ = environment;
+    execvp(argv[0], argv);
+    char what[512];
+    snprintf(what, sizeof what, "cannot run %s", argv[0]);
+    log_error(host, task, what);
+    return NOT_STARTED;
 }
 
 static const tessera_param shell_params[] = {
@@ -134,22 +137,24 @@ static const tessera_param shell_params[] = {
         .type = TESSERA_PARAM_STRING_MAP,
         .required = 0,
         .default_value = NULL,
-        .description = "The command's whole environment; when unset, only "
-                       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin.",
+        .description = "Variables set for the command, over the microtask's environment "
+                       "(PATH, LANG and the stage's sandbox environment).",
     },
     {
         .name = "cwd",
         .type = TESSERA_PARAM_STRING,
         .required = 0,
         .default_value = NULL,
-        .description = "The directory the command runs in; when unset, the worker's.",
+        .description = "The directory the command runs in; when unset, / in a sandbox, else "
+                       "the worker's.",
     },
 };
 
 static const tessera_executor shell_executors[] = {
     {
         .name = "shell",
-        .description = "Runs a command and succeeds when it exits with status 0.",
+        .description = "Runs a command as the microtask's process; succeeds when it exits with "
+                       "status 0.",
         .params = shell_params,
         .param_count = sizeof shell_params / sizeof shell_params[0],
         .execute = shell_execute,

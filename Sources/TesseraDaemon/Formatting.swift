@@ -18,3 +18,33 @@ func formatDuration(_ milliseconds: UInt64) -> String {
     if milliseconds % 1000 == 0 { return "\(milliseconds / 1000)s" }
     return "\(milliseconds)ms"
 }
+
+/// The longest error line a reason quotes.
+let quotedErrorLimit = 240
+
+/// The line a failed microtask's reason quotes: the executor's last
+/// error-level log message, else the last line of its standard error that
+/// is not blank. Control characters become spaces and a long line is cut,
+/// so the reason stays one readable line. Nil when there is nothing.
+func lastErrorLine(logged: [UInt8], stderr: [UInt8]) -> String? {
+    var bytes = logged
+    if bytes.allSatisfy({ $0 <= 0x20 }) {
+        let lines = stderr.split(separator: UInt8(ascii: "\n"))
+        bytes = Array(lines.last { !$0.allSatisfy { $0 <= 0x20 } } ?? [])
+    }
+    var text = String(decoding: bytes, as: UTF8.self).unicodeScalars.map { scalar -> Character in
+        scalar.value < 0x20 || scalar.value == 0x7f || (0x80..<0xa0).contains(scalar.value) ? " " : Character(scalar)
+    }.reduce(into: "") { $0.append($1) }
+    text = text.trimmingSpaces
+    guard !text.isEmpty else { return nil }
+    if text.count > quotedErrorLimit { text = String(text.prefix(quotedErrorLimit - 1)) + "…" }
+    return text
+}
+
+extension String {
+    /// Without leading and trailing spaces.
+    var trimmingSpaces: String {
+        let scalars = unicodeScalars.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()
+        return String(String.UnicodeScalarView(scalars))
+    }
+}

@@ -148,9 +148,13 @@ public struct PluginCatalog: Sendable {
 
         let arguments = [worker, "describe"] + files
         var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) } }
+        var cEnvironment: [UnsafeMutablePointer<CChar>?] = workerEnvironment.map { strdup($0) } + [nil]
+        defer {
+            cArguments.forEach { free($0) }
+            cEnvironment.forEach { free($0) }
+        }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, worker, &actions, nil, &cArguments, environ)
+        let rc = posix_spawn(&pid, worker, &actions, nil, &cArguments, &cEnvironment)
         close(pipeFDs[1])
         guard rc == 0 else {
             close(pipeFDs[0])

@@ -64,14 +64,28 @@ struct ResolvedSandbox: Equatable {
     /// from DynamicUsers, sent with the task.
     var dynamicUser = false
 
-    static let defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    /// What every microtask's environment has unless its stage sets the
+    /// variable: a PATH, and a locale, so that locale-dependent tools
+    /// (`wc -w`, `sort`) behave the same in every microtask.
+    static let defaultEnvironment = [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
+    ]
+
+    /// `declared` (NAME=value each) with the default variables it does not set.
+    static func environment(_ declared: [String]) -> [String] {
+        let missing = defaultEnvironment.filter { entry in
+            let name = entry.prefix { $0 != "=" } + "="
+            return !declared.contains { $0.hasPrefix(name) }
+        }
+        return missing + declared
+    }
 
     func has(_ flag: tw_sandbox_flags) -> Bool { flags & flag.rawValue != 0 }
 
     /// Applies the safe defaults to whatever the settings leave unset.
     init(_ settings: SandboxSettings, host: HostCapabilities = .current) {
         guard !settings.disabled else {
-            environment = [ResolvedSandbox.defaultPath]
+            environment = ResolvedSandbox.defaultEnvironment
             return
         }
         flags = TW_SANDBOX_ENABLED.rawValue
@@ -118,8 +132,7 @@ struct ResolvedSandbox: Equatable {
         }
         allowSyscalls = settings.allowSyscalls ?? []
         denySyscalls = settings.denySyscalls ?? []
-        let declared = (settings.environment ?? []).map { "\($0.key)=\($0.value)" }
-        environment = declared.contains { $0.hasPrefix("PATH=") } ? declared : [ResolvedSandbox.defaultPath] + declared
+        environment = ResolvedSandbox.environment((settings.environment ?? []).map { "\($0.key)=\($0.value)" })
     }
 
     /// Whether a microtask of this sandbox needs a cgroup of its own: when

@@ -244,51 +244,81 @@ extension Daemon {
     }
 
     /// Turns what the worker saw into a state and a reason a person can act on.
+    /// Causes come from what the kernel told the worker (the wait status,
+    /// the signal's sender, rusage, the peak address space the worker read);
+    /// the microtask's own words are only quoted: its last error line.
     func outcome(of task: RunningTask, _ c: WorkerCompletion) -> Store.Completion {
         let limits = task.stage.limits
         let cpu = Double(c.userMicros + c.systemMicros) / 1e6
+        // Without tracing the worker cannot tell the kernel's signals from a
+        // process's; then a limit's signal is taken at its word.
+        let fromKernel = c.has(UInt32(TW_FLAG_KERNEL_SIGNAL.rawValue)) || !c.has(UInt32(TW_FLAG_TRACED.rawValue))
         var state: TaskState = .failed
         var exitCode: Int?
         var signal: String?
         var reason: String?
+        var quotesError = false
         switch c.end {
         case .failed(let message):
             reason = message
         case .exited(let code):
             exitCode = Int(code)
-            if code == 0 { state = .succeeded } else { reason = "exited with code \(code)" }
+            if code == 0 {
+                state = .succeeded
+            } else {
+                reason = "exited with code \(code)"
+                quotesError = true
+            }
         case .signaled(let number):
             signal = signalName(number)
             reason = "killed by \(signalName(number))"
-            if number == SIGXCPU || (number == SIGKILL && limits.cpu.map { cpu * 1000 >= Double($0) } == true) {
+            quotesError = true
+            let overCPU = limits.cpu.map { cpu * 1000 >= Double($0) } == true
+            if (number == SIGXCPU && fromKernel) || (number == SIGKILL && overCPU) {
                 reason = "cpu limit \(formatDuration(limits.cpu ?? 0)) exceeded"
-            } else if number == SIGSYS {
+                quotesError = false
+            } else if number == SIGSYS && fromKernel {
                 reason = "killed by SIGSYS: a system call the sandbox forbids"
-            } else if number == SIGXFSZ, let size = limits.fileSize {
+            } else if number == SIGXFSZ && fromKernel, let size = limits.fileSize {
                 reason = "file size limit \(formatSize(size)) exceeded"
+                quotesError = false
             }
         }
-        if state == .failed, let memory = limits.memory, c.peakAddressSpace > 0,
-            Double(c.peakAddressSpace) >= Double(memory) * 0.9
-        {
-            reason = "memory limit \(formatSize(memory)) exceeded"
+        if state == .failed, let memory = limits.memory {
+            let nearLimit = Double(memory) * 0.9
+            if Double(c.peakAddressSpace) >= nearLimit || Double(c.maxRSSKiB) * 1024 >= nearLimit {
+                reason = "memory limit \(formatSize(memory)) exceeded"
+                quotesError = true
+            }
         }
         if c.has(UInt32(TW_FLAG_OOM_KILLED.rawValue)), let memory = limits.memory {
             state = .failed
             reason = "memory limit \(formatSize(memory)) exceeded (the cgroup's OOM killer ended it)"
+            quotesError = false
+        }
+        if c.has(UInt32(TW_FLAG_CHANNEL_ABUSED.rawValue)) {
+            state = .failed
+            reason = "killed: it wrote malformed data on its result channel (descriptor 3)"
+            quotesError = false
         }
         if c.has(UInt32(TW_FLAG_OUTPUT_LIMIT.rawValue)) {
             state = .failed
             let cap = UInt64(TW_OUTPUT_CAP)
             reason = "output limit \(formatSize(min(limits.output ?? cap, cap))) exceeded"
+            quotesError = false
         }
         if task.killedForWall {
             state = .failed
             reason = "wall time limit \(formatDuration(limits.wall ?? 0)) exceeded"
+            quotesError = false
         }
         if task.cancelled {
             state = .cancelled
             reason = "run cancelled"
+            quotesError = false
+        }
+        if quotesError, let line = lastErrorLine(logged: c.errorLine, stderr: c.stderr), let cause = reason {
+            reason = "\(cause): \(line)"
         }
         return Store.Completion(
             state: state, exitCode: exitCode, signal: signal, reason: reason,

@@ -94,11 +94,15 @@ struct WorkerCompletion {
     var systemMicros: UInt64
     var maxRSSKiB: UInt64
     var wallMicros: UInt64
+    /// Read by the worker from /proc when a fatal signal arrived or the
+    /// process exited with a failure; 0 when it was not read.
     var peakAddressSpace: UInt64
     var flags: UInt32
     var result: [UInt8]
     var stdout: [UInt8]
     var stderr: [UInt8]
+    /// The executor's last error-level log message.
+    var errorLine: [UInt8] = []
 
     func has(_ flag: UInt32) -> Bool { flags & flag != 0 }
 }
@@ -109,6 +113,12 @@ enum WorkerEvent {
     case progress(token: UInt64, fraction: Double)
     case done(WorkerCompletion)
 }
+
+/// The whole environment tessera-worker starts with, in every mode. The
+/// worker's memory is what every microtask's process starts as a copy of,
+/// so nothing of the daemon's own environment (which may hold secrets)
+/// goes there; microtasks get their stage's environment on top of this.
+let workerEnvironment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
 
 /// One running tessera-worker zygote.
 final class WorkerProcess: Handle {
@@ -133,7 +143,11 @@ final class WorkerProcess: Handle {
 
         let arguments = [executable, "zygote"] + plugins
         var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) } }
+        var cEnvironment: [UnsafeMutablePointer<CChar>?] = workerEnvironment.map { strdup($0) } + [nil]
+        defer {
+            cArguments.forEach { free($0) }
+            cEnvironment.forEach { free($0) }
+        }
 
         var stdio = [uv_stdio_container_t](repeating: uv_stdio_container_t(), count: 3)
         stdio[0].flags = uv_stdio_flags(
@@ -147,21 +161,24 @@ final class WorkerProcess: Handle {
         var options = uv_process_options_t()
         let rc: Int32 = executable.withCString { file in
             cArguments.withUnsafeMutableBufferPointer { args in
-                stdio.withUnsafeMutableBufferPointer { stdio in
-                    options.file = file
-                    options.args = args.baseAddress
-                    options.stdio = stdio.baseAddress
-                    options.stdio_count = 3
-                    options.exit_cb = { process, status, signal in
-                        guard let owner = Handle.owner(UnsafeMutableRawPointer(process), as: WorkerProcess.self)
-                        else { return }
-                        let how =
-                            signal != 0
-                            ? "killed by \(signalName(signal))" : "exited with status \(status)"
-                        owner.processExited(how)
+                cEnvironment.withUnsafeMutableBufferPointer { env in
+                    stdio.withUnsafeMutableBufferPointer { stdio in
+                        options.file = file
+                        options.args = args.baseAddress
+                        options.env = env.baseAddress
+                        options.stdio = stdio.baseAddress
+                        options.stdio_count = 3
+                        options.exit_cb = { process, status, signal in
+                            guard let owner = Handle.owner(UnsafeMutableRawPointer(process), as: WorkerProcess.self)
+                            else { return }
+                            let how =
+                                signal != 0
+                                ? "killed by \(signalName(signal))" : "exited with status \(status)"
+                            owner.processExited(how)
+                        }
+                        let process = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_process_t.self)
+                        return uv_spawn(loop.raw, process, &options)
                     }
-                    let process = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_process_t.self)
-                    return uv_spawn(loop.raw, process, &options)
                 }
             }
         }
@@ -234,6 +251,7 @@ final class WorkerProcess: Handle {
                 maxRSSKiB: try r.u64(), wallMicros: try r.u64(), peakAddressSpace: try r.u64(), flags: try r.u32(),
                 result: try r.bytesField(), stdout: try r.bytesField(), stderr: try r.bytesField())
             let workerError = try r.str()
+            c.errorLine = try r.bytesField()
             switch UInt32(how) {
             case UInt32(TW_END_SIGNALED.rawValue): c.end = .signaled(signal)
             case UInt32(TW_END_FAILED.rawValue): c.end = .failed(workerError)

@@ -1,23 +1,27 @@
 /*
- * channel.h - the private channel from a microtask's child to the zygote.
+ * channel.h - the private channel between a microtask's child and the
+ * zygote.
  *
- * Each child gets the write end of a pipe as descriptor 3 (close-on-exec, so
- * programs an executor runs do not inherit it). The child writes small
- * frames on it: a header in the machine's byte order (both ends are the same
- * binary) followed by `length` bytes of payload:
+ * Each child gets one end of a Unix stream socket pair as descriptor 3
+ * (close-on-exec, so programs an executor runs do not inherit it).
+ *
+ * Zygote to child: one byte, CHANNEL_GO, once the zygote is tracing the
+ * child (trace.h). The child reads it right before it calls the executor,
+ * so no executor code runs untraced.
+ *
+ * Child to zygote: small frames, a header in the machine's byte order
+ * (both ends are the same binary) followed by `length` bytes of payload:
  *
  *   CHANNEL_PROGRESS  f64 fraction
  *   CHANNEL_RESULT    u8 truncated (0 or 1), then the result bytes
- *   CHANNEL_PEAK      u64 VmPeak in bytes, sent when the executor returned
- *   CHANNEL_CRASH     u64 VmPeak in bytes, sent by the crash handler
- *   CHANNEL_SIGNAL    u64 signal number: the child is pid 1 of its own pid
- *                     namespace, where a signal it sends itself (abort(),
- *                     raise()) or the kernel's SIGXCPU cannot kill it; it
- *                     exits with 128 + that number instead, and the zygote
- *                     reports the microtask as killed by the signal
+ *   CHANNEL_ERROR     the text of the executor's last host->log() at error
+ *                     level (at most CHANNEL_ERROR_MAX bytes)
  *
- * The zygote treats the channel as untrusted (an executor can write to
- * descriptor 3 itself) and kills a task that sends anything else.
+ * Nothing on this channel says how the microtask ended: the cause of its
+ * end (wait status, signals, rusage, peak address space) is what the
+ * kernel tells the zygote, which an executor cannot write. The channel is
+ * the executor's to abuse (it can write to descriptor 3 itself), so the
+ * zygote kills a task that sends anything else and records why.
  */
 #ifndef TESSERA_WORKER_CHANNEL_H
 #define TESSERA_WORKER_CHANNEL_H
@@ -26,12 +30,15 @@
 
 #define CHANNEL_FD 3
 
+#define CHANNEL_GO 'g'
+
+/* The longest error line kept. */
+#define CHANNEL_ERROR_MAX 1024
+
 enum channel_type {
     CHANNEL_PROGRESS = 1,
     CHANNEL_RESULT = 2,
-    CHANNEL_PEAK = 3,
-    CHANNEL_CRASH = 4,
-    CHANNEL_SIGNAL = 5
+    CHANNEL_ERROR = 3
 };
 
 struct channel_header {

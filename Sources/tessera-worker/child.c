@@ -1,10 +1,10 @@
 /*
- * child.c - the sandbox a microtask runs in, and its crash reporting.
+ * child.c - the sandbox a microtask runs in.
  *
  * This code runs in the forked copy of the single-threaded zygote, so it
  * may use malloc and stdio until the executor is called. Two profiles:
  *
- * Rlimits only (a stage without TW_SANDBOX_ENABLED), as before:
+ * Rlimits only (a stage without TW_SANDBOX_ENABLED):
  *   1. setsid(): the microtask gets its own session and process group, the
  *      unit the zygote and the daemon kill.
  *   2. PR_SET_PDEATHSIG, then a check that the zygote did not die before
@@ -12,37 +12,30 @@
  *   3. Descriptors: /dev/null, the two output pipes and the channel at
  *      0 to 3, everything else closed, before any plugin code runs.
  *   4. Signal dispositions and mask back to the defaults.
- *   5. The task the executor sees is built, and the alternate signal
- *      stack (allocated once in the zygote) is put in place, before the
- *      resource limits, so a tight memory limit cannot make them fail.
- *   6. Resource limits, then no_new_privs, then the crash handlers, then
- *      the executor.
+ *   5. The task the executor sees is built before the resource limits, so
+ *      a tight memory limit cannot make it fail.
+ *   6. The stage's environment, resource limits, no_new_privs, then the
+ *      executor.
  *
  * The sandbox (see sandbox.h for the reasons of this order): setsid;
  * descriptors 0 to 3 in place (the others stay open until the namespace
  * and pidfd descriptors have served); signals; namespaces and mounts; the
- * task and the alternate stack; capabilities and identity, then
- * PR_SET_PDEATHSIG (an identity switch clears it) and the zygote check;
- * no_new_privs; Landlock (with descriptors the zygote opened); every other
- * descriptor closed; the stage's environment; resource limits (after the
- * mounts and Landlock, so a tight RLIMIT_AS or RLIMIT_NOFILE cannot break
- * them); crash handlers; seccomp, last.
+ * task; capabilities and identity, then PR_SET_PDEATHSIG (an identity
+ * switch clears it) and the zygote check; no_new_privs; Landlock (with
+ * descriptors the zygote opened); every other descriptor closed; the
+ * stage's environment; resource limits (after the mounts and Landlock, so
+ * a tight RLIMIT_AS or RLIMIT_NOFILE cannot break them); seccomp, last.
+ *
+ * Either way the child then waits for the zygote's word on the channel
+ * (channel.h): the zygote is tracing it by then (trace.h), so whatever the
+ * executor does to itself, the kernel's account of it reaches the zygote.
+ * The executor runs with every signal at its default disposition; no
+ * handler of ours stands between it and the kernel.
  *
  * A sandboxed microtask may have a cgroup of its own (cgroup.h). It starts
  * in it (clone3); only on a kernel without CLONE_INTO_CGROUP does the child
  * move itself in, before anything else. When the cgroup's memory.max
  * holds the `memory` limit, no RLIMIT_AS is set.
- *
- * With a pid namespace the child is pid 1 of it, and the kernel spares
- * pid 1 every signal sent from inside its namespace (itself included)
- * whose disposition is the default, and the kernel's own SIGXCPU and
- * SIGXFSZ too. So the crash handlers, and handlers for SIGXCPU and SIGXFSZ
- * installed for pid 1 only, report the signal on the channel and exit
- * with 128 + its number, and the zygote reports it as the cause of death
- * (CHANNEL_SIGNAL). Signals from the zygote (outside the namespace): SIGKILL
- * always works; SIGTERM (and the others) reach pid 1 only if the executor
- * installed a handler for them, so a cancelled microtask that ignores
- * SIGTERM this way is killed by the daemon's SIGKILL two seconds later.
  */
 #define _GNU_SOURCE
 #include "child.h"
@@ -64,19 +57,6 @@
 #include "io.h"
 #include "sandbox.h"
 
-#define ALT_STACK_MIN_SIZE (64 * 1024)
-
-static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE, SIGTRAP};
-/* Signals the kernel sends for resource limits, which pid 1 of a pid
- * namespace would ignore. */
-static const int limit_signals[] = {SIGXCPU, SIGXFSZ};
-
-/* Set in the child when it is pid 1 of its own pid namespace. */
-static bool namespace_init;
-/* /proc/self/status opened before a COMPUTE seccomp filter forbids open():
- * the peak address space is read through it. -1 otherwise. */
-static int status_fd = -1;
-
 static const int limited_resources[] = {RLIMIT_CPU, RLIMIT_AS, RLIMIT_NOFILE, RLIMIT_NPROC,
                                         RLIMIT_FSIZE};
 
@@ -93,7 +73,6 @@ static struct {
      * changed, so a child resets only those instead of all 64. */
     int changed_signals[NSIG];
     int changed_signal_count;
-    stack_t alt_stack;
 } prepared;
 
 void child_prepare(int devnull_fd, const struct rlimit *original_nofile)
@@ -117,9 +96,6 @@ void child_prepare(int devnull_fd, const struct rlimit *original_nofile)
         if ((action.sa_flags & SA_SIGINFO) || action.sa_handler != SIG_DFL)
             prepared.changed_signals[prepared.changed_signal_count++] = signo;
     }
-    long size = sysconf(_SC_SIGSTKSZ);
-    size = size > ALT_STACK_MIN_SIZE ? size : ALT_STACK_MIN_SIZE;
-    prepared.alt_stack = (stack_t){.ss_sp = xmalloc((size_t)size), .ss_size = (size_t)size};
 }
 
 /* Gives up on a microtask whose sandbox could not be set up. Once the
@@ -239,118 +215,13 @@ static void apply_limits(const struct stage_limits *limits, bool memory_by_cgrou
         fail("RLIMIT_CORE");
 }
 
-/* Returns the process's peak address space in bytes (VmPeak), or 0 when it
- * cannot be read. Called only once the executor is done (returned or
- * crashing). Async-signal-safe: open/read/close and hand-written parsing
- * only. */
-static uint64_t read_vm_peak(void)
+/* Waits for the zygote's word that it is tracing this process (channel.h).
+ * Ends the child when the zygote is gone instead. */
+static void wait_until_traced(void)
 {
-    char text[4096];
-    size_t length = 0;
-    if (status_fd != -1) {
-        /* Reading from offset 0 makes the kernel generate it anew. */
-        ssize_t got = RETRY(pread(status_fd, text, sizeof text, 0));
-        length = got > 0 ? (size_t)got : 0;
-    } else {
-        /* An executor may leak descriptors up to its limit; giving up
-         * standard input, which nothing needs any more, leaves one for the
-         * open. */
-        close(STDIN_FILENO);
-        int fd = (int)RETRY(open("/proc/self/status", O_RDONLY | O_CLOEXEC));
-        if (fd == -1)
-            return 0;
-        while (length < sizeof text) {
-            ssize_t got = RETRY(read(fd, text + length, sizeof text - length));
-            if (got <= 0)
-                break;
-            length += (size_t)got;
-        }
-        close(fd);
-    }
-
-    static const char key[] = "\nVmPeak:";
-    size_t key_length = sizeof key - 1;
-    for (size_t i = 0; i + key_length <= length; i++) {
-        size_t matched = 0;
-        while (matched < key_length && text[i + matched] == key[matched])
-            matched++;
-        if (matched < key_length)
-            continue;
-        size_t at = i + key_length;
-        while (at < length && (text[at] == ' ' || text[at] == '\t'))
-            at++;
-        uint64_t kib = 0;
-        while (at < length && text[at] >= '0' && text[at] <= '9')
-            kib = kib * 10 + (uint64_t)(text[at++] - '0');
-        return kib * 1024;
-    }
-    return 0;
-}
-
-/* Sends the peak address space on the channel. Async-signal-safe. */
-static void send_peak(uint32_t type)
-{
-    struct {
-        struct channel_header header;
-        uint64_t peak;
-    } frame = {{type, sizeof(uint64_t)}, read_vm_peak()};
-    /* Nothing can be done about a channel that cannot be written. */
-    (void)io_write_all(CHANNEL_FD, &frame, sizeof frame);
-}
-
-/* In pid 1 of a pid namespace, where raising `signo` would not kill:
- * reports it on the channel and exits with 128 + signo, which the zygote
- * turns back into "killed by signo". Async-signal-safe. */
-static _Noreturn void die_as_init(int signo)
-{
-    struct {
-        struct channel_header header;
-        uint64_t signo;
-    } frame = {{CHANNEL_SIGNAL, sizeof(uint64_t)}, (uint64_t)signo};
-    (void)io_write_all(CHANNEL_FD, &frame, sizeof frame);
-    _exit(128 + signo);
-}
-
-/* Runs on the alternate stack when the executor crashes: reports, then lets
- * the signal kill the process (SA_RESETHAND restored the default). The
- * executor's own children inherit the handler until they exec; they are
- * not pid 1, and die of the signal as usual. */
-static void on_crash(int signo)
-{
-    int saved_errno = errno;
-    send_peak(CHANNEL_CRASH);
-    if (namespace_init && getpid() == 1)
-        die_as_init(signo);
-    errno = saved_errno;
-    raise(signo);
-}
-
-/* SIGXCPU and SIGXFSZ in a namespace's pid 1 (see the top of the file). */
-static void on_limit_signal(int signo)
-{
-    if (getpid() == 1)
-        die_as_init(signo);
-    /* A child of the executor that has not exec'd yet: the default. */
-    signal(signo, SIG_DFL);
-    raise(signo);
-}
-
-static void install_crash_handlers(void)
-{
-    struct sigaction action = {.sa_handler = on_crash, .sa_flags = SA_RESETHAND | SA_ONSTACK};
-    sigfillset(&action.sa_mask);
-    for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++) {
-        if (sigaction(crash_signals[i], &action, NULL) == -1)
-            fail("installing crash handlers");
-    }
-    if (!namespace_init)
-        return;
-    action.sa_handler = on_limit_signal;
-    action.sa_flags = SA_ONSTACK;
-    for (size_t i = 0; i < sizeof limit_signals / sizeof limit_signals[0]; i++) {
-        if (sigaction(limit_signals[i], &action, NULL) == -1)
-            fail("installing signal handlers");
-    }
+    char go = 0;
+    if (RETRY(read(CHANNEL_FD, &go, 1)) != 1 || go != CHANNEL_GO)
+        _exit(CHILD_SETUP_FAILED);
 }
 
 _Noreturn void child_run(const struct child_task *task)
@@ -378,10 +249,8 @@ _Noreturn void child_run(const struct child_task *task)
     if (plan == NULL)
         close_other_descriptors();
     reset_signals();
-    if (plan != NULL) {
-        namespace_init = plan->pid_namespace;
+    if (plan != NULL)
         sandbox_enter(stage);
-    }
 
     /* The task is built before the limits so that a tight memory limit
      * cannot make it fail. */
@@ -390,8 +259,6 @@ _Noreturn void child_run(const struct child_task *task)
                        task->output_limit) == -1)
         fail("preparing the task");
 
-    if (sigaltstack(&prepared.alt_stack, NULL) == -1)
-        fail("sigaltstack");
     if (plan != NULL) {
         sandbox_drop_privileges(stage, task->uid);
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
@@ -400,18 +267,16 @@ _Noreturn void child_run(const struct child_task *task)
          * needs one more, which a tight RLIMIT_NOFILE could refuse. */
         sandbox_landlock(stage);
         close_other_descriptors();
-        /* The stage's own list, NULL-terminated in its definition; setenv()
-         * copies it before changing anything. */
-        environ = (char **)stage->sandbox.environment.items;
-        if (stage->sandbox.syscalls == TW_SYSCALLS_COMPUTE)
-            status_fd = (int)RETRY(open("/proc/self/status", O_RDONLY | O_CLOEXEC));
     }
+    /* The stage's own list, NULL-terminated in its definition; setenv()
+     * copies it before changing anything. */
+    environ = (char **)stage->sandbox.environment.items;
     apply_limits(&stage->limits, task->memory_by_cgroup);
     if (plan == NULL && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
         fail("PR_SET_NO_NEW_PRIVS");
-    install_crash_handlers();
     if (plan != NULL)
         sandbox_seccomp(stage);
+    wait_until_traced();
 
     int status = stage->executor->execute(&host_table, &microtask);
 
@@ -419,6 +284,5 @@ _Noreturn void child_run(const struct child_task *task)
     /* A result that cannot be sent is lost with the zygote that would have
      * received it. */
     (void)host_task_send_result(&microtask);
-    send_peak(CHANNEL_PEAK);
     _exit(status < 0 ? TESSERA_FAILED : status > 255 ? 255 : status);
 }

@@ -4,10 +4,10 @@
  * The zygote forks (or clones, see sandbox.h), and the child calls
  * child_run(), which never returns: it applies the sandbox in a fixed
  * order (session, parent-death signal, descriptors, signals, resource
- * limits, no_new_privs, crash handlers; for a stage with
- * TW_SANDBOX_ENABLED also namespaces, mounts, identity, capabilities,
- * environment, Landlock and seccomp, see child.c), calls the executor and
- * reports on its channel (see channel.h).
+ * limits, no_new_privs; for a stage with TW_SANDBOX_ENABLED also
+ * namespaces, mounts, identity, capabilities, Landlock and seccomp, see
+ * child.c), waits until the zygote traces it, calls the executor and sends
+ * its result on its channel (see channel.h).
  */
 #ifndef TESSERA_WORKER_CHILD_H
 #define TESSERA_WORKER_CHILD_H
@@ -45,8 +45,8 @@ struct child_task {
 
 /* Records, once in the zygote, what every child needs and would otherwise
  * look up again each time: the zygote's pid, a descriptor of /dev/null, the
- * resource limits to go back to, the signals whose disposition must be
- * reset, and the alternate signal stack. `original_nofile` is the
+ * resource limits to go back to and the signals whose disposition must be
+ * reset. `original_nofile` is the
  * RLIMIT_NOFILE the worker was started with, before the zygote raised it. */
 void child_prepare(int devnull_fd, const struct rlimit *original_nofile);
 

@@ -305,6 +305,21 @@ static void host_progress(tessera_task *task, double fraction)
     task->progress_last = fraction;
 }
 
+/* Tells the zygote the executor's latest error, which a failed microtask's
+ * reason quotes. */
+static void send_error(const char *message)
+{
+    size_t length = strlen(message);
+    if (length > CHANNEL_ERROR_MAX)
+        length = CHANNEL_ERROR_MAX;
+    struct channel_header header = {CHANNEL_ERROR, (uint32_t)length};
+    struct iovec iov[] = {
+        {&header, sizeof header},
+        {(void *)message, length},
+    };
+    (void)io_writev_all(CHANNEL_FD, iov, 2);
+}
+
 static const char *level_name(tessera_log_level level)
 {
     switch (level) {
@@ -337,6 +352,8 @@ static void host_log(tessera_task *task, tessera_log_level level, const char *me
     iov[count++] = (struct iovec){(void *)"\n", 1};
     /* A log line that cannot be written has nowhere else to go. */
     (void)io_writev_all(STDERR_FILENO, iov, count);
+    if (task != NULL && level == TESSERA_LOG_ERROR)
+        send_error(message);
 }
 
 const tessera_host host_table = {

@@ -23,7 +23,7 @@
  *   set dropped; groups, gid, uid switched; PR_SET_PDEATHSIG and a check
  *   that the zygote still lives; ambient and all other capabilities
  *   dropped; no_new_privs; Landlock; every other descriptor closed;
- *   environment; rlimits; crash handlers; seccomp.
+ *   environment; rlimits; seccomp.
  * A failed step writes "sandbox: <step>: <error>" to the task's stderr and
  * exits with CHILD_SETUP_FAILED (127).
  */

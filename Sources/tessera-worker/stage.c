@@ -9,9 +9,10 @@
  *     const char *values[all values, then each sandbox list and its NULL] |
  *     the strings, each NUL-terminated
  *
- * so that a definition is freed with one free() (stage_free() also
- * releases what the zygote prepared for it) and read by the child
- * without any further work.
+ * so that a definition is freed at once (stage_free() also releases what
+ * the zygote prepared for it) and read by the child without any further
+ * work. The allocation is wiped memory (wiped.h): a child sees only the
+ * definition of its own stage, which the zygote lends it for the fork.
  */
 #define _GNU_SOURCE
 #include "stage.h"
@@ -21,6 +22,7 @@
 
 #include "io.h"
 #include "sandbox.h"
+#include "wiped.h"
 
 /* The string lists of the sandbox, in frame order. */
 #define SANDBOX_LIST_COUNT 6
@@ -108,8 +110,10 @@ struct stage *stage_decode(struct wire_reader *reader)
     size_t params_at = sizeof(struct stage);
     size_t values_at = params_at + size.param_count * sizeof(struct stage_param);
     size_t strings_at = values_at + size.value_count * sizeof(const char *);
-    char *block = xmalloc(strings_at + size.string_bytes);
+    size_t capacity;
+    char *block = wiped_alloc(strings_at + size.string_bytes, &capacity);
     struct stage *stage = (struct stage *)block;
+    stage->allocation = capacity;
     struct stage_param *params = (struct stage_param *)(block + params_at);
     const char **values = (const char **)(block + values_at);
     char *strings = block + strings_at;
@@ -159,7 +163,7 @@ void stage_free(struct stage *stage)
     if (stage == NULL)
         return;
     sandbox_plan_free(stage->plan);
-    free(stage);
+    wiped_free(stage, stage->allocation);
 }
 
 void stage_table_put(struct stage_table *table, struct stage *stage)

@@ -5,7 +5,10 @@
  * limits and its parameters. The zygote decodes it once into a `struct
  * stage` held in a single allocation, with every string NUL-terminated, so
  * that a forked child can hand those strings to the executor directly: the
- * child reads the definition from its copy of the zygote's memory.
+ * child reads the definition from its copy of the zygote's memory. That
+ * allocation is not inherited by children (wiped.h) unless lent for the
+ * fork of one of the stage's own microtasks: no executor sees the
+ * parameters or environment of another stage.
  *
  * The sandbox fields of the frame are decoded into the same allocation,
  * whether or not TW_SANDBOX_ENABLED is set (the daemon always sends them;
@@ -70,6 +73,8 @@ struct sandbox_plan;
 
 struct stage {
     uint32_t id;
+    /* The size of the allocation the stage lives in (wiped.h). */
+    size_t allocation;
     const char *executor_name;
     /* The executor of a loaded plugin, or NULL when none provides it (its
      * tasks then fail without running). Filled in by the zygote. */

@@ -148,7 +148,7 @@ static const char *const compute_allowed[] = {
     "sched_yield",   "getrlimit",     "set_robust_list", "rseq",
     "restart_syscall", "getuid",      "geteuid",         "getgid",
     "getegid",
-    /* raise() and abort(), and so the crash handler, signal the caller */
+    /* raise() and abort() signal the caller */
     "tgkill",
 };
 

@@ -9,16 +9,16 @@
 #include <string.h>
 
 #include "io.h"
+#include "wiped.h"
 
 void buf_reserve(struct buf *buffer, size_t extra)
 {
     if (buffer->capacity - buffer->length >= extra)
         return;
-    size_t capacity = buffer->capacity ? buffer->capacity : 256;
-    while (capacity - buffer->length < extra)
-        capacity *= 2;
-    buffer->data = xrealloc(buffer->data, capacity);
-    buffer->capacity = capacity;
+    size_t wanted = buffer->capacity ? buffer->capacity : 4096;
+    while (wanted - buffer->length < extra)
+        wanted *= 2;
+    buffer->data = wiped_resize(buffer->data, buffer->capacity, wanted, &buffer->capacity);
 }
 
 void buf_append(struct buf *buffer, const void *data, size_t length)
@@ -47,7 +47,7 @@ void buf_reset(struct buf *buffer, size_t keep)
 
 void buf_free(struct buf *buffer)
 {
-    free(buffer->data);
+    wiped_free(buffer->data, buffer->capacity);
     *buffer = (struct buf){0};
 }
 

@@ -15,7 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A growable byte buffer. All zero is a valid empty buffer. */
+/* A growable byte buffer. All zero is a valid empty buffer. Its memory is
+ * not inherited by forked children (wiped.h): buffers carry frames, output
+ * and results, which belong to no microtask but their own. */
 struct buf {
     unsigned char *data;
     size_t length;

@@ -18,11 +18,20 @@
  *      the socket does not take now is sent when poll() reports it
  *      writable.
  *
- * Per microtask the zygote makes three pipes and forks (or, for a sandboxed
- * stage, clones into new namespaces: sandbox.h, and into a cgroup of its
- * own when the daemon configured a cgroup directory: cgroup.h); task
+ * Per microtask the zygote makes two pipes and a socket pair (the channel,
+ * channel.h) and forks (or, for a sandboxed stage, clones into new
+ * namespaces: sandbox.h, and into a cgroup of its own when the daemon
+ * configured a cgroup directory: cgroup.h), attaches to the new process
+ * with ptrace (trace.h) and only then lets it run its executor; task
  * records and their buffers are recycled, so a steady stream of tasks
- * allocates nothing.
+ * allocates nothing. What a task is reported to have died of comes from
+ * the kernel (wait4, and the signals and memory ptrace shows), never from
+ * what the task writes.
+ *
+ * Nothing the zygote holds for the daemon or for other tasks is inherited
+ * by a child: frames, output and stage definitions live in wiped memory
+ * (wiped.h), and a child is lent only its own stage's definition and a
+ * copy of its own item.
  *
  * A task's pid and process group are the ones the zygote sees, also when
  * the child is pid 1 of a pid namespace of its own: killpg() and wait4()
@@ -60,6 +69,8 @@
 #include "loader.h"
 #include "sandbox.h"
 #include "stage.h"
+#include "trace.h"
+#include "wiped.h"
 #include "wire.h"
 
 #define DAEMON_FD STDIN_FILENO
@@ -101,15 +112,13 @@ struct task {
     uint64_t started_ns;
     size_t limit; /* bytes kept per stream, and of the result */
     uint32_t flags;
-    uint64_t vm_peak;
-    /* The signal a namespace's pid 1 reported before exiting with 128 +
-     * it, in place of dying of it (CHANNEL_SIGNAL); 0 if none. */
-    int fatal_signal;
+    struct trace trace;
     int fds[STREAM_COUNT]; /* read ends; -1 once closed */
     int cgroup_fd; /* the task's cgroup (cgroup.h), or -1 */
     struct buf captured[2]; /* stdout, stderr */
     struct buf channel;     /* channel bytes not parsed yet */
     struct buf result;
+    struct buf error_line; /* the executor's last error (CHANNEL_ERROR) */
     bool progress_sent;
     bool progress_pending; /* a fraction waits for the interval to pass */
     double progress_value;
@@ -144,9 +153,14 @@ static struct {
     size_t poll_capacity;
     uint64_t now_ns; /* when the current turn of the loop started */
     bool configured; /* a CONFIG frame arrived */
+    /* What children write is read into this (wiped) buffer... */
+    unsigned char *scratch;
+    size_t scratch_capacity;
+    /* ...and the next child's item is copied into this ordinary one, the
+     * only copy of it the child inherits; it is cleared after the fork. */
+    char *item;
+    size_t item_capacity;
 } zygote;
-
-static unsigned char scratch[READ_CHUNK];
 
 static uint64_t monotonic_ns(void)
 {
@@ -246,12 +260,13 @@ static void send_done(const struct task *task, int status, const struct rusage *
     wire_put_u64(out, timeval_us(usage->ru_stime));
     wire_put_u64(out, (uint64_t)usage->ru_maxrss);
     wire_put_u64(out, wall_us);
-    wire_put_u64(out, task->vm_peak);
+    wire_put_u64(out, task->trace.vm_peak);
     wire_put_u32(out, task->flags);
     wire_put_str(out, task->result.data, task->result.length);
     wire_put_str(out, task->captured[STREAM_STDOUT].data, task->captured[STREAM_STDOUT].length);
     wire_put_str(out, task->captured[STREAM_STDERR].data, task->captured[STREAM_STDERR].length);
     wire_put_str(out, "", 0);
+    wire_put_str(out, task->error_line.data, task->error_line.length);
     wire_end_frame(out, start);
 }
 
@@ -275,6 +290,7 @@ __attribute__((format(printf, 2, 3))) static void send_failed(uint64_t token,
     for (int i = 0; i < 3; i++)
         wire_put_str(out, "", 0); /* result, stdout, stderr */
     wire_put_str(out, error, strlen(error));
+    wire_put_str(out, "", 0); /* error line */
     wire_end_frame(out, start);
     free(error);
 }
@@ -332,6 +348,7 @@ static void task_release(struct task *task)
         buf_reset(&task->captured[s], keep);
     buf_reset(&task->channel, keep);
     buf_reset(&task->result, keep);
+    buf_reset(&task->error_line, keep);
     if (keep == 0) {
         free(task);
         return;
@@ -417,10 +434,14 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
     }
 
     /* Both ends are made non-blocking and close-on-exec here; the child
-     * makes its ends blocking again after moving them into place. */
+     * makes its ends blocking again after moving them into place. The
+     * channel is a socket pair, so the zygote can answer on it. */
     int pipes[STREAM_COUNT][2];
     int made = 0;
-    while (made < STREAM_COUNT && pipe2(pipes[made], O_CLOEXEC | O_NONBLOCK) == 0)
+    while (made < STREAM_CHANNEL && pipe2(pipes[made], O_CLOEXEC | O_NONBLOCK) == 0)
+        made++;
+    if (made == STREAM_CHANNEL &&
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pipes[made]) == 0)
         made++;
     if (made < STREAM_COUNT) {
         int error = errno;
@@ -450,11 +471,20 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
         }
     }
 
+    /* The item, copied out of the (wiped) frame it arrived in. */
+    if (zygote.item_capacity < (size_t)item_length + 1) {
+        zygote.item_capacity = (size_t)item_length + 1;
+        free(zygote.item);
+        zygote.item = xmalloc(zygote.item_capacity);
+    }
+    memcpy(zygote.item, item, item_length);
+    zygote.item[item_length] = '\0';
+
     uint64_t wanted = stage->limits.output_bytes;
     size_t limit = wanted == 0 || wanted > OUTPUT_CAP ? OUTPUT_CAP : (size_t)wanted;
     struct child_task spec = {
         .stage = stage,
-        .item = item,
+        .item = zygote.item,
         .item_length = item_length,
         .index = index,
         .output_limit = limit,
@@ -466,10 +496,13 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
         .memory_by_cgroup = cgroup_fd != -1 && cgroup_limits_memory(&stage->limits),
     };
     uint64_t started_ns = monotonic_ns();
+    wiped_lend((void *)stage, stage->allocation, true);
     pid_t pid = sandbox_clone(stage->plan, cgroup_fd, &spec.join_cgroup_fd);
     if (pid == 0)
         child_run(&spec);
     int fork_error = errno;
+    wiped_lend((void *)stage, stage->allocation, false);
+    memset(zygote.item, 0, item_length);
     for (int s = 0; s < STREAM_COUNT; s++)
         close(pipes[s][1]);
     if (pid == -1) {
@@ -496,14 +529,18 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
     task->started_ns = started_ns;
     task->limit = limit;
     task->flags = 0;
-    task->vm_peak = 0;
-    task->fatal_signal = 0;
+    trace_attach(&task->trace, pid, stage->plan != NULL && stage->plan->pid_namespace);
     for (int s = 0; s < STREAM_COUNT; s++)
         task->fds[s] = pipes[s][0];
     task->cgroup_fd = cgroup_fd;
     task->progress_sent = false;
     task->progress_pending = false;
     running_add(task);
+    /* Traced now (or never to be): the child may run its executor. A
+     * fresh socket takes one byte without blocking. */
+    const char go = CHANNEL_GO;
+    if (RETRY(send(task->fds[STREAM_CHANNEL], &go, 1, MSG_NOSIGNAL)) != 1)
+        worker_log("cannot start task %llu: %s", (unsigned long long)token, strerror(errno));
     send_started(task);
 }
 
@@ -547,12 +584,11 @@ static bool channel_frame_valid(const struct task *task, const struct channel_he
 {
     switch (header->type) {
     case CHANNEL_PROGRESS:
-    case CHANNEL_PEAK:
-    case CHANNEL_CRASH:
-    case CHANNEL_SIGNAL:
         return header->length == 8;
     case CHANNEL_RESULT:
         return header->length >= 1 && header->length - 1 <= task->limit;
+    case CHANNEL_ERROR:
+        return header->length <= CHANNEL_ERROR_MAX;
     }
     return false;
 }
@@ -576,25 +612,16 @@ static void channel_frame(struct task *task, uint32_t type, const unsigned char 
         else
             task->flags &= ~(uint32_t)TW_FLAG_RESULT_TRUNCATED;
         break;
-    case CHANNEL_CRASH:
-        task->flags |= TW_FLAG_CRASH_REPORTED;
-        memcpy(&task->vm_peak, payload, sizeof task->vm_peak);
+    case CHANNEL_ERROR:
+        task->error_line.length = 0;
+        buf_append(&task->error_line, payload, length);
         break;
-    case CHANNEL_PEAK:
-        memcpy(&task->vm_peak, payload, sizeof task->vm_peak);
-        break;
-    case CHANNEL_SIGNAL: {
-        uint64_t signo;
-        memcpy(&signo, payload, sizeof signo);
-        if (signo > 0 && signo < NSIG)
-            task->fatal_signal = (int)signo;
-        break;
-    }
     }
 }
 
 /* Appends channel bytes and handles every complete frame. The channel is
- * the executor's to abuse, so anything malformed gets the task killed. */
+ * the executor's to abuse, so anything malformed gets the task killed, and
+ * recorded as the reason. */
 static void channel_take(struct task *task, const unsigned char *data, size_t length)
 {
     struct buf *channel = &task->channel;
@@ -606,6 +633,7 @@ static void channel_take(struct task *task, const unsigned char *data, size_t le
         if (!channel_frame_valid(task, &header)) {
             worker_log("task %llu (pid %ld) wrote malformed data on its channel; killing it",
                        (unsigned long long)task->token, (long)task->pid);
+            task->flags |= TW_FLAG_CHANNEL_ABUSED;
             signal_task(task, SIGKILL);
             close_stream(task, STREAM_CHANNEL);
             channel->length = 0;
@@ -623,12 +651,12 @@ static void channel_take(struct task *task, const unsigned char *data, size_t le
  * closes the stream at its end. */
 static bool read_stream(struct task *task, enum stream stream)
 {
-    ssize_t got = RETRY(read(task->fds[stream], scratch, sizeof scratch));
+    ssize_t got = RETRY(read(task->fds[stream], zygote.scratch, READ_CHUNK));
     if (got > 0) {
         if (stream == STREAM_CHANNEL)
-            channel_take(task, scratch, (size_t)got);
+            channel_take(task, zygote.scratch, (size_t)got);
         else
-            capture(task, stream, scratch, (size_t)got);
+            capture(task, stream, zygote.scratch, (size_t)got);
         return true;
     }
     if (got == -1 && errno == EAGAIN)
@@ -652,12 +680,24 @@ static void finish_task(struct task *task, int status, const struct rusage *usag
         }
         close_stream(task, (enum stream)s);
     }
-    /* A namespace's pid 1 that could not die of a signal exited with 128 +
-     * its number after saying so; report the signal (a wait status whose
-     * low bits are a signal number means "killed by it"). */
-    if (task->fatal_signal != 0 && WIFEXITED(status) &&
-        WEXITSTATUS(status) == 128 + task->fatal_signal)
-        status = task->fatal_signal;
+    /* A fatal signal the kernel delivered (trace.h) is the cause of death:
+     * the zygote killed a pid 1 that could not die of it, or it killed the
+     * process itself. (A wait status whose low bits are a signal number
+     * means "killed by it".) */
+    int fatal = task->trace.fatal_signal;
+    if (fatal != 0 && WIFSIGNALED(status) &&
+        (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == fatal)) {
+        status = fatal;
+        if (task->trace.kernel_signal)
+            task->flags |= TW_FLAG_KERNEL_SIGNAL;
+    } else if (task->trace.traced && WIFSIGNALED(status)) {
+        /* Killed without a signal being delivered: SIGKILL, or the kernel
+         * ending it at once (a seccomp kill). */
+        if (WTERMSIG(status) != SIGKILL)
+            task->flags |= TW_FLAG_KERNEL_SIGNAL;
+    }
+    if (task->trace.traced)
+        task->flags |= TW_FLAG_TRACED;
     /* Whatever is left in the task's cgroup, even outside its process
      * group, is killed now. */
     if (task->cgroup_fd != -1) {
@@ -675,7 +715,8 @@ static void finish_task(struct task *task, int status, const struct rusage *usag
  * descendants (the zygote is their subreaper), which are just released.
  * Each one is first looked at without reaping it: while its zombie exists,
  * its pid cannot be reused, so killing its process group cannot hit anyone
- * else. */
+ * else. Tasks that stopped for their tracer (trace.h) are handled and
+ * resumed. */
 static void reap_children(void)
 {
     struct signalfd_siginfo signals[16];
@@ -683,19 +724,28 @@ static void reap_children(void)
     while (RETRY(read(zygote.signal_fd, signals, sizeof signals)) > 0)
         continue;
     for (;;) {
-        siginfo_t exited = {0};
-        if (RETRY(waitid(P_ALL, 0, &exited, WEXITED | WNOHANG | WNOWAIT)) == -1) {
+        siginfo_t changed = {0};
+        if (RETRY(waitid(P_ALL, 0, &changed, WEXITED | WSTOPPED | WNOHANG | WNOWAIT)) == -1) {
             if (errno != ECHILD)
                 worker_log("waitid: %s", strerror(errno));
             return;
         }
-        pid_t pid = exited.si_pid;
+        pid_t pid = changed.si_pid;
         if (pid == 0)
             return;
         struct task *task = running_by_pid(pid);
+        int status;
+        if (changed.si_code == CLD_TRAPPED || changed.si_code == CLD_STOPPED) {
+            if (RETRY(waitpid(pid, &status, WNOHANG | WUNTRACED)) != pid) {
+                worker_log("waiting for pid %ld: %s", (long)pid, strerror(errno));
+                return;
+            }
+            if (task != NULL && task->trace.traced && WIFSTOPPED(status))
+                trace_stopped(&task->trace, pid, status);
+            continue;
+        }
         if (task != NULL && killpg(pid, SIGKILL) == -1 && errno != ESRCH)
             worker_log("killing process group %ld: %s", (long)pid, strerror(errno));
-        int status;
         struct rusage usage;
         if (RETRY(wait4(pid, &status, WNOHANG, &usage)) != pid) {
             worker_log("reaping pid %ld: %s", (long)pid, strerror(errno));
@@ -969,6 +1019,8 @@ int zygote_main(int file_count, char **files)
     /* A fixed threshold also turns off glibc's habit of raising it after
      * large frees, which would leave big buffers on the heap. */
     mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    (void)wiped_supported();
+    zygote.scratch = wiped_alloc(READ_CHUNK, &zygote.scratch_capacity);
 
     char **problems = xcalloc((size_t)file_count, sizeof *problems);
     size_t problem_count = 0;

@@ -45,7 +45,7 @@ struct FaultTests {
         #expect(tasks["balloon"]?.reason == "memory limit 256MiB exceeded")
         #expect(tasks["flood"]?.reason == "output limit 64KiB exceeded")
         #expect(tasks["flood"]?.stdoutTruncated == true)
-        #expect(tasks["fail"]?.reason == "exited with code 3")
+        #expect(tasks["fail"]?.reason == "exited with code 3: failing on purpose")
         #expect(tasks["fail"]?.exitCode == 3)
         for stage in ["segfault", "abort", "spin", "sleep", "balloon", "flood", "fail"] {
             #expect(tasks[stage]?.state == .failed, "\(stage) must fail")

@@ -20,7 +20,7 @@
 #ifndef TESSERA_WIRE_H
 #define TESSERA_WIRE_H
 
-#define TW_PROTOCOL_VERSION 1
+#define TW_PROTOCOL_VERSION 2
 
 /* Largest frame either side accepts; anything longer is a protocol error. */
 #define TW_MAX_FRAME 67108864 /* 64 MiB */
@@ -88,14 +88,19 @@ enum tw_message_type {
     TW_MSG_PROGRESS = 66,
 
     /* A microtask ended (its process was reaped and its process group killed).
+     * Everything but the result, the output and the error line is what the
+     * kernel told the worker (wait4, ptrace, /proc), never what the
+     * microtask wrote.
      *   u64 token
      *   u8  how: TW_END_*
      *   i32 exit code, i32 signal (both always sent; the one that does not
      *       apply to `how` is 0)
      *   u64 user cpu µs, u64 system cpu µs, u64 max rss KiB, u64 wall µs
-     *   u64 peak address space bytes seen by the child (0 if unknown)
+     *   u64 peak address space in bytes, read by the worker when a fatal
+     *       signal arrived or the process exited with a failure (0: not read)
      *   u32 flags: TW_FLAG_*
-     *   str result, str stdout, str stderr, str worker error (TW_END_FAILED) */
+     *   str result, str stdout, str stderr, str worker error (TW_END_FAILED),
+     *   str the executor's last error-level log message ("" if none) */
     TW_MSG_DONE = 67
 };
 
@@ -146,8 +151,12 @@ enum tw_flags {
     TW_FLAG_OUTPUT_LIMIT = 1u << 2,     /* killed for writing past `output` */
     TW_FLAG_HAS_RESULT = 1u << 3,
     TW_FLAG_RESULT_TRUNCATED = 1u << 4,
-    TW_FLAG_CRASH_REPORTED = 1u << 5,   /* the child's crash handler ran */
-    TW_FLAG_OOM_KILLED = 1u << 6        /* the cgroup's memory.events counted an OOM kill */
+    TW_FLAG_KERNEL_SIGNAL = 1u << 5,    /* the kernel sent the fatal signal (a fault, a
+                                         * limit, a seccomp kill), not a process */
+    TW_FLAG_OOM_KILLED = 1u << 6,       /* the cgroup's memory.events counted an OOM kill */
+    TW_FLAG_CHANNEL_ABUSED = 1u << 7,   /* killed for writing malformed data on its channel */
+    TW_FLAG_TRACED = 1u << 8            /* the worker traced the process (trace.h), so
+                                         * TW_FLAG_KERNEL_SIGNAL is known */
 };
 
 #endif /* TESSERA_WIRE_H */

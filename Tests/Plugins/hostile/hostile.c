@@ -5,7 +5,9 @@
  * the ordinary paths (results, progress, parameters, logging) work.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +159,177 @@ static int hostile_loglines(const tessera_host *host, tessera_task *task)
     return TESSERA_OK;
 }
 
+/* Writes a frame of the worker's private channel (descriptor 3) by hand:
+ * a header of two machine-order u32s (type, length) and a u64 payload, the
+ * form the worker's own crash reports once had. The microtask then exits
+ * as if it had been killed, to try to make its record say so. */
+static void forge_frame(uint32_t type, uint64_t value)
+{
+    struct {
+        uint32_t type;
+        uint32_t length;
+        uint64_t value;
+    } frame = {type, sizeof value, value};
+    if (write(3, &frame, sizeof frame) != (ssize_t)sizeof frame)
+        perror("writing to descriptor 3");
+}
+
+/* Claims to have died of SIGSEGV (the old "signal" frame, type 5), then
+ * exits with 128 + 11, as a namespace's pid 1 reporting a crash did. */
+static int hostile_forge_signal(const tessera_host *host, tessera_task *task)
+{
+    (void)host;
+    (void)task;
+    forge_frame(5, SIGSEGV);
+    _exit(128 + SIGSEGV);
+}
+
+/* Claims a peak address space of 1 TiB (the old "peak" frame, type 3),
+ * then fails, to be reported as over its memory limit. */
+static int hostile_forge_peak(const tessera_host *host, tessera_task *task)
+{
+    (void)host;
+    (void)task;
+    forge_frame(3, (uint64_t)1 << 40);
+    _exit(1);
+}
+
+/* Logs an error through the host, then writes other lines to standard
+ * error, and fails: the reason must carry the logged error. */
+static int hostile_log_error(const tessera_host *host, tessera_task *task)
+{
+    host->log(task, TESSERA_LOG_ERROR, "the input is not a number");
+    fprintf(stderr, "some noise after the error\n");
+    return 4;
+}
+
+/* Sends itself SIGTERM without handling it. */
+static int hostile_term_self(const tessera_host *host, tessera_task *task)
+{
+    (void)host;
+    (void)task;
+    raise(SIGTERM);
+    return TESSERA_OK;
+}
+
+/* Copies `length` bytes at `address` of this process into `out` through a
+ * pipe, so that memory which cannot be read fails the write (EFAULT)
+ * instead of crashing the reader. Returns the bytes copied. */
+static ssize_t safe_copy(int pipe_fds[2], unsigned long address, char *out, size_t length)
+{
+    ssize_t written = write(pipe_fds[1], (const void *)address, length);
+    if (written <= 0)
+        return written;
+    ssize_t got = 0;
+    while (got < written) {
+        ssize_t n = read(pipe_fds[0], out + got, (size_t)(written - got));
+        if (n <= 0)
+            return -1;
+        got += n;
+    }
+    return got;
+}
+
+/* Searches every readable mapping of the process for `needle`, ignoring
+ * the copy at `own`. Returns whether it was found. */
+static int memory_contains(const char *needle, const char *own)
+{
+    FILE *maps = fopen("/proc/self/maps", "r");
+    int memory[2];
+    if (maps == NULL || pipe(memory) == -1) {
+        perror("opening /proc/self/maps or a pipe");
+        exit(5);
+    }
+    size_t needle_length = strlen(needle);
+    /* One pipe's worth: a write of it never blocks on the empty pipe. */
+    static char chunk[1 << 16];
+    char line[512];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, maps) != NULL) {
+        unsigned long start, end;
+        char permissions[8];
+        if (sscanf(line, "%lx-%lx %7s", &start, &end, permissions) != 3 || permissions[0] != 'r')
+            continue;
+        if (strstr(line, "[vvar") != NULL || strstr(line, "[vsyscall]") != NULL)
+            continue;
+        for (unsigned long at = start; at < end && !found;) {
+            size_t want = end - at < sizeof chunk ? end - at : sizeof chunk;
+            ssize_t got = safe_copy(memory, at, chunk, want);
+            if (got <= 0) {
+                at += 4096; /* an unreadable page: try the next */
+                continue;
+            }
+            for (size_t i = 0; i + needle_length <= (size_t)got; i++) {
+                if (chunk[i] == needle[0] && memcmp(chunk + i, needle, needle_length) == 0 &&
+                    (const char *)(at + i) != own && chunk + i != own) {
+                    found = 1;
+                    break;
+                }
+            }
+            /* Overlap so a needle across two chunks is not missed. */
+            at += (size_t)got > needle_length ? (size_t)got - needle_length : (size_t)got;
+        }
+    }
+    fclose(maps);
+    close(memory[0]);
+    close(memory[1]);
+    return found;
+}
+
+/* Looks in its own memory for each of `needles`, given reversed (so the
+ * parameter itself does not match), and sets the result to the needles it
+ * found, one a line. */
+static int hostile_scan_memory(const tessera_host *host, tessera_task *task)
+{
+    static char result[4096];
+    size_t used = 0;
+    size_t count = host->param_list_count(task, "reversed_needles");
+    for (size_t n = 0; n < count; n++) {
+        const char *reversed = host->param_list_item(task, "reversed_needles", n);
+        size_t length = strlen(reversed);
+        char *needle = malloc(length + 1);
+        if (needle == NULL)
+            return TESSERA_FAILED;
+        for (size_t i = 0; i < length; i++)
+            needle[i] = reversed[length - 1 - i];
+        needle[length] = '\0';
+        if (memory_contains(needle, needle) && used + length + 1 < sizeof result) {
+            memcpy(result + used, needle, length);
+            used += length;
+            result[used++] = '\n';
+        }
+        /* The copy goes, so the next search does not find it. */
+        memset(needle, 0, length);
+        free(needle);
+    }
+    host->set_result(task, result, used);
+    return TESSERA_OK;
+}
+
+/* Prints `output`, reports progress 0.5 once that is written, and sleeps
+ * until it is killed: a microtask whose parameters, environment and
+ * output stay in the worker while it runs. */
+static int hostile_hold_secret(const tessera_host *host, tessera_task *task)
+{
+    const char *output = host->param_string(task, "output");
+    printf("%s\n", output != NULL ? output : "");
+    fflush(stdout);
+    host->progress(task, 0.5);
+    while (forever)
+        sleep(1000);
+    return TESSERA_FAILED;
+}
+
+static const tessera_param secret_params[] = {
+    {"text", TESSERA_PARAM_STRING, 1, NULL, "A value nobody else may see."},
+    {"output", TESSERA_PARAM_STRING, 1, NULL, "What it prints."},
+};
+
+static const tessera_param scan_params[] = {
+    {"reversed_needles", TESSERA_PARAM_STRING_LIST, 1, NULL,
+     "The strings to look for, each written backwards."},
+};
+
 static const tessera_param echo_params[] = {
     {"text", TESSERA_PARAM_STRING, 1, NULL, "Text echoed in the result."},
     {"count", TESSERA_PARAM_INTEGER, 0, "1", "A number echoed in the result."},
@@ -180,6 +353,17 @@ static const tessera_executor hostile_executors[] = {
     {"echo_params", "Sets the result to a JSON object of its parameters.", echo_params,
      sizeof echo_params / sizeof echo_params[0], hostile_echo_params},
     EXECUTOR("loglines", hostile_loglines, "Logs one line at each level."),
+    EXECUTOR("forge_signal", hostile_forge_signal,
+             "Writes a crash report on descriptor 3 by hand and exits with 139."),
+    EXECUTOR("forge_peak", hostile_forge_peak,
+             "Writes a 1 TiB peak-memory report on descriptor 3 by hand and exits with 1."),
+    EXECUTOR("log_error", hostile_log_error,
+             "Logs an error, writes more to standard error and returns 4."),
+    EXECUTOR("term_self", hostile_term_self, "Sends itself SIGTERM, which it does not handle."),
+    {"scan_memory", "Looks for strings in its own memory and returns those it finds.",
+     scan_params, sizeof scan_params / sizeof scan_params[0], hostile_scan_memory},
+    {"hold_secret", "Prints its output, reports progress 0.5 and sleeps.", secret_params,
+     sizeof secret_params / sizeof secret_params[0], hostile_hold_secret},
 };
 
 static const tessera_plugin hostile_plugin = {
