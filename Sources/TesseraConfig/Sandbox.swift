@@ -62,6 +62,8 @@ public struct SandboxSettings: Sendable, Equatable {
     public var hidden: [String]?
     /// `filesystem.tmp`.
     public var tmp: Tmp?
+    /// `filesystem.tmp_size`: the size of the private /tmp, in bytes.
+    public var tmpSize: UInt64?
     /// `namespaces`, in the order written.
     public var namespaces: [Namespace]?
     /// `syscalls`.
@@ -96,6 +98,7 @@ public struct SandboxSettings: Sendable, Equatable {
         settings.writable = writable ?? base.writable
         settings.hidden = hidden ?? base.hidden
         settings.tmp = tmp ?? base.tmp
+        settings.tmpSize = tmpSize ?? base.tmpSize
         settings.namespaces = namespaces ?? base.namespaces
         settings.syscalls = syscalls ?? base.syscalls
         settings.allowSyscalls = allowSyscalls ?? base.allowSyscalls
@@ -173,6 +176,8 @@ private struct SandboxDraft {
             node.list(expected: "a list of absolute paths") { $0.absolutePath() }
         },
         KnownKey("tmp", \.tmp) { $0.oneOf() },
+        // size() refuses 0, which would give a tmpfs no bound at all.
+        KnownKey("tmp_size", \.tmpSize) { $0.size() },
     ]
 }
 

@@ -185,7 +185,8 @@ public final class Daemon {
                 summary.append(
                     "job \(job.name) (\(job.file)): \(job.stages.count) stage(s), \(tasks) microtask(s) per run")
                 for stage in job.stages {
-                    let sandbox = ResolvedSandbox(stage.sandbox.overlaid(on: server.defaultSandbox))
+                    let sandbox = ResolvedSandbox(
+                        stage.sandbox.overlaid(on: server.defaultSandbox), protected: server.protectedPaths)
                     summary.append("  stage \(stage.name) (executor \(stage.executor)):")
                     let limits = stage.limits.overlaid(on: server.defaults)
                     summary += sandbox.summary(limits: limits).map { "    " + $0 }
@@ -326,8 +327,7 @@ public final class Daemon {
         } catch {
             throw ControlError(ManagerError.invalidParameter, ["parameter": "job", "reason": .string(error.message)])
         }
-        let run = ActiveRun(
-            id: id, job: job, createdAt: now, defaults: config.defaults, defaultSandbox: config.defaultSandbox)
+        let run = ActiveRun(id: id, job: job, createdAt: now, server: config)
         activate(run)
         logInfo(
             "run \(id) of \(job.name) queued: \(total) microtask(s)", metadata: ["job": "\(job.name)", "run": "\(id)"])
@@ -409,9 +409,7 @@ public final class Daemon {
                 }
                 continue
             }
-            let run = ActiveRun(
-                id: saved.id, job: job, createdAt: saved.createdAt, defaults: config.defaults,
-                defaultSandbox: config.defaultSandbox)
+            let run = ActiveRun(id: saved.id, job: job, createdAt: saved.createdAt, server: config)
             run.counts = saved.counts
             run.startedAt = saved.startedAt
             if saved.startedAt != nil { run.state = .running }

@@ -79,18 +79,19 @@ final class ActiveRun {
     /// Set when something changed that watchers have not been told.
     var changed = false
 
-    init(id: Int64, job: JobDefinition, createdAt: Double, defaults: Limits, defaultSandbox: SandboxSettings) {
+    init(id: Int64, job: JobDefinition, createdAt: Double, server: ServerConfig) {
         self.id = id
         self.job = job
         self.createdAt = createdAt
         var first = 0
         var plans: [StagePlan] = []
+        let protected = server.protectedPaths
         for (position, stage) in job.stages.enumerated() {
             plans.append(
                 StagePlan(
                     definition: stage, position: position, firstIndex: first,
-                    limits: stage.limits.overlaid(on: defaults),
-                    sandbox: ResolvedSandbox(stage.sandbox.overlaid(on: defaultSandbox))))
+                    limits: stage.limits.overlaid(on: server.defaults),
+                    sandbox: ResolvedSandbox(stage.sandbox.overlaid(on: server.defaultSandbox), protected: protected)))
             first += stage.items.count
         }
         let byName = Dictionary(uniqueKeysWithValues: plans.map { ($0.definition.name, $0.position) })

@@ -60,6 +60,11 @@ struct ResolvedSandbox: Equatable {
     var allowSyscalls: [String] = []
     var denySyscalls: [String] = []
     var environment: [String] = []
+    /// The size of the private /tmp.
+    var tmpSize = ResolvedSandbox.defaultTmpSize
+    /// The paths of `hidden` that the stage did not ask for: the daemon's
+    /// own files, and /run with `network: none`.
+    var hiddenByDefault: [String] = []
     /// `user: dynamic`: every microtask gets a uid (and gid) of its own
     /// from DynamicUsers, sent with the task.
     var dynamicUser = false
@@ -70,6 +75,8 @@ struct ResolvedSandbox: Equatable {
     static let defaultEnvironment = [
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
     ]
+
+    static let defaultTmpSize: UInt64 = 256 << 20
 
     /// `declared` (NAME=value each) with the default variables it does not set.
     static func environment(_ declared: [String]) -> [String] {
@@ -83,7 +90,9 @@ struct ResolvedSandbox: Equatable {
     func has(_ flag: tw_sandbox_flags) -> Bool { flags & flag.rawValue != 0 }
 
     /// Applies the safe defaults to whatever the settings leave unset.
-    init(_ settings: SandboxSettings, host: HostCapabilities = .current) {
+    /// `protected` are the daemon's own files (ServerConfig.protectedPaths),
+    /// hidden from the microtask unless the stage names them.
+    init(_ settings: SandboxSettings, host: HostCapabilities = .current, protected: [String] = []) {
         guard !settings.disabled else {
             environment = ResolvedSandbox.defaultEnvironment
             return
@@ -125,6 +134,15 @@ struct ResolvedSandbox: Equatable {
             readOnly = settings.readOnly ?? ["/"]
             writable = settings.writable ?? []
             hidden = settings.hidden ?? []
+            // Without a network, the host's Unix sockets are out of reach
+            // too: most live under /run.
+            let named = Set(readOnly + writable + hidden)
+            let defaults = protected + (has(TW_SANDBOX_NETWORK_NONE) ? ["/run"] : [])
+            for path in defaults where !named.contains(path) && !hiddenByDefault.contains(path) {
+                hiddenByDefault.append(path)
+            }
+            hidden += hiddenByDefault
+            tmpSize = settings.tmpSize ?? ResolvedSandbox.defaultTmpSize
         } else {
             // Without a mount namespace there is no file system view to
             // change; Daemon.load refuses stages that ask for one.
@@ -158,6 +176,7 @@ struct ResolvedSandbox: Equatable {
         case .default: frame.u8(UInt8(TW_SYSCALLS_DEFAULT.rawValue))
         case .compute: frame.u8(UInt8(TW_SYSCALLS_COMPUTE.rawValue))
         }
+        frame.u64(tmpSize)
         for list in [readOnly, writable, hidden, allowSyscalls, denySyscalls, environment] {
             frame.u32(UInt32(list.count))
             list.forEach { frame.str($0) }
@@ -184,8 +203,13 @@ struct ResolvedSandbox: Equatable {
         }
         let written = writable.isEmpty ? "nothing" : writable.joined(separator: " ")
         var filesystem = "filesystem: read-only \(readOnly.joined(separator: " ")); writable \(written)"
-        if !hidden.isEmpty { filesystem += "; hidden \(hidden.joined(separator: " "))" }
-        filesystem += has(TW_SANDBOX_PRIVATE_TMP) ? "; private /tmp" : "; shared /tmp"
+        let asked = hidden.filter { !hiddenByDefault.contains($0) }
+        if !asked.isEmpty { filesystem += "; hidden \(asked.joined(separator: " "))" }
+        if !hiddenByDefault.isEmpty {
+            filesystem += "; hidden by default \(hiddenByDefault.joined(separator: " "))"
+        }
+        let privateTmp = has(TW_SANDBOX_PRIVATE_TMP)
+        filesystem += privateTmp ? "; private /tmp of \(formatSize(tmpSize))" : "; shared /tmp"
         var calls = "syscalls: \(syscalls.rawValue)"
         if !allowSyscalls.isEmpty { calls += ", also allowed \(allowSyscalls.joined(separator: " "))" }
         if !denySyscalls.isEmpty { calls += ", also denied \(denySyscalls.joined(separator: " "))" }
@@ -204,7 +228,14 @@ struct ResolvedSandbox: Equatable {
             filesystem, calls, "landlock: \(landlock)",
         ]
         let available = host.cgroup?.available ?? []
-        let memory = available.contains("memory") ? "memory.max" : "RLIMIT_AS"
+        let memory =
+            available.contains("memory")
+            ? "memory.max"
+            : "RLIMIT_AS: the address space of each process on its own; memfd and tmpfs pages are not counted"
+        let fileSize =
+            privateTmp
+            ? "RLIMIT_FSIZE: each file on its own; the private /tmp holds \(formatSize(tmpSize)) in all"
+            : "RLIMIT_FSIZE: each file on its own; what is written in all is not bounded"
         let processes = available.contains("pids") ? "pids.max and RLIMIT_NPROC" : "RLIMIT_NPROC, per user"
         let quota = available.contains("cpu") ? "cpu.max" : "not enforced: no cgroup v2 cpu controller"
         let candidates: [String?] = [
@@ -213,7 +244,7 @@ struct ResolvedSandbox: Equatable {
             limits.memory.map { "memory \(formatSize($0)) (\(memory))" },
             limits.processes.map { "processes \($0) (\(processes))" },
             limits.openFiles.map { "open_files \($0) (RLIMIT_NOFILE)" },
-            limits.fileSize.map { "file_size \(formatSize($0)) (RLIMIT_FSIZE)" },
+            limits.fileSize.map { "file_size \(formatSize($0)) (\(fileSize))" },
             limits.wall.map { "wall \(formatDuration($0)) (the daemon's timer)" },
         ]
         let limited = candidates.compactMap { $0 }
@@ -251,4 +282,30 @@ struct DynamicUsers {
     mutating func take() -> UInt32? { free.popLast() }
 
     mutating func give(back id: UInt32) { free.append(id) }
+}
+
+extension ServerConfig {
+    /// The daemon's own files, which a sandboxed microtask does not see
+    /// unless its stage names them: the server configuration (whose
+    /// `access` rules and defaults are the operator's), the job files
+    /// (other jobs' parameters) and the state directory (every run's
+    /// parameters, results and output). Absolute, with symbolic links
+    /// resolved, as the mounts see them.
+    var protectedPaths: [String] {
+        ([file] + jobsDirs + [stateDir]).map(absolutePath).filter { $0 != "/" }
+    }
+}
+
+/// `path` made absolute against the working directory, with its symbolic
+/// links resolved when it exists.
+func absolutePath(_ path: String) -> String {
+    if let resolved = realpath(path, nil) {
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+    if path.hasPrefix("/") { return path }
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+    guard getcwd(&buffer, buffer.count) != nil else { return path }
+    let directory = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return (directory == "/" ? "" : directory) + "/" + path
 }

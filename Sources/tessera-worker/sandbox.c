@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <poll.h>
 #include <sched.h>
@@ -64,8 +65,9 @@
 #define STATX_ATTR_MOUNT_ROOT 0x00002000
 #endif
 
-#define TMP_OPTIONS "mode=1777,size=256m"
-#define HIDDEN_OPTIONS "mode=0555,size=4k,nr_inodes=16"
+/* Room for the mount points of what a stage puts beneath a hidden
+ * directory; it holds no data. */
+#define HIDDEN_OPTIONS "mode=0555,size=4k,nr_inodes=1024"
 
 /* What the zygote records once (sandbox_init); children inherit it. */
 static struct {
@@ -175,10 +177,10 @@ static void check_paths(struct sandbox_plan *plan, const char *what,
     }
 }
 
-static void add_step(struct sandbox_plan *plan, enum mount_kind kind, const char *path,
-                     uint32_t tree)
+static void add_step(struct sandbox_plan *plan, enum mount_kind kind, const char *path)
 {
-    plan->steps[plan->step_count++] = (struct mount_step){kind, path, tree};
+    plan->steps[plan->step_count++] = (struct mount_step){
+        .kind = kind, .path = path, .tree = -1, .directory = true, .parent = -1};
 }
 
 /* Orders the mounts: parents before what is beneath them (a path is
@@ -199,6 +201,14 @@ static void sort_steps(struct sandbox_plan *plan)
         }
         plan->steps[j] = step;
     }
+}
+
+/* Whether the step makes a file system of its own, in which the mount
+ * points of the steps beneath it must be made. */
+static bool creates_file_system(const struct mount_step *step)
+{
+    return step->kind == MOUNT_TMP || step->kind == MOUNT_VAR_TMP ||
+           (step->kind == MOUNT_HIDDEN && step->directory);
 }
 
 static void plan_mounts(struct sandbox_plan *plan, const struct stage_sandbox *sandbox)
@@ -226,30 +236,51 @@ static void plan_mounts(struct sandbox_plan *plan, const struct stage_sandbox *s
     devices = devices && !host.devices_nodev;
 
     size_t capacity = (size_t)sandbox->read_only.count + sandbox->writable.count +
-                      sandbox->hidden.count + 1;
+                      sandbox->hidden.count + 4;
     plan->steps = xcalloc(capacity, sizeof *plan->steps);
     for (uint32_t i = 0; i < sandbox->read_only.count; i++)
-        add_step(plan, MOUNT_READ_ONLY, sandbox->read_only.items[i], 0);
+        add_step(plan, MOUNT_READ_ONLY, sandbox->read_only.items[i]);
     for (uint32_t i = 0; i < sandbox->writable.count; i++)
-        add_step(plan, MOUNT_WRITABLE, sandbox->writable.items[i], i);
+        add_step(plan, MOUNT_WRITABLE, sandbox->writable.items[i]);
     for (uint32_t i = 0; i < sandbox->hidden.count; i++)
-        add_step(plan, MOUNT_HIDDEN, sandbox->hidden.items[i], 0);
+        add_step(plan, MOUNT_HIDDEN, sandbox->hidden.items[i]);
     if (devices) {
-        add_step(plan, MOUNT_DEVICES, "/dev", 0);
+        add_step(plan, MOUNT_DEVICES, "/dev");
         plan->bind_devices = !host.devices_mount_point;
     }
-    sort_steps(plan);
-    plan->writable = sandbox->writable.items;
-    plan->writable_count = sandbox->writable.count;
-
     if (sandbox->flags & TW_SANDBOX_PRIVATE_TMP) {
         plan->tmp = is_directory("/tmp");
-        plan->var_tmp = plan->tmp && is_directory("/var/tmp");
+        if (plan->tmp) {
+            add_step(plan, MOUNT_TMP, "/tmp");
+            if (is_directory("/var/tmp"))
+                add_step(plan, MOUNT_VAR_TMP, "/var/tmp");
+            uint64_t size = sandbox->tmp_size != 0 ? sandbox->tmp_size : 256ull << 20;
+            plan->tmp_options = xasprintf("mode=1777,size=%llu", (unsigned long long)size);
+        }
     }
     bool proc_hidden = false;
     for (uint32_t i = 0; i < sandbox->hidden.count; i++)
         proc_hidden = proc_hidden || covers(sandbox->hidden.items[i], "/proc");
-    plan->proc = plan->pid_namespace && !proc_hidden;
+    if (plan->pid_namespace && !proc_hidden)
+        add_step(plan, MOUNT_PROC, "/proc");
+    sort_steps(plan);
+
+    for (uint32_t i = 0; i < plan->step_count; i++) {
+        struct mount_step *step = &plan->steps[i];
+        struct stat status;
+        if (step->kind == MOUNT_HIDDEN || step->kind == MOUNT_READ_ONLY ||
+            step->kind == MOUNT_WRITABLE)
+            step->directory = stat(step->path, &status) != 0 || S_ISDIR(status.st_mode);
+        if ((step->kind == MOUNT_READ_ONLY && strcmp(step->path, "/") != 0) ||
+            step->kind == MOUNT_WRITABLE)
+            step->tree = (int)plan->tree_count++;
+        /* The deepest file system made earlier that holds this path. */
+        for (uint32_t j = 0; j < i; j++) {
+            if (creates_file_system(&plan->steps[j]) && covers(plan->steps[j].path, step->path) &&
+                strcmp(plan->steps[j].path, step->path) != 0)
+                step->parent = (int)j;
+        }
+    }
 }
 
 void sandbox_prepare(struct stage *stage)
@@ -342,6 +373,7 @@ void sandbox_plan_free(struct sandbox_plan *plan)
         return;
     free(plan->problem);
     free(plan->steps);
+    free(plan->tmp_options);
     syscall_filter_release(plan->filter);
     free(plan);
 }
@@ -447,6 +479,71 @@ static void set_mount_attributes(int dirfd, const char *path, unsigned flags, ui
         sandbox_fail(step, shown);
 }
 
+/* Makes the mount point of `step` in the file system a step before it
+ * created (the directories up to it, then a directory or an empty file). */
+static void make_mount_point(const struct mount_step *step)
+{
+    char path[PATH_MAX];
+    size_t length = strlen(step->path);
+    if (length >= sizeof path) {
+        errno = ENAMETOOLONG;
+        sandbox_fail("making the mount point of", step->path);
+    }
+    memcpy(path, step->path, length + 1);
+    for (char *slash = strchr(path + 1, '/'); slash != NULL; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        if (mkdir(path, 0755) == -1 && errno != EEXIST)
+            sandbox_fail("making the mount point of", step->path);
+        *slash = '/';
+    }
+    if (step->directory) {
+        if (mkdir(path, 0755) == -1 && errno != EEXIST)
+            sandbox_fail("making the mount point of", step->path);
+        return;
+    }
+    int fd = (int)RETRY(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    if (fd == -1)
+        sandbox_fail("making the mount point of", step->path);
+    close(fd);
+}
+
+/* After step `index` made a file system: the mount points of the steps
+ * that go in it. */
+static void make_mount_points(const struct sandbox_plan *plan, uint32_t index)
+{
+    for (uint32_t i = index + 1; i < plan->step_count; i++) {
+        if (plan->steps[i].parent == (int)index)
+            make_mount_point(&plan->steps[i]);
+    }
+}
+
+/* Covers a directory with an empty read-only tmpfs (with the mount points
+ * of what goes beneath it), or a file with /dev/null, read-only and nodev,
+ * so that it cannot even be opened. Nothing to hide where nothing is. */
+static void hide(const struct sandbox_plan *plan, uint32_t index)
+{
+    const struct mount_step *step = &plan->steps[index];
+    if (!step->directory) {
+        if (mount("/dev/null", step->path, NULL, MS_BIND, NULL) == -1) {
+            if (errno == ENOENT)
+                return;
+            sandbox_fail("hidden", step->path);
+        }
+        set_mount_attributes(AT_FDCWD, step->path, 0,
+                             MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                 MOUNT_ATTR_NOEXEC,
+                             0, "hidden", step->path);
+        return;
+    }
+    if (mount("tmpfs", step->path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, HIDDEN_OPTIONS) == -1) {
+        if (errno == ENOENT)
+            return;
+        sandbox_fail("hidden", step->path);
+    }
+    make_mount_points(plan, index);
+    set_mount_attributes(AT_FDCWD, step->path, 0, MOUNT_ATTR_RDONLY, 0, "hidden", step->path);
+}
+
 static void mount_all(const struct sandbox_plan *plan)
 {
     /* Nothing done here may reach the host's mount namespace. */
@@ -455,40 +552,72 @@ static void mount_all(const struct sandbox_plan *plan)
     if (plan->bind_devices && mount("/dev", "/dev", NULL, MS_BIND | MS_REC, NULL) == -1)
         sandbox_fail("binding", "/dev");
 
-    /* Copies of the writable paths, taken before anything is made
-     * read-only, so they keep the host's flags; nosuid (and nodev, but not
-     * beneath /dev) added. */
-    int trees_stack[8];
-    int *trees = plan->writable_count <= 8 ? trees_stack
-                                           : malloc(plan->writable_count * sizeof *trees);
+    /* Copies of the read-only and writable paths, taken before anything is
+     * made read-only or covered, so they show the host's files and keep
+     * the host's flags; nosuid (and nodev, but not beneath /dev) added,
+     * and read-only for the read-only ones. */
+    int trees_stack[16];
+    int *trees = plan->tree_count <= 16 ? trees_stack : malloc(plan->tree_count * sizeof *trees);
     if (trees == NULL)
         sandbox_fail("allocating", NULL);
-    for (uint32_t i = 0; i < plan->writable_count; i++) {
-        const char *path = plan->writable[i];
-        trees[i] = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-        if (trees[i] == -1)
-            sandbox_fail("writable", path);
-        uint64_t set = MOUNT_ATTR_NOSUID | (covers("/dev", path) ? 0 : MOUNT_ATTR_NODEV);
-        set_mount_attributes(trees[i], "", AT_EMPTY_PATH | AT_RECURSIVE, set, 0, "writable", path);
+    for (uint32_t i = 0; i < plan->step_count; i++) {
+        const struct mount_step *step = &plan->steps[i];
+        if (step->tree < 0)
+            continue;
+        const char *what = step->kind == MOUNT_WRITABLE ? "writable" : "read_only";
+        int tree = open_tree(AT_FDCWD, step->path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (tree == -1)
+            sandbox_fail(what, step->path);
+        uint64_t set = MOUNT_ATTR_NOSUID | (covers("/dev", step->path) ? 0 : MOUNT_ATTR_NODEV);
+        if (step->kind == MOUNT_READ_ONLY)
+            set |= MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV;
+        set_mount_attributes(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, set, 0, what, step->path);
+        trees[step->tree] = tree;
     }
 
     for (uint32_t i = 0; i < plan->step_count; i++) {
         const struct mount_step *step = &plan->steps[i];
         switch (step->kind) {
-        case MOUNT_READ_ONLY:
-            /* "/" is the root mount of the namespace already; any other
-             * path is bound onto itself to become a mount of its own. */
-            if (strcmp(step->path, "/") != 0 &&
-                mount(step->path, step->path, NULL, MS_BIND | MS_REC, NULL) == -1)
-                sandbox_fail("read_only", step->path);
-            set_mount_attributes(AT_FDCWD, step->path, AT_RECURSIVE,
-                                 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0,
-                                 "read_only", step->path);
+        case MOUNT_TMP:
+            /* One fresh tmpfs, on /tmp and bound on /var/tmp: a file
+             * system costs ~15-40 µs to make and tear down, a bind a few.
+             * The microtask sees the same files in both, and they are gone
+             * with it either way. */
+            if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, plan->tmp_options) == -1)
+                sandbox_fail("private tmp", "/tmp");
+            make_mount_points(plan, i);
             break;
+        case MOUNT_VAR_TMP:
+            if (mount("/tmp", "/var/tmp", NULL, MS_BIND, NULL) == -1)
+                sandbox_fail("private tmp", "/var/tmp");
+            make_mount_points(plan, i);
+            break;
+        case MOUNT_PROC:
+            /* Read-only: a process whose uid is root (the stage keeps a
+             * root daemon's identity) may write sysctls with no capability
+             * at all. Without hidepid: every process in the namespace is
+             * the microtask's, under one uid, so hiding them from each
+             * other would protect nothing, but it would hide pid 1 (the
+             * microtask's main process, which the switch away from root
+             * left non-dumpable, and which stays so: it is a copy of the
+             * zygote, and must not be readable by other processes of its
+             * uid). */
+            if (mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) ==
+                -1)
+                sandbox_fail("mounting", "/proc");
+            break;
+        case MOUNT_READ_ONLY:
+            if (step->tree < 0) {
+                /* "/" is the root mount of the namespace already. */
+                set_mount_attributes(AT_FDCWD, "/", AT_RECURSIVE,
+                                     MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0,
+                                     "read_only", "/");
+                break;
+            }
+            /* fall through: attached as a writable copy is */
         case MOUNT_WRITABLE:
-            if (move_mount(trees[step->tree], "", AT_FDCWD, step->path,
-                           MOVE_MOUNT_F_EMPTY_PATH) == -1)
-                sandbox_fail("writable", step->path);
+            if (move_mount(trees[step->tree], "", AT_FDCWD, step->path, MOVE_MOUNT_F_EMPTY_PATH) == -1)
+                sandbox_fail(step->kind == MOUNT_WRITABLE ? "writable" : "read_only", step->path);
             close(trees[step->tree]);
             break;
         case MOUNT_DEVICES:
@@ -499,36 +628,12 @@ static void mount_all(const struct sandbox_plan *plan)
                                  "/dev");
             break;
         case MOUNT_HIDDEN:
-            /* Nothing to hide where nothing is. */
-            if (mount("tmpfs", step->path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                      HIDDEN_OPTIONS) == -1 &&
-                errno != ENOENT)
-                sandbox_fail("hidden", step->path);
+            hide(plan, i);
             break;
         }
     }
     if (trees != trees_stack)
         free(trees);
-
-    /* One fresh tmpfs, on /tmp and bound on /var/tmp: a file system costs
-     * ~15-40 µs to make and tear down, a bind a few. The microtask sees
-     * the same files in both, and they are gone with it either way. */
-    if (plan->tmp &&
-        mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, TMP_OPTIONS) == -1)
-        sandbox_fail("private tmp", "/tmp");
-    if (plan->var_tmp && mount("/tmp", "/var/tmp", NULL, MS_BIND, NULL) == -1)
-        sandbox_fail("private tmp", "/var/tmp");
-    /* Read-only: a process whose uid is root (the stage keeps a root
-     * daemon's identity) may write sysctls with no capability at all.
-     * Without hidepid: every process in the namespace is the microtask's,
-     * under one uid, so hiding them from each other would protect nothing,
-     * but it would hide pid 1 (the microtask's main process, which the
-     * switch away from root left non-dumpable, and which stays so: it is a
-     * copy of the zygote, with every stage definition in its memory, and
-     * must not be readable by other processes of its uid). */
-    if (plan->proc &&
-        mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == -1)
-        sandbox_fail("mounting", "/proc");
 }
 
 void sandbox_enter(const struct stage *stage)

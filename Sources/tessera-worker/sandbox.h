@@ -17,9 +17,11 @@
  *   stderr); signals reset; user namespace maps (the child writes its
  *   own); setns() into the shared empty network namespace; unshare() of
  *   the mount, IPC, UTS (and, in a user namespace, network) namespaces;
- *   mounts (private propagation, copies of the writable paths, read-only
- *   paths, the writable copies attached, nodev lifted from /dev, hidden
- *   paths, private /tmp, a fresh read-only /proc); chdir("/"); bounding
+ *   mounts (private propagation, copies of the read-only and writable
+ *   paths; then, parents first, "/" made read-only, the file systems the
+ *   sandbox creates (private /tmp, hidden directories, a fresh /proc) with
+ *   the mount points of what lies beneath them, the copies attached, nodev
+ *   lifted from /dev, hidden files covered); chdir("/"); bounding
  *   set dropped; groups, gid, uid switched; PR_SET_PDEATHSIG and a check
  *   that the zygote still lives; ambient and all other capabilities
  *   dropped; no_new_privs; Landlock; every other descriptor closed;
@@ -38,6 +40,9 @@
 
 enum mount_kind {
     /* in this order where two act on the same path */
+    MOUNT_TMP,     /* a fresh tmpfs on /tmp */
+    MOUNT_VAR_TMP, /* /tmp bound on /var/tmp */
+    MOUNT_PROC,    /* a fresh /proc for the pid namespace */
     MOUNT_READ_ONLY,
     MOUNT_WRITABLE,
     MOUNT_DEVICES, /* /dev: lift the nodev a read-only parent put on it */
@@ -47,7 +52,16 @@ enum mount_kind {
 struct mount_step {
     enum mount_kind kind;
     const char *path;  /* into the stage's strings, or a literal */
-    uint32_t tree;     /* MOUNT_WRITABLE: its copy, made before the others */
+    /* MOUNT_READ_ONLY (but "/") and MOUNT_WRITABLE: their copy, taken
+     * before anything is mounted, so a path beneath a file system the
+     * sandbox creates still shows the host's files. */
+    int tree;
+    /* The path is, or is beneath, a directory (else a file). */
+    bool directory;
+    /* The step that creates the file system this path lies in (MOUNT_TMP,
+     * MOUNT_VAR_TMP or a hidden directory), whose mount point the child
+     * makes in it; -1 when the path is on the host's tree. */
+    int parent;
 };
 
 struct sandbox_plan {
@@ -75,11 +89,9 @@ struct sandbox_plan {
     bool bind_devices; /* /dev is no mount point: bind it first */
     struct mount_step *steps;
     uint32_t step_count;
-    uint32_t writable_count;
-    const char *const *writable; /* the stage's list */
-    bool tmp;                    /* a fresh tmpfs on /tmp... */
-    bool var_tmp;                /* ...bound on /var/tmp too */
-    bool proc;                   /* a fresh /proc for the pid namespace */
+    uint32_t tree_count; /* steps with a copy to take */
+    bool tmp;            /* a fresh tmpfs on /tmp (and /var/tmp) */
+    char *tmp_options;   /* its mount options, with its size */
     bool landlock;
     struct syscall_filter *filter; /* NULL: none */
 };

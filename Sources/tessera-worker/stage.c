@@ -80,6 +80,7 @@ static bool measure(struct wire_reader reader, struct stage_measure *measure)
     (void)wire_get_u32(&reader); /* uid */
     (void)wire_get_u32(&reader); /* gid */
     (void)wire_get_u8(&reader);  /* syscall profile */
+    (void)wire_get_u64(&reader); /* tmp size */
     for (int list = 0; list < SANDBOX_LIST_COUNT && !reader.malformed; list++) {
         uint32_t count = wire_get_u32(&reader);
         for (uint32_t v = 0; v < count && !reader.malformed; v++)
@@ -143,6 +144,7 @@ struct stage *stage_decode(struct wire_reader *reader)
     sandbox->uid = wire_get_u32(reader);
     sandbox->gid = wire_get_u32(reader);
     sandbox->syscalls = wire_get_u8(reader);
+    sandbox->tmp_size = wire_get_u64(reader);
     struct stage_list *lists[SANDBOX_LIST_COUNT] = {
         &sandbox->read_only,      &sandbox->writable,      &sandbox->hidden,
         &sandbox->allow_syscalls, &sandbox->deny_syscalls, &sandbox->environment,

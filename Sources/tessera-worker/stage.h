@@ -61,6 +61,7 @@ struct stage_sandbox {
     uint32_t uid;   /* TW_ID_UNCHANGED: keep the worker's */
     uint32_t gid;
     uint8_t syscalls; /* TW_SYSCALLS_* */
+    uint64_t tmp_size; /* bytes of the private /tmp */
     struct stage_list read_only;
     struct stage_list writable;
     struct stage_list hidden;

@@ -589,6 +589,26 @@ let brokenFiles: [BrokenFile] = [
         """,
         "etc/tessera/jobs.d/hello.yaml:4:21: sandbox.filesystem.tmp: expected private or shared, found \"yes\""),
     .job(
+        "sandbox tmp_size zero",
+        """
+        name: hello
+        executor: noop
+        sandbox:
+          filesystem: {tmp_size: 0B}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:26: sandbox.filesystem.tmp_size: expected a size greater than zero, found \"0B\""
+    ),
+    .job(
+        "sandbox tmp_size without a unit",
+        """
+        name: hello
+        executor: noop
+        sandbox:
+          filesystem: {tmp_size: lots}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:26: sandbox.filesystem.tmp_size: expected a size such as 256MiB, found \"lots\""
+    ),
+    .job(
         "sandbox relative writable path",
         """
         name: hello

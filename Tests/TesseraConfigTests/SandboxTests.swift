@@ -50,6 +50,7 @@ struct SandboxTests {
                         writable: [\(directory)/out]
                         hidden: [/home, /root]
                         tmp: private
+                        tmp_size: 64MiB
                       namespaces: [pid, ipc, uts, mount]
                       syscalls: default
                       allow_syscalls: [ptrace]
@@ -64,6 +65,7 @@ struct SandboxTests {
             expected.writable = ["\(directory)/out"]
             expected.hidden = ["/home", "/root"]
             expected.tmp = .private
+            expected.tmpSize = 64 << 20
             expected.namespaces = [.pid, .ipc, .uts, .mount]
             expected.syscalls = .default
             expected.allowSyscalls = ["ptrace"]

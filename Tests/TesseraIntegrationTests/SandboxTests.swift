@@ -74,7 +74,32 @@ final class Listener {
         abstractName = name
     }
 
-    deinit { close(fd) }
+    /// A Unix socket at `path` that anyone may connect to.
+    init(path: String) throws {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+        unlink(path)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 && listen(fd, 16) == 0
+            }
+        }
+        guard bound, chmod(path, 0o777) == 0 else { throw HarnessError(description: "cannot listen on \(path)") }
+        self.fd = fd
+        port = 0
+        abstractName = nil
+        self.path = path
+    }
+
+    /// The socket file, for a pathname socket.
+    var path: String?
+
+    deinit {
+        close(fd)
+        if let path { unlink(path) }
+    }
 }
 
 /// One attack and what each run of it must show.
@@ -108,6 +133,9 @@ struct HostileSuiteTests {
         Attack(
             executor: "connect_abstract", stoppedBy: "the empty network namespace",
             confinedError: "Connection refused"),
+        Attack(
+            executor: "connect_unix", stoppedBy: "/run hidden with network: none",
+            confinedError: "No such file or directory"),
         Attack(executor: "ptrace", stoppedBy: "the seccomp filter", confinedError: "Operation not permitted"),
         Attack(executor: "kill", stoppedBy: "the pid namespace", confinedError: "No such process"),
         Attack(
@@ -162,6 +190,7 @@ struct HostileSuiteTests {
         let sacrifice = try Sacrifice()
         let listener = try Listener()
         let abstract = try Listener(abstract: "tessera-test-\(getpid())-\(attack.executor)")
+        let pathname = try Listener(path: "/run/tessera-test-\(getpid())-\(attack.executor).sock")
         let directory = makeTemporaryDirectory("tessera-attack")
         defer { removeTree(directory) }
         chmod(directory, 0o777)
@@ -171,6 +200,7 @@ struct HostileSuiteTests {
         case "write_file": target = "/var/lib/tessera-attack-\(getpid())"
         case "connect_tcp": target = String(listener.port)
         case "connect_abstract": target = abstract.abstractName ?? ""
+        case "connect_unix": target = pathname.path ?? ""
         case "ptrace", "kill", "proc_mem": target = String(sacrifice.pid)
         case "tiocsti": target = "0"
         case "mount": target = directory

@@ -45,9 +45,11 @@ enum tw_message_type {
      *   then the sandbox (see "Sandbox" below):
      *   u32 flags (TW_SANDBOX_*), u32 uid, u32 gid (TW_ID_UNCHANGED: keep)
      *   u8 syscalls (TW_SYSCALLS_*)
+     *   u64 size of the private /tmp in bytes
      *   u32 count, count x str   read-only paths
      *   u32 count, count x str   writable paths (bind-mounted read-write)
-     *   u32 count, count x str   hidden paths (an empty read-only tmpfs on top)
+     *   u32 count, count x str   hidden paths (an empty read-only tmpfs on a
+     *                            directory, /dev/null on a file)
      *   u32 count, count x str   syscall names to allow beyond the profile
      *   u32 count, count x str   syscall names to deny beyond the profile
      *   u32 count, count x str   environment, "NAME=value" each

@@ -120,6 +120,19 @@ static int attack_connect_abstract(const tessera_host *host, tessera_task *task)
     return rc == 0 ? escaped("connect") : blocked("connect");
 }
 
+/* Connects to the Unix socket at the path <target>. */
+static int attack_connect_unix(const tessera_host *host, tessera_task *task)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return blocked("socket");
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    snprintf(address.sun_path, sizeof address.sun_path, "%s", target(host, task));
+    int rc = connect(fd, (struct sockaddr *)&address, sizeof address);
+    close(fd);
+    return rc == 0 ? escaped("connect") : blocked("connect");
+}
+
 /* Attaches to the process <target> with ptrace. */
 static int attack_ptrace(const tessera_host *host, tessera_task *task)
 {
@@ -352,6 +365,7 @@ static const tessera_executor attack_executors[] = {
     ATTACK("write_file", attack_write_file, "Creates the file named by target."),
     ATTACK("connect_tcp", attack_connect_tcp, "Connects to 127.0.0.1:target."),
     ATTACK("connect_abstract", attack_connect_abstract, "Connects to the abstract Unix socket target."),
+    ATTACK("connect_unix", attack_connect_unix, "Connects to the Unix socket at the path target."),
     ATTACK("ptrace", attack_ptrace, "Attaches to process target with ptrace."),
     ATTACK("kill", attack_kill, "Sends SIGKILL to process target."),
     ATTACK("tiocsti", attack_tiocsti, "Pushes input into the terminal on fd target."),
