@@ -127,7 +127,15 @@ struct ResolvedSandbox: Equatable {
             dynamicUser = true
             if host.isRoot { (uid, gid) = host.nobody }
         case nil:
-            if host.isRoot { (uid, gid) = host.nobody }
+            // A root daemon gives every microtask a uid of its own: under
+            // one shared uid (nobody), one microtask could use up the
+            // per-user kernel limits (processes, inotify instances, ...) of
+            // all the others. Without root a user namespace maps the
+            // daemon's own user, the only one it has.
+            if host.isRoot {
+                dynamicUser = true
+                (uid, gid) = host.nobody
+            }
         }
         syscalls = settings.syscalls ?? .default
         if has(TW_SANDBOX_NS_MOUNT) {

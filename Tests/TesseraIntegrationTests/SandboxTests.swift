@@ -372,8 +372,10 @@ struct RootlessTests {
 
 @Suite("Sandbox: dynamic users")
 struct DynamicUserTests {
-    @Test("microtasks running at once get a uid and gid of their own, from the dynamic range")
-    func distinctUsers() throws {
+    @Test(
+        "microtasks running at once get a uid and gid of their own, from the dynamic range",
+        arguments: ["sandbox: {user: dynamic}", "# user: dynamic is the default for a root daemon"])
+    func distinctUsers(_ sandbox: String) throws {
         let daemon = try Daemon(
             jobs: [
                 "dyn.yaml": """
@@ -381,7 +383,7 @@ struct DynamicUserTests {
                 executor: shell
                 params: {command: [sh, -c, "id -u; id -g; sleep 0.5"]}
                 range: {from: 0, to: 4}
-                sandbox: {user: dynamic}
+                \(sandbox)
                 """
             ], slots: 4)
         let id = try daemon.startRun("dyn")
@@ -395,6 +397,8 @@ struct DynamicUserTests {
             uids.insert(uid)
         }
         #expect(uids.count == 4, "four microtasks ran at once, so four uids: \(uids)")
+        let check = runProgram(["\(binDirectory)/tesserad", "--check", "--config", daemon.configPath])
+        #expect(check.stdout.contains("user: dynamic: a uid and gid of its own"), "\(check.stdout)")
     }
 }
 
