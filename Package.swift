@@ -23,6 +23,8 @@ let package = Package(
         .library(name: "tessera-test-wrongabi", type: .dynamic, targets: ["WrongABITestPlugin"]),
         .library(name: "tessera-test-noentry", type: .dynamic, targets: ["NoEntryTestPlugin"]),
         .library(name: "tessera-test-dupexec", type: .dynamic, targets: ["DuplicateExecutorTestPlugin"]),
+        .library(name: "tessera-test-hanginit", type: .dynamic, targets: ["HangInitTestPlugin"]),
+        .library(name: "tessera-test-manyexec", type: .dynamic, targets: ["ManyExecutorsTestPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -62,7 +64,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "tessera",
-            dependencies: ["TesseraProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "TesseraConfig", "TesseraProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         // The worker zygote is C on purpose: it forks, and the code between
         // fork() and the executor must not touch a language runtime.
@@ -95,6 +99,12 @@ let package = Package(
         .target(name: "NoEntryTestPlugin", path: "Tests/Plugins/noentry", publicHeadersPath: "."),
         .target(
             name: "DuplicateExecutorTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/dupexec",
+            publicHeadersPath: "."),
+        .target(
+            name: "HangInitTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/hanginit",
+            publicHeadersPath: "."),
+        .target(
+            name: "ManyExecutorsTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/manyexec",
             publicHeadersPath: "."),
 
         .testTarget(name: "TesseraConfigTests", dependencies: ["TesseraConfig"]),

@@ -35,6 +35,10 @@ public struct ServerConfig: Sendable, Equatable {
     /// SIGTERM before they are killed, in milliseconds.
     public var shutdownTimeout: UInt64
     public static let defaultShutdownTimeout: UInt64 = 30_000
+    /// `plugin_timeout:`, how long reading the plugins' declarations may
+    /// take before the process doing it is killed, in milliseconds.
+    public var pluginTimeout: UInt64 = defaultPluginTimeout
+    public static let defaultPluginTimeout: UInt64 = 10_000
     /// `log_level:`, one of `logLevels`; nil: info, or what --log-level says.
     public var logLevel: String?
     public static let logLevels = ["error", "warning", "notice", "info", "debug"]
@@ -71,6 +75,7 @@ public struct ServerConfig: Sendable, Equatable {
         KnownKey("slots", \.slots) { $0.positiveInteger() },
         KnownKey("access", \.access) { AccessRules.decode($0) },
         KnownKey("shutdown_timeout", \.shutdownTimeout) { $0.duration() },
+        KnownKey("plugin_timeout", \.pluginTimeout) { $0.duration() },
         KnownKey("log_level", \.logLevel) { node in
             guard let text = node.string(), ServerConfig.logLevels.contains(text) else {
                 node.reportExpected(ServerConfig.logLevels.joined(separator: ", "))

@@ -9,7 +9,7 @@
 /// prefix of at least 4 characters with `word` (or starts with all of a
 /// `word` of 3 characters or more). The nearest wins; ties go to the
 /// earlier candidate.
-func suggestion(for word: String, among candidates: [String]) -> String? {
+public func suggestion(for word: String, among candidates: [String]) -> String? {
     var best: (candidate: String, distance: Int)?
     for candidate in candidates where candidate != word {
         let distance = editDistance(word, candidate)

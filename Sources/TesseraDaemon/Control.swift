@@ -36,6 +36,10 @@ final class Connection {
     private var framer = VarlinkFramer(maximumMessageSize: maximumRequestSize)
     /// Set while a WatchRun stream is in progress; later calls wait.
     var watching: ActiveRun?
+    /// Set while a call's reply comes later (a reload); later calls wait.
+    var awaitingReply = false
+    /// Whether calls that arrive now must wait for an earlier one.
+    private var holding: Bool { watching != nil || awaitingReply }
     private var waitingCalls: [[UInt8]] = []
     private(set) var isClosed = false
 
@@ -61,7 +65,7 @@ final class Connection {
             return
         }
         for message in messages where !isClosed {
-            if watching != nil {
+            if holding {
                 waitingCalls.append(message)
             } else {
                 daemon.handleMessage(message, on: self)
@@ -69,9 +73,10 @@ final class Connection {
         }
     }
 
-    /// Called when a watch ends: handles calls that arrived meanwhile.
+    /// Called when a watch or a later reply ends: handles calls that
+    /// arrived meanwhile.
     func resume() {
-        while watching == nil, !waitingCalls.isEmpty, !isClosed {
+        while !holding, !waitingCalls.isEmpty, !isClosed {
             daemon.handleMessage(waitingCalls.removeFirst(), on: self)
         }
     }
@@ -270,13 +275,29 @@ extension Daemon {
             armWatchTimer()
             return nil
         case "io.tessera.Manager.Reload":
-            if let errors = reload() {
-                errors.forEach { logError("reload: \($0)") }
-                throw ControlError(ManagerError.reloadFailed, ["errors": .array(errors.map(JSON.string))])
+            // The reply comes when the plugins are described, which happens
+            // beside the loop.
+            connection.awaitingReply = true
+            reload { [unowned self, weak connection] outcome in
+                guard let connection, !connection.isClosed else { return }
+                connection.awaitingReply = false
+                if !call.oneway {
+                    switch outcome {
+                    case .failed(let errors):
+                        self.send(
+                            .failure(ManagerError.reloadFailed, ["errors": .array(errors.map(JSON.string))]),
+                            to: connection)
+                    case .applied(let jobs, let plugins, let problems):
+                        self.send(
+                            VarlinkReply(parameters: [
+                                "jobs": .int(Int64(jobs)), "plugins": .int(Int64(plugins)),
+                                "problems": .array(problems.map(JSON.string)),
+                            ]), to: connection)
+                    }
+                }
+                connection.resume()
             }
-            return VarlinkReply(parameters: [
-                "jobs": .int(Int64(loaded.jobs.count)), "plugins": .int(Int64(loaded.catalog.plugins.count)),
-            ])
+            return nil
         default:
             throw ControlError(ServiceError.methodNotFound, ["method": .string(call.method)])
         }

@@ -63,6 +63,9 @@ public final class Daemon {
     /// Kills workers that have not exited a while after shutdown began.
     lazy var shutdownTimer = Timer(loop: loop)
     var exitCode: Int32 = 0
+    /// The plugins of a reload being described, and who waits for the next one.
+    var pluginDescription: PluginDescription?
+    var reloadWaiters: [(ReloadOutcome) -> Void] = []
 
     // Control socket (see Control.swift).
     var listener: Stream?
@@ -119,10 +122,17 @@ public final class Daemon {
         public var description: String { message }
     }
 
-    /// Reads the plugins and the job files named by a server configuration.
-    /// Problems are returned as messages (`file:line:column: path: what`).
+    /// Reads the plugins and the job files named by a server configuration,
+    /// blocking while the plugins are described (see reload() for the way
+    /// that does not). Problems are returned as messages (`file:line:column:
+    /// path: what`), the plugins' first.
     static func load(server: ServerConfig, worker: String) -> (LoadedConfiguration, [String]) {
-        let catalog = PluginCatalog.load(directories: server.pluginDirs, worker: worker)
+        let catalog = PluginCatalog.load(directories: server.pluginDirs, worker: worker, timeout: server.pluginTimeout)
+        return load(server: server, catalog: catalog)
+    }
+
+    /// Reads the job files of a server configuration against described plugins.
+    static func load(server: ServerConfig, catalog: PluginCatalog) -> (LoadedConfiguration, [String]) {
         var (jobs, diagnostics) = ConfigLoader.loadJobs(directories: server.jobsDirs, catalog: catalog.executors)
         var unsupported: [Diagnostic] = []
         if server.defaultSandbox.user == .dynamic && !HostCapabilities.current.isRoot {
@@ -211,9 +221,7 @@ public final class Daemon {
         signalWatchers = [
             SignalWatcher(loop: loop, signal: SIGTERM) { [unowned self] _ in self.shutdown(reason: "SIGTERM") },
             SignalWatcher(loop: loop, signal: SIGINT) { [unowned self] _ in self.shutdown(reason: "SIGINT") },
-            SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in
-                if let errors = self.reload() { errors.forEach { logError("reload: \($0)") } }
-            },
+            SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in self.reload { _ in } },
         ]
         do {
             try openControlSocket()
@@ -338,7 +346,9 @@ public final class Daemon {
     /// stage whose executor declares it, converted to the declared type.
     func resolve(jobName: String, overrides: [(String, String)]) throws(ControlError) -> JobDefinition {
         guard var job = loaded.jobs[jobName] else {
-            throw ControlError(ManagerError.jobNotFound, ["job": .string(jobName)])
+            let closest = suggestion(for: jobName, among: loaded.jobs.keys.sorted())
+            throw ControlError(
+                ManagerError.jobNotFound, ["job": .string(jobName), "didYouMean": .optional(closest, JSON.string)])
         }
         for (name, text) in overrides {
             var applied = false
@@ -431,20 +441,61 @@ public final class Daemon {
 
     // MARK: Reload
 
-    /// Re-reads the configuration, plugins and jobs. On any error the
-    /// running configuration stays and the errors are returned.
-    func reload() -> [String]? {
+    /// How a reload went.
+    enum ReloadOutcome {
+        /// It took effect; `problems` are the plugins refused meanwhile.
+        case applied(jobs: Int, plugins: Int, problems: [String])
+        /// It did not; the running configuration stays. Every problem,
+        /// the plugins' with the jobs'.
+        case failed([String])
+    }
+
+    /// Re-reads the configuration, plugins and jobs, and calls `done` when
+    /// that is over. The plugins are described beside the loop, which goes
+    /// on serving and enforcing limits meanwhile. A reload asked for while
+    /// one is under way runs after it (the files may have changed since it
+    /// began).
+    func reload(_ done: @escaping (ReloadOutcome) -> Void) {
+        reloadWaiters.append(done)
+        if pluginDescription == nil { startReload() }
+    }
+
+    private func startReload() {
+        let waiters = reloadWaiters
+        reloadWaiters.removeAll()
         ServiceManager.notify("RELOADING=1\nMONOTONIC_USEC=\(ServiceManager.monotonicMicroseconds)")
-        defer { ServiceManager.notify("READY=1\nSTATUS=\(statusLine)") }
         let server: ServerConfig
         switch ConfigLoader.loadServerConfig(path: configPath) {
         case .success(let value): server = value
-        case .failure(let diagnostics): return diagnostics.diagnostics.map(\.description)
+        case .failure(let diagnostics):
+            return finishReload(.failed(diagnostics.diagnostics.map(\.description)), waiters)
         }
-        let (configuration, problems) = Daemon.load(server: server, worker: workerExecutable)
-        let jobErrors = problems.filter { !configuration.catalog.problems.contains($0) }
-        if !jobErrors.isEmpty { return jobErrors }
-        configuration.catalog.problems.forEach { logWarning($0) }
+        pluginDescription = PluginDescription(
+            loop: loop, directories: server.pluginDirs, worker: workerExecutable, timeout: server.pluginTimeout
+        ) { [unowned self] catalog in
+            self.finishReload(self.apply(server: server, catalog: catalog), waiters)
+        }
+    }
+
+    private func finishReload(_ outcome: ReloadOutcome, _ waiters: [(ReloadOutcome) -> Void]) {
+        pluginDescription = nil
+        ServiceManager.notify("READY=1\nSTATUS=\(statusLine)")
+        switch outcome {
+        case .failed(let errors):
+            errors.forEach { logError("reload: \($0)") }
+        case .applied(let jobs, let plugins, let problems):
+            problems.forEach { logWarning("reload: \($0)") }
+            logInfo("reloaded: \(jobs) job(s), \(plugins) plugin(s)")
+        }
+        waiters.forEach { $0(outcome) }
+        if !reloadWaiters.isEmpty && !stopped { startReload() }
+    }
+
+    /// Takes a reloaded configuration into use, unless a job has an error.
+    private func apply(server: ServerConfig, catalog: PluginCatalog) -> ReloadOutcome {
+        let (configuration, problems) = Daemon.load(server: server, catalog: catalog)
+        let jobErrors = problems.filter { !catalog.problems.contains($0) }
+        if !jobErrors.isEmpty { return .failed(catalog.problems + jobErrors) }
         if server.socket != config.socket || server.stateDir != config.stateDir {
             logWarning("reload: socket and state_dir changes take effect at the next start")
         }
@@ -464,9 +515,8 @@ public final class Daemon {
             startWorker()
             retireIfUnused(old)
         }
-        logInfo("reloaded: \(loaded.jobs.count) job(s), \(loaded.catalog.plugins.count) plugin(s)")
         dispatch()
-        return nil
+        return .applied(jobs: loaded.jobs.count, plugins: loaded.catalog.plugins.count, problems: catalog.problems)
     }
 
     // MARK: Shutdown
@@ -516,6 +566,9 @@ public final class Daemon {
         stopped = true
         for connection in connections.values { connection.close() }
         for worker in workers { worker.process.shutdown() }
+        pluginDescription?.cancel()
+        pluginDescription = nil
+        reloadWaiters.removeAll()
         limitTimer.close()
         restartTimer.close()
         watchTimer.close()

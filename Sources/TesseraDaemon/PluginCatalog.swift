@@ -65,28 +65,37 @@ public struct PluginCatalog: Sendable {
         return (files, problems)
     }
 
-    /// Describes every plugin of the directories with the worker binary.
-    public static func load(directories: [String], worker: String) -> PluginCatalog {
+    /// Describes every plugin of the directories with the worker binary,
+    /// blocking until it is done: for the start, before the loop serves
+    /// anyone, and for `tesserad --check`.
+    public static func load(directories: [String], worker: String, timeout: UInt64) -> PluginCatalog {
         let (files, listProblems) = pluginFiles(in: directories)
-        var catalog = PluginCatalog()
-        catalog.problems = listProblems
-        guard !files.isEmpty else { return catalog }
-        var descriptions: [JSON] = []
-        switch runDescribe(worker: worker, files: files) {
+        guard !files.isEmpty else { return PluginCatalog(problems: listProblems) }
+        switch runDescribe(worker: worker, files: files, timeout: timeout) {
         case .success(let json):
-            descriptions = json["plugins"]?.arrayValue ?? []
-        case .failure where files.count > 1:
+            return assemble(json["plugins"]?.arrayValue ?? [], problems: listProblems)
+        case .failure(let problem) where files.count == 1:
+            return PluginCatalog(problems: listProblems + [problem.message])
+        case .failure:
             // One plugin's initialisation crashed or hung: describe each file
             // on its own, so that the others still load.
+            var descriptions: [JSON] = []
+            var problems = listProblems
             for file in files {
-                switch runDescribe(worker: worker, files: [file]) {
+                switch runDescribe(worker: worker, files: [file], timeout: timeout) {
                 case .success(let json): descriptions += json["plugins"]?.arrayValue ?? []
-                case .failure(let problem): catalog.problems.append(problem.message)
+                case .failure(let problem): problems.append(problem.message)
                 }
             }
-        case .failure(let problem):
-            catalog.problems.append(problem.message)
+            return assemble(descriptions, problems: problems)
         }
+    }
+
+    /// The catalog of what `tessera-worker describe` printed, with every
+    /// refusal, and the plugins whose executors another file provides
+    /// already, as problems after `problems`.
+    static func assemble(_ descriptions: [JSON], problems: [String]) -> PluginCatalog {
+        var catalog = PluginCatalog(problems: problems)
         var providers: [String: String] = [:]
         for plugin in descriptions {
             let path = plugin["path"]?.stringValue ?? "?"
@@ -128,12 +137,47 @@ public struct PluginCatalog: Sendable {
 
     struct DescribeFailure: Error { let message: String }
 
-    /// How long plugin initialisation may take before the describe process
-    /// is killed.
-    static let describeTimeoutMilliseconds: Int32 = 10_000
+    /// The most a description may print: the worker bounds what one plugin
+    /// may declare, so anything near this is not a description.
+    static let describeOutputLimit = 4 << 20
 
-    /// Runs `worker describe files...` and parses its JSON output.
-    static func runDescribe(worker: String, files: [String]) -> Result<JSON, DescribeFailure> {
+    /// What one run of `worker describe files...` amounts to.
+    static func interpret(
+        _ outcome: DescribeProcess.Outcome, worker: String, files: [String], timeout: UInt64
+    ) -> Result<JSON, DescribeFailure> {
+        let named = files.joined(separator: ", ")
+        if outcome.timedOut {
+            let message =
+                files.count == 1
+                ? "\(files[0]): its initialisation took longer than \(formatDuration(timeout)) "
+                    + "(plugin_timeout); refusing to load"
+                : "loading plugins took longer than \(formatDuration(timeout)); a plugin's initialisation hangs "
+                    + "(files: \(named))"
+            return .failure(DescribeFailure(message: message))
+        }
+        if outcome.tooLarge {
+            return .failure(
+                DescribeFailure(
+                    message: "\(worker) describe printed more than \(formatSize(UInt64(describeOutputLimit))) "
+                        + "(files: \(named)); refusing to load"))
+        }
+        if outcome.signal != 0 {
+            let message =
+                files.count == 1
+                ? "\(files[0]): its initialisation crashed (\(signalName(outcome.signal))); refusing to load"
+                : "a plugin crashed while loading (\(signalName(outcome.signal))); files: \(named)"
+            return .failure(DescribeFailure(message: message))
+        }
+        let text = String(decoding: outcome.output, as: UTF8.self)
+        do {
+            return .success(try JSON.parse(text))
+        } catch {
+            return .failure(DescribeFailure(message: "\(worker) describe printed invalid JSON: \(error)"))
+        }
+    }
+
+    /// Runs `worker describe files...`, blocking, and parses its JSON output.
+    static func runDescribe(worker: String, files: [String], timeout: UInt64) -> Result<JSON, DescribeFailure> {
         var pipeFDs: [Int32] = [-1, -1]
         guard pipe(&pipeFDs) == 0 else {
             return .failure(DescribeFailure(message: "pipe: \(String(cString: strerror(errno)))"))
@@ -161,47 +205,126 @@ public struct PluginCatalog: Sendable {
             return .failure(DescribeFailure(message: "cannot start \(worker): \(String(cString: strerror(rc)))"))
         }
 
-        var output: [UInt8] = []
+        var outcome = DescribeProcess.Outcome()
         var buffer = [UInt8](repeating: 0, count: 65536)
-        var timedOut = false
-        let deadline = monotonicMilliseconds() + UInt64(describeTimeoutMilliseconds)
+        let deadline = monotonicMilliseconds() + timeout
         while true {
             let now = monotonicMilliseconds()
-            guard now < deadline else { timedOut = true; break }
+            guard now < deadline else {
+                outcome.timedOut = true
+                break
+            }
             var pfd = pollfd(fd: pipeFDs[0], events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, Int32(deadline - now))
+            let ready = poll(&pfd, 1, Int32(min(deadline - now, UInt64(Int32.max))))
             if ready < 0 && errno == EINTR { continue }
-            if ready == 0 { timedOut = true; break }
+            if ready == 0 {
+                outcome.timedOut = true
+                break
+            }
             let n = buffer.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
-            output.append(contentsOf: buffer[0..<n])
-            if output.count > 64 << 20 { timedOut = true; break }
+            outcome.output.append(contentsOf: buffer[0..<n])
+            if outcome.output.count > describeOutputLimit {
+                outcome.tooLarge = true
+                break
+            }
         }
         close(pipeFDs[0])
-        if timedOut { kill(pid, SIGKILL) }
+        if outcome.timedOut || outcome.tooLarge { kill(pid, SIGKILL) }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        if timedOut {
-            return .failure(
-                DescribeFailure(
-                    message: "loading plugins took longer than \(describeTimeoutMilliseconds / 1000)s; "
-                        + "a plugin's initialisation hangs (files: \(files.joined(separator: ", ")))"))
+        outcome.signal = status & 0x7f
+        return interpret(outcome, worker: worker, files: files, timeout: timeout)
+    }
+}
+
+/// Describes the plugins of a reload beside the loop, which goes on serving
+/// clients and enforcing limits meanwhile: one describe process for every
+/// file, then, if it crashed or hung, one per file, at once, so that the
+/// others still load.
+final class PluginDescription {
+    private let loop: EventLoop
+    private let worker: String
+    private let timeout: UInt64
+    private var processes: [DescribeProcess] = []
+    private var completion: ((PluginCatalog) -> Void)?
+
+    init(
+        loop: EventLoop, directories: [String], worker: String, timeout: UInt64,
+        completion: @escaping (PluginCatalog) -> Void
+    ) {
+        self.loop = loop
+        self.worker = worker
+        self.timeout = timeout
+        self.completion = completion
+        let (files, problems) = PluginCatalog.pluginFiles(in: directories)
+        guard !files.isEmpty else {
+            finish(PluginCatalog(problems: problems))
+            return
         }
-        let termination = status & 0x7f
-        if termination != 0 {
-            let message =
-                files.count == 1
-                ? "\(files[0]): its initialisation crashed (\(signalName(termination))); refusing to load"
-                : "a plugin crashed while loading (\(signalName(termination))); files: \(files.joined(separator: ", "))"
-            return .failure(DescribeFailure(message: message))
+        describe(files) { [weak self] result in
+            guard let self else { return }
+            switch result {
+            case .success(let json):
+                self.finish(PluginCatalog.assemble(json["plugins"]?.arrayValue ?? [], problems: problems))
+            case .failure(let problem) where files.count == 1:
+                self.finish(PluginCatalog(problems: problems + [problem.message]))
+            case .failure:
+                self.describeEach(files, problems: problems)
+            }
         }
-        let text = String(decoding: output, as: UTF8.self)
+    }
+
+    private func describeEach(_ files: [String], problems: [String]) {
+        var results: [Result<JSON, PluginCatalog.DescribeFailure>?] = Array(repeating: nil, count: files.count)
+        var left = files.count
+        for (position, file) in files.enumerated() {
+            describe([file]) { [weak self] result in
+                guard let self else { return }
+                results[position] = result
+                left -= 1
+                guard left == 0 else { return }
+                var descriptions: [JSON] = []
+                var all = problems
+                for result in results {
+                    switch result {
+                    case .success(let json)?: descriptions += json["plugins"]?.arrayValue ?? []
+                    case .failure(let problem)?: all.append(problem.message)
+                    case nil: break
+                    }
+                }
+                self.finish(PluginCatalog.assemble(descriptions, problems: all))
+            }
+        }
+    }
+
+    private func describe(_ files: [String], _ done: @escaping (Result<JSON, PluginCatalog.DescribeFailure>) -> Void) {
         do {
-            return .success(try JSON.parse(text))
+            let process = try DescribeProcess(
+                loop: loop, executable: worker, files: files, timeout: timeout,
+                outputLimit: PluginCatalog.describeOutputLimit
+            ) { [weak self] outcome in
+                guard let self else { return }
+                self.processes.removeAll { $0.isClosing }
+                done(PluginCatalog.interpret(outcome, worker: self.worker, files: files, timeout: self.timeout))
+            }
+            processes.append(process)
         } catch {
-            return .failure(DescribeFailure(message: "\(worker) describe printed invalid JSON: \(error)"))
+            done(.failure(PluginCatalog.DescribeFailure(message: "cannot start \(worker): \(error)")))
         }
+    }
+
+    private func finish(_ catalog: PluginCatalog) {
+        let completion = self.completion
+        self.completion = nil
+        completion?(catalog)
+    }
+
+    /// Kills what is still describing; the completion is not called.
+    func cancel() {
+        completion = nil
+        processes.forEach { $0.kill() }
     }
 }
 

@@ -324,3 +324,128 @@ func signalName(_ signal: Int32) -> String {
     default: return "signal \(signal)"
     }
 }
+
+/// One `tessera-worker describe FILE...` run beside the loop: its standard
+/// output is collected (up to `outputLimit` bytes), it is killed when it
+/// takes longer than `timeout` milliseconds, and `completion` gets what it
+/// printed and how it ended once it has exited and its output has ended.
+final class DescribeProcess: Handle {
+    struct Outcome {
+        var output: [UInt8] = []
+        /// The signal that ended it, 0 if it exited.
+        var signal: Int32 = 0
+        var timedOut = false
+        var tooLarge = false
+    }
+
+    private let output: Stream
+    private let timer: Timer
+    private var outcome = Outcome()
+    private var exited = false
+    private var ended = false
+    private var completion: ((Outcome) -> Void)?
+    private let outputLimit: Int
+
+    init(
+        loop: EventLoop, executable: String, files: [String], timeout: UInt64, outputLimit: Int,
+        completion: @escaping (Outcome) -> Void
+    ) throws(UVError) {
+        self.completion = completion
+        self.outputLimit = outputLimit
+        output = Stream(loop: loop)
+        timer = Timer(loop: loop)
+        super.init(type: UV_PROCESS)
+
+        let arguments = [executable, "describe"] + files
+        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        var cEnvironment: [UnsafeMutablePointer<CChar>?] = workerEnvironment.map { strdup($0) } + [nil]
+        defer {
+            cArguments.forEach { free($0) }
+            cEnvironment.forEach { free($0) }
+        }
+        var stdio = [uv_stdio_container_t](repeating: uv_stdio_container_t(), count: 3)
+        stdio[0].flags = UV_IGNORE
+        stdio[1].flags = uv_stdio_flags(rawValue: UV_CREATE_PIPE.rawValue | UV_WRITABLE_PIPE.rawValue)
+        stdio[1].data.stream = UnsafeMutableRawPointer(output.pipe).assumingMemoryBound(to: uv_stream_t.self)
+        stdio[2].flags = UV_INHERIT_FD
+        stdio[2].data.fd = 2
+        var options = uv_process_options_t()
+        let rc: Int32 = executable.withCString { file in
+            cArguments.withUnsafeMutableBufferPointer { args in
+                cEnvironment.withUnsafeMutableBufferPointer { env in
+                    stdio.withUnsafeMutableBufferPointer { stdio in
+                        options.file = file
+                        options.args = args.baseAddress
+                        options.env = env.baseAddress
+                        options.stdio = stdio.baseAddress
+                        options.stdio_count = 3
+                        options.exit_cb = { process, _, signal in
+                            Handle.owner(UnsafeMutableRawPointer(process), as: DescribeProcess.self)?.exited(
+                                signal: signal)
+                        }
+                        let process = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_process_t.self)
+                        return uv_spawn(loop.raw, process, &options)
+                    }
+                }
+            }
+        }
+        retainForCallbacks()
+        if rc < 0 {
+            output.close()
+            timer.close()
+            super.close()
+            throw UVError(call: "spawn \(executable) describe", code: rc)
+        }
+        output.onRead = { [unowned self] bytes in self.received(bytes) }
+        output.onEnd = { [unowned self] _ in
+            self.ended = true
+            self.finishIfDone()
+        }
+        output.startReading()
+        timer.start(after: timeout) { [unowned self] in
+            self.outcome.timedOut = true
+            self.kill()
+        }
+    }
+
+    private func received(_ bytes: UnsafeRawBufferPointer) {
+        guard !outcome.tooLarge else { return }
+        outcome.output.append(contentsOf: bytes)
+        if outcome.output.count > outputLimit {
+            outcome.tooLarge = true
+            outcome.output = []
+            kill()
+        }
+    }
+
+    /// Ends it at once (a timeout, too much output, the daemon stopping).
+    func kill() {
+        guard !exited else { return }
+        uv_process_kill(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_process_t.self), SIGKILL)
+    }
+
+    private func exited(signal: Int32) {
+        exited = true
+        outcome.signal = signal
+        finishIfDone()
+        // A process the plugin started may hold the pipe open: what came
+        // until a moment after the exit is all there is.
+        if !ended {
+            timer.start(after: 1000) { [unowned self] in
+                self.ended = true
+                self.finishIfDone()
+            }
+        }
+    }
+
+    private func finishIfDone() {
+        guard exited, ended, let completion else { return }
+        self.completion = nil
+        timer.close()
+        output.close()
+        close()
+        completion(outcome)
+    }
+
+    override func closed() { completion = nil }
+}

@@ -118,6 +118,20 @@ public struct RunInfo: Sendable, Equatable {
     }
 }
 
+/// Bytes as JSON: `text` always (UTF-8, with U+FFFD for bytes that are not),
+/// and, only when the bytes are not valid UTF-8, `base64` with them exactly.
+func bytesJSON(_ bytes: [UInt8]?) -> (text: JSON, base64: JSON) {
+    guard let bytes else { return (.null, .null) }
+    if let text = String(validating: bytes, as: UTF8.self) { return (.string(text), .null) }
+    return (.string(String(decoding: bytes, as: UTF8.self)), .string(Base64.encode(bytes)))
+}
+
+/// The bytes of a field written by bytesJSON: the base64 ones when present.
+func bytes(text: JSON?, base64: JSON?) -> [UInt8]? {
+    if let encoded = base64?.stringValue, let bytes = Base64.decode(encoded) { return bytes }
+    return text?.stringValue.map { Array($0.utf8) }
+}
+
 public struct TaskInfo: Sendable, Equatable {
     public var index: Int
     public var stage: String
@@ -126,20 +140,27 @@ public struct TaskInfo: Sendable, Equatable {
     public var exitCode: Int?
     public var signal: String?
     public var reason: String?
-    public var result: String?
+    /// The result exactly as the executor set it: any bytes.
+    public var resultBytes: [UInt8]?
     public var cpuSeconds: Double?
     public var maxRSS: Int64?
     public var durationSeconds: Double?
+    /// When it last started and ended (seconds since the epoch).
+    public var startedAt: Double?
+    public var finishedAt: Double?
     /// What the executor last reported, 0 to 1, while the task runs.
     public var progress: Double?
     public var stdoutTruncated: Bool
     public var stderrTruncated: Bool
 
+    /// The result as text; bytes that are not UTF-8 become U+FFFD.
+    public var result: String? { resultBytes.map { String(decoding: $0, as: UTF8.self) } }
+
     public init(
         index: Int, stage: String, item: String, state: TaskState, exitCode: Int? = nil,
-        signal: String? = nil, reason: String? = nil, result: String? = nil, cpuSeconds: Double? = nil,
-        maxRSS: Int64? = nil, durationSeconds: Double? = nil, stdoutTruncated: Bool = false,
-        stderrTruncated: Bool = false
+        signal: String? = nil, reason: String? = nil, resultBytes: [UInt8]? = nil, cpuSeconds: Double? = nil,
+        maxRSS: Int64? = nil, durationSeconds: Double? = nil, startedAt: Double? = nil, finishedAt: Double? = nil,
+        stdoutTruncated: Bool = false, stderrTruncated: Bool = false
     ) {
         self.index = index
         self.stage = stage
@@ -148,22 +169,27 @@ public struct TaskInfo: Sendable, Equatable {
         self.exitCode = exitCode
         self.signal = signal
         self.reason = reason
-        self.result = result
+        self.resultBytes = resultBytes
         self.cpuSeconds = cpuSeconds
         self.maxRSS = maxRSS
         self.durationSeconds = durationSeconds
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
         self.stdoutTruncated = stdoutTruncated
         self.stderrTruncated = stderrTruncated
     }
 
     public var json: JSON {
-        [
+        let result = bytesJSON(resultBytes)
+        return [
             "index": .int(Int64(index)), "stage": .string(stage), "item": .string(item),
             "state": .string(state.rawValue),
             "exitCode": .optional(exitCode) { .int(Int64($0)) }, "signal": .optional(signal, JSON.string),
-            "reason": .optional(reason, JSON.string), "result": .optional(result, JSON.string),
+            "reason": .optional(reason, JSON.string), "result": result.text, "resultBase64": result.base64,
             "cpuSeconds": .optional(cpuSeconds, JSON.double), "maxRSS": .optional(maxRSS, JSON.int),
-            "durationSeconds": .optional(durationSeconds, JSON.double), "progress": .optional(progress, JSON.double),
+            "durationSeconds": .optional(durationSeconds, JSON.double),
+            "startedAt": .optional(startedAt, JSON.double), "finishedAt": .optional(finishedAt, JSON.double),
+            "progress": .optional(progress, JSON.double),
             "stdoutTruncated": .bool(stdoutTruncated), "stderrTruncated": .bool(stderrTruncated),
         ]
     }
@@ -175,9 +201,11 @@ public struct TaskInfo: Sendable, Equatable {
         self.init(
             index: Int(index), stage: json["stage"]?.stringValue ?? "", item: json["item"]?.stringValue ?? "",
             state: state, exitCode: json["exitCode"]?.intValue.map { Int($0) }, signal: json["signal"]?.stringValue,
-            reason: json["reason"]?.stringValue, result: json["result"]?.stringValue,
+            reason: json["reason"]?.stringValue,
+            resultBytes: bytes(text: json["result"], base64: json["resultBase64"]),
             cpuSeconds: json["cpuSeconds"]?.doubleValue, maxRSS: json["maxRSS"]?.intValue,
-            durationSeconds: json["durationSeconds"]?.doubleValue,
+            durationSeconds: json["durationSeconds"]?.doubleValue, startedAt: json["startedAt"]?.doubleValue,
+            finishedAt: json["finishedAt"]?.doubleValue,
             stdoutTruncated: json["stdoutTruncated"]?.boolValue ?? false,
             stderrTruncated: json["stderrTruncated"]?.boolValue ?? false)
         progress = json["progress"]?.doubleValue
@@ -186,30 +214,41 @@ public struct TaskInfo: Sendable, Equatable {
 
 public struct TaskOutput: Sendable, Equatable {
     public var index: Int
-    public var stdout: String
-    public var stderr: String
+    /// What the microtask wrote, exactly.
+    public var stdoutBytes: [UInt8]
+    public var stderrBytes: [UInt8]
     public var stdoutTruncated: Bool
     public var stderrTruncated: Bool
 
-    public init(index: Int, stdout: String, stderr: String, stdoutTruncated: Bool, stderrTruncated: Bool) {
+    /// The output as text; bytes that are not UTF-8 become U+FFFD.
+    public var stdout: String { String(decoding: stdoutBytes, as: UTF8.self) }
+    public var stderr: String { String(decoding: stderrBytes, as: UTF8.self) }
+
+    public init(
+        index: Int, stdoutBytes: [UInt8], stderrBytes: [UInt8], stdoutTruncated: Bool, stderrTruncated: Bool
+    ) {
         self.index = index
-        self.stdout = stdout
-        self.stderr = stderr
+        self.stdoutBytes = stdoutBytes
+        self.stderrBytes = stderrBytes
         self.stdoutTruncated = stdoutTruncated
         self.stderrTruncated = stderrTruncated
     }
 
     public var json: JSON {
-        [
-            "index": .int(Int64(index)), "stdout": .string(stdout), "stderr": .string(stderr),
-            "stdoutTruncated": .bool(stdoutTruncated), "stderrTruncated": .bool(stderrTruncated),
+        let out = bytesJSON(stdoutBytes)
+        let err = bytesJSON(stderrBytes)
+        return [
+            "index": .int(Int64(index)), "stdout": out.text, "stdoutBase64": out.base64, "stderr": err.text,
+            "stderrBase64": err.base64, "stdoutTruncated": .bool(stdoutTruncated),
+            "stderrTruncated": .bool(stderrTruncated),
         ]
     }
 
     public init?(json: JSON) {
         guard let index = json["index"]?.intValue else { return nil }
         self.init(
-            index: Int(index), stdout: json["stdout"]?.stringValue ?? "", stderr: json["stderr"]?.stringValue ?? "",
+            index: Int(index), stdoutBytes: bytes(text: json["stdout"], base64: json["stdoutBase64"]) ?? [],
+            stderrBytes: bytes(text: json["stderr"], base64: json["stderrBase64"]) ?? [],
             stdoutTruncated: json["stdoutTruncated"]?.boolValue ?? false,
             stderrTruncated: json["stderrTruncated"]?.boolValue ?? false)
     }

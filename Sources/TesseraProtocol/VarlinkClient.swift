@@ -33,7 +33,9 @@ public enum VarlinkClientError: Error, Sendable, CustomStringConvertible {
     /// A sentence for a named error, for people rather than programs.
     static func sentence(for name: String, _ p: JSON) -> String {
         switch name {
-        case ManagerError.jobNotFound: return "no job named \"\(p["job"]?.stringValue ?? "?")\""
+        case ManagerError.jobNotFound:
+            let meant = p["didYouMean"]?.stringValue.map { "; did you mean \"\($0)\"?" } ?? ""
+            return "no job named \"\(p["job"]?.stringValue ?? "?")\"\(meant) (tessera jobs lists them)"
         case ManagerError.runNotFound: return "no run with id \(p["id"]?.intValue.map(String.init) ?? "?")"
         case ManagerError.taskNotFound:
             return
@@ -45,7 +47,8 @@ public enum VarlinkClientError: Error, Sendable, CustomStringConvertible {
             let errors = p["errors"]?.arrayValue?.compactMap(\.stringValue) ?? []
             return "reload failed; the running configuration stays in force:\n" + errors.joined(separator: "\n")
         case ManagerError.runFinished:
-            return "run \(p["id"]?.intValue.map(String.init) ?? "?") has already \(p["state"]?.stringValue ?? "ended")"
+            return
+                "run \(p["id"]?.intValue.map(String.init) ?? "?") has already ended (\(p["state"]?.stringValue ?? "?"))"
         case ServiceError.methodNotFound:
             return "the daemon does not know the method \(p["method"]?.stringValue ?? "?")"
         case ServiceError.permissionDenied:

@@ -140,9 +140,9 @@ struct Row {
 
     func optionalText(_ column: Int32) -> String? { isNull(column) ? nil : text(column) }
 
-    func blobText(_ column: Int32) -> String {
-        guard let bytes = sqlite3_column_blob(handle, column) else { return "" }
+    func blob(_ column: Int32) -> [UInt8] {
+        guard let bytes = sqlite3_column_blob(handle, column) else { return [] }
         let count = Int(sqlite3_column_bytes(handle, column))
-        return String(decoding: UnsafeRawBufferPointer(start: bytes, count: count), as: UTF8.self)
+        return Array(UnsafeRawBufferPointer(start: bytes, count: count))
     }
 }

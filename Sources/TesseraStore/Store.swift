@@ -286,7 +286,7 @@ public final class Store {
     public func tasks(run: Int64, state: TaskState?, offset: Int, limit: Int) throws(StoreError) -> [TaskInfo] {
         var sql = """
             SELECT idx, stage, item, state, exit_code, signal, reason, result, cpu_seconds, max_rss, duration,
-              stdout_truncated, stderr_truncated
+              stdout_truncated, stderr_truncated, started_at, finished_at
             FROM tasks WHERE run_id = ?
             """
         var values: [Statement.Value] = [.int(run)]
@@ -303,8 +303,9 @@ public final class Store {
                     index: Int(row.int(0)), stage: row.text(1), item: row.text(2),
                     state: TaskState(rawValue: row.text(3)) ?? .failed, exitCode: row.optionalInt(4).map { Int($0) },
                     signal: row.optionalText(5), reason: row.optionalText(6),
-                    result: row.isNull(7) ? nil : row.blobText(7), cpuSeconds: row.optionalDouble(8),
+                    resultBytes: row.isNull(7) ? nil : row.blob(7), cpuSeconds: row.optionalDouble(8),
                     maxRSS: row.optionalInt(9), durationSeconds: row.optionalDouble(10),
+                    startedAt: row.optionalDouble(13), finishedAt: row.optionalDouble(14),
                     stdoutTruncated: row.int(11) != 0, stderrTruncated: row.int(12) != 0))
         }
         return tasks
@@ -314,7 +315,7 @@ public final class Store {
         var found: TaskOutput?
         try selectOutput.query([.int(run), .int(Int64(index))]) { row in
             found = TaskOutput(
-                index: index, stdout: row.blobText(0), stderr: row.blobText(1), stdoutTruncated: row.int(2) != 0,
+                index: index, stdoutBytes: row.blob(0), stderrBytes: row.blob(1), stdoutTruncated: row.int(2) != 0,
                 stderrTruncated: row.int(3) != 0)
         }
         return found

@@ -25,6 +25,14 @@
 
 typedef const tessera_plugin *(*plugin_entry)(const tessera_host *host);
 
+/* The most a declaration may hold. Declarations are read by the daemon,
+ * kept in its memory and sent to every client that lists plugins, so a
+ * plugin that declares without end is refused instead of loaded. */
+#define MAX_EXECUTORS 256
+#define MAX_PARAMS 64
+#define MAX_NAME 128         /* bytes of a plugin, executor or parameter name, or a version */
+#define MAX_DESCRIPTION 4096 /* bytes of a description or a default value */
+
 char *loader_absolute_path(const char *file)
 {
     char *resolved = realpath(file, NULL);
@@ -100,15 +108,30 @@ static bool valid_param_type(tessera_param_type type)
     return type >= TESSERA_PARAM_STRING && type <= TESSERA_PARAM_STRING_MAP;
 }
 
+/* Whether an optional string of a declaration is at most `limit` bytes. */
+static bool fits(const char *text, size_t limit)
+{
+    return text == NULL || strnlen(text, limit + 1) <= limit;
+}
+
 /* Checks one executor's declaration (the `index`th of its plugin). */
 static int check_executor(const tessera_executor *executor, uint32_t index, const char *path,
                           char **error)
 {
     if (executor->name == NULL || executor->name[0] == '\0')
         return refuse(error, path, "executor #%u has no name", index + 1);
+    if (!fits(executor->name, MAX_NAME))
+        return refuse(error, path, "executor #%u has a name longer than %d bytes", index + 1,
+                      MAX_NAME);
     const char *name = executor->name;
     if (executor->execute == NULL)
         return refuse(error, path, "executor \"%s\" has no execute function", name);
+    if (!fits(executor->description, MAX_DESCRIPTION))
+        return refuse(error, path, "executor \"%s\" has a description longer than %d bytes",
+                      name, MAX_DESCRIPTION);
+    if (executor->param_count > MAX_PARAMS)
+        return refuse(error, path, "executor \"%s\" declares %u parameters; at most %d are allowed",
+                      name, executor->param_count, MAX_PARAMS);
     if (executor->param_count > 0 && executor->params == NULL)
         return refuse(error, path, "executor \"%s\" declares %u parameters but no table", name,
                       executor->param_count);
@@ -116,6 +139,12 @@ static int check_executor(const tessera_executor *executor, uint32_t index, cons
         const tessera_param *param = &executor->params[p];
         if (param->name == NULL)
             return refuse(error, path, "executor \"%s\": parameter #%u has no name", name, p + 1);
+        if (!fits(param->name, MAX_NAME) || !fits(param->description, MAX_DESCRIPTION) ||
+            !fits(param->default_value, MAX_DESCRIPTION))
+            return refuse(error, path,
+                          "executor \"%s\": parameter #%u has a name longer than %d bytes, or a "
+                          "description or default longer than %d",
+                          name, p + 1, MAX_NAME, MAX_DESCRIPTION);
         if (!valid_param_name(param->name))
             return refuse(error, path,
                           "executor \"%s\": parameter name \"%s\" is not of the form "
@@ -143,6 +172,15 @@ static int check_declaration(const struct plugin_set *set, const tessera_plugin 
                       declaration->abi_major, declaration->abi_minor, TESSERA_ABI_MAJOR);
     if (declaration->name == NULL || declaration->name[0] == '\0')
         return refuse(error, path, "the plugin declares no name");
+    if (!fits(declaration->name, MAX_NAME) || !fits(declaration->version, MAX_NAME) ||
+        !fits(declaration->description, MAX_DESCRIPTION))
+        return refuse(error, path,
+                      "the plugin's name or version is longer than %d bytes, or its description "
+                      "longer than %d",
+                      MAX_NAME, MAX_DESCRIPTION);
+    if (declaration->executor_count > MAX_EXECUTORS)
+        return refuse(error, path, "declares %u executors; at most %d are allowed",
+                      declaration->executor_count, MAX_EXECUTORS);
     if (declaration->executor_count > 0 && declaration->executors == NULL)
         return refuse(error, path, "the plugin declares %u executors but no table",
                       declaration->executor_count);

@@ -40,7 +40,8 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
-/// An error for people: printed as "tessera: <message>", exit status 1.
+/// An error for people: printed as "tessera: <message>" (by Entry), exit
+/// status 1.
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
@@ -51,8 +52,11 @@ func printJSON(_ value: JSON) {
     print(value.serialized())
 }
 
-/// Columns aligned with two spaces; numbers right-aligned.
+/// Columns aligned with two spaces; numbers right-aligned. Every cell is
+/// escaped (see `escaped`), so that no value can break a row or write
+/// control sequences to a terminal.
 func printTable(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> = []) {
+    let rows = rows.map { $0.map { escaped(Array($0.utf8)) } }
     var widths = header.map(\.count)
     for row in rows {
         for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
@@ -106,14 +110,76 @@ func parseRunID(_ text: String) throws -> Int64 {
 
 func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
 
+/// `bytes` as text that is safe to show: control characters (C0, DEL and
+/// C1) as `\n`, `\r`, `\t` or `\xNN`, and bytes that are not UTF-8 as `\xNN`,
+/// the way systemctl and journalctl show what they cannot print. With
+/// `keepingLines`, line feeds and tabs stay as they are.
+func escaped(_ bytes: [UInt8], keepingLines: Bool = false) -> String {
+    var out = ""
+    var index = 0
+    func hex(_ byte: UInt8) -> String {
+        let digits = String(byte, radix: 16)
+        return "\\x" + (digits.count == 1 ? "0" + digits : digits)
+    }
+    while index < bytes.count {
+        let byte = bytes[index]
+        let length = utf8SequenceLength(bytes, at: index)
+        if length == 0 {
+            out += hex(byte)
+            index += 1
+            continue
+        }
+        let scalar = String(decoding: bytes[index..<(index + length)], as: UTF8.self)
+        let value = scalar.unicodeScalars.first?.value ?? 0
+        switch value {
+        case 0x0a where keepingLines, 0x09 where keepingLines: out += scalar
+        case 0x0a: out += "\\n"
+        case 0x0d: out += "\\r"
+        case 0x09: out += "\\t"
+        case 0..<0x20, 0x7f: out += hex(byte)
+        case 0x80..<0xa0: out += "\\u{" + String(value, radix: 16) + "}"
+        default: out += scalar
+        }
+        index += length
+    }
+    return out
+}
+
+/// The length of the well-formed UTF-8 sequence at `index`, 0 if none is.
+private func utf8SequenceLength(_ bytes: [UInt8], at index: Int) -> Int {
+    let first = bytes[index]
+    let length: Int
+    let minimum: UInt32
+    var value: UInt32
+    switch first {
+    case 0..<0x80: return 1
+    case 0xc2...0xdf: (length, minimum, value) = (2, 0x80, UInt32(first & 0x1f))
+    case 0xe0...0xef: (length, minimum, value) = (3, 0x800, UInt32(first & 0x0f))
+    case 0xf0...0xf4: (length, minimum, value) = (4, 0x10000, UInt32(first & 0x07))
+    default: return 0
+    }
+    guard index + length <= bytes.count else { return 0 }
+    for next in bytes[(index + 1)..<(index + length)] {
+        guard next & 0xc0 == 0x80 else { return 0 }
+        value = value << 6 | UInt32(next & 0x3f)
+    }
+    guard value >= minimum, value <= 0x10ffff, !(0xd800...0xdfff).contains(value) else { return 0 }
+    return length
+}
+
 /// Writes text to standard output at once, bypassing stdio buffering (the
 /// progress bar must appear as it is drawn).
-func writeStandardOutput(_ text: String) { writeAll(1, text) }
+func writeStandardOutput(_ text: String) { writeAll(1, Array(text.utf8)) }
 
-func writeStandardError(_ text: String) { writeAll(2, text) }
+func writeStandardError(_ text: String) { writeAll(2, Array(text.utf8)) }
 
-private func writeAll(_ fd: Int32, _ text: String) {
-    let bytes = Array(text.utf8)
+/// Writes what a microtask wrote to `fd`: exactly, into a file or a pipe;
+/// escaped but for line feeds and tabs, on a terminal.
+func writeOutput(_ fd: Int32, _ bytes: [UInt8]) {
+    writeAll(fd, isTerminal(fd) ? Array(escaped(bytes, keepingLines: true).utf8) : bytes)
+}
+
+private func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
     var offset = 0
     while offset < bytes.count {
         let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }

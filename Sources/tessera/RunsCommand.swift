@@ -11,11 +11,12 @@ struct Runs: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List recent runs, newest first.")
     @OptionGroup var options: GlobalOptions
 
-    @Option(help: "How many runs to show.")
+    // .unconditional: "-1" is the value, to be refused as such.
+    @Option(parsing: .unconditional, help: "How many runs to show.")
     var limit = 20
 
     func validate() throws {
-        guard limit > 0 else { throw ValidationError("--limit must be positive") }
+        guard limit > 0 else { throw ValidationError("--limit must be positive, found \(limit)") }
     }
 
     func run() throws {
@@ -77,8 +78,17 @@ struct Reload: ParsableCommand {
 
     func run() throws {
         let reply = try options.call("Reload")
-        if options.json { return printJSON(reply) }
-        print("reloaded: \(reply["jobs"]?.intValue ?? 0) job(s), \(reply["plugins"]?.intValue ?? 0) plugin(s)")
+        let problems = reply["problems"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        if options.json {
+            printJSON(reply)
+        } else {
+            print("reloaded: \(reply["jobs"]?.intValue ?? 0) job(s), \(reply["plugins"]?.intValue ?? 0) plugin(s)")
+        }
+        guard problems.isEmpty else {
+            throw CLIError(
+                "\(problems.count) plugin problem(s); the rest of the configuration took effect:\n"
+                    + problems.joined(separator: "\n"))
+        }
     }
 }
 

@@ -17,19 +17,20 @@ struct Tasks: ParsableCommand {
     @Option(help: "Only tasks in this state: queued, running, succeeded, failed or cancelled.")
     var state: String?
 
-    @Option(help: "How many tasks to show.")
+    // .unconditional: "-1" is the value, to be refused as such, not a
+    // missing one.
+    @Option(parsing: .unconditional, help: "How many tasks to show.")
     var limit = 1000
 
-    @Option(help: "Skip this many tasks first.")
+    @Option(parsing: .unconditional, help: "Skip this many tasks first.")
     var offset = 0
 
     func validate() throws {
         if let state, TaskState(rawValue: state) == nil {
             throw ValidationError("--state must be queued, running, succeeded, failed or cancelled; found \"\(state)\"")
         }
-        guard limit > 0, offset >= 0 else {
-            throw ValidationError("--limit must be positive and --offset not negative")
-        }
+        guard limit > 0 else { throw ValidationError("--limit must be positive, found \(limit)") }
+        guard offset >= 0 else { throw ValidationError("--offset must not be negative, found \(offset)") }
     }
 
     func run() throws {
@@ -40,12 +41,15 @@ struct Tasks: ParsableCommand {
         if let state { parameters.append(("state", .string(state))) }
         let tasks = try options.call("ListTasks", .object(parameters))["tasks"]?.arrayValue ?? []
         if options.json { return printJSON(.array(tasks)) }
+        let now = wallClock()
         let rows = tasks.compactMap(TaskInfo.init(json:)).map { t in
-            [
+            // A running microtask's time is how long it has been running.
+            let time = t.state == .running ? t.startedAt.map { max(0, now - $0) } : t.durationSeconds
+            let said = t.resultBytes.map { escaped($0) } ?? t.reason ?? (t.progress.map { "\(Int($0 * 100))%" } ?? "")
+            return [
                 String(t.index), t.stage, t.item, t.state.rawValue,
-                t.exitCode.map(String.init) ?? t.signal ?? "-", formatSeconds(t.durationSeconds),
-                t.cpuSeconds.map { formatSeconds($0) } ?? "-", formatBytes(t.maxRSS),
-                t.result ?? t.reason ?? (t.progress.map { "\(Int($0 * 100))%" } ?? ""),
+                t.exitCode.map(String.init) ?? t.signal ?? "-", formatSeconds(time),
+                t.cpuSeconds.map { formatSeconds($0) } ?? "-", formatBytes(t.maxRSS), said,
             ]
         }
         printTable(
@@ -69,9 +73,9 @@ struct Output: ParsableCommand {
         let json = try options.call("GetTaskOutput", ["run": .int(id), "index": .int(Int64(index))])["output"] ?? .null
         if options.json { return printJSON(json) }
         guard let output = TaskOutput(json: json) else { throw CLIError("the daemon sent malformed output") }
-        writeStandardOutput(output.stdout)
+        writeOutput(1, output.stdoutBytes)
         if output.stdoutTruncated { writeStandardOutput("\n[stdout truncated at the output limit]\n") }
-        writeStandardError(output.stderr)
+        writeOutput(2, output.stderrBytes)
         if output.stderrTruncated { writeStandardError("\n[stderr truncated at the output limit]\n") }
     }
 }

@@ -4,7 +4,6 @@
 import ArgumentParser
 import TesseraProtocol
 
-@main
 struct Tessera: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",

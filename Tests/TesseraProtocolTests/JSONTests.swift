@@ -99,3 +99,28 @@ struct FramingTests {
         #expect(managerInterfaceDescription.contains("method WatchRun(id: int) -> (run: Run)"))
     }
 }
+
+@Suite("Base64")
+struct Base64Tests {
+    @Test(
+        "encodes as RFC 4648 does, and decodes back",
+        arguments: [
+            ("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ])
+    func vectors(_ pair: (String, String)) {
+        #expect(Base64.encode(Array(pair.0.utf8)) == pair.1)
+        #expect(Base64.decode(pair.1) == Array(pair.0.utf8))
+    }
+
+    @Test("bytes that are not UTF-8 survive")
+    func binary() {
+        let bytes: [UInt8] = [0xff, 0xfe, 0x00, 0x1b, 0x80]
+        #expect(Base64.decode(Base64.encode(bytes)) == bytes)
+    }
+
+    @Test("text that is not base64 is refused", arguments: ["Zg=", "Z===", "Zm9v!", "=Zm9", "Zg==Zg=="])
+    func refused(_ text: String) {
+        #expect(Base64.decode(text) == nil)
+    }
+}

@@ -330,6 +330,18 @@ static const tessera_param scan_params[] = {
      "The strings to look for, each written backwards."},
 };
 
+/* Bytes that would take over a terminal (clear the screen, set the title,
+ * return the carriage, start a row of their own) and are not UTF-8. */
+static const char raw_bytes[] = "ok\033[2J\033]0;owned\007\r\n    7  fake  row  succeeded\n\377\376";
+
+/* Sets the result to raw_bytes and prints them. */
+static int hostile_raw_result(const tessera_host *host, tessera_task *task)
+{
+    host->set_result(task, raw_bytes, sizeof raw_bytes - 1);
+    fwrite(raw_bytes, 1, sizeof raw_bytes - 1, stdout);
+    return TESSERA_OK;
+}
+
 static const tessera_param echo_params[] = {
     {"text", TESSERA_PARAM_STRING, 1, NULL, "Text echoed in the result."},
     {"count", TESSERA_PARAM_INTEGER, 0, "1", "A number echoed in the result."},
@@ -360,6 +372,8 @@ static const tessera_executor hostile_executors[] = {
     EXECUTOR("log_error", hostile_log_error,
              "Logs an error, writes more to standard error and returns 4."),
     EXECUTOR("term_self", hostile_term_self, "Sends itself SIGTERM, which it does not handle."),
+    EXECUTOR("raw_result", hostile_raw_result,
+             "Sets its result to, and prints, terminal escapes and bytes that are not UTF-8."),
     {"scan_memory", "Looks for strings in its own memory and returns those it finds.",
      scan_params, sizeof scan_params / sizeof scan_params[0], hostile_scan_memory},
     {"hold_secret", "Prints its output, reports progress 0.5 and sleeps.", secret_params,
