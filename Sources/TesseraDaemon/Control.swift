@@ -216,10 +216,7 @@ extension Daemon {
                     overrides.append((key, text))
                 }
             }
-            guard !shuttingDown else {
-                throw ControlError(
-                    ManagerError.invalidParameter, ["parameter": "job", "reason": "the daemon is shutting down"])
-            }
+            try refuseWhileDraining()
             let run = try startRun(jobName: job, overrides: overrides)
             return VarlinkReply(parameters: ["id": .int(run.id)])
         case "io.tessera.Manager.ListRuns":
@@ -275,6 +272,7 @@ extension Daemon {
             armWatchTimer()
             return nil
         case "io.tessera.Manager.Reload":
+            try refuseWhileDraining()
             // The reply comes when the plugins are described, which happens
             // beside the loop.
             connection.awaitingReply = true
@@ -301,6 +299,12 @@ extension Daemon {
         default:
             throw ControlError(ServiceError.methodNotFound, ["method": .string(call.method)])
         }
+    }
+
+    /// New runs and reloads are refused while the daemon drains.
+    private func refuseWhileDraining() throws(ControlError) {
+        guard shuttingDown else { return }
+        throw ControlError(ManagerError.shuttingDown, ["runningTasks": .int(Int64(runningTasks.count))])
     }
 
     private func invalid(_ parameter: String) -> ControlError {
@@ -387,7 +391,7 @@ extension Daemon {
             "slots": .int(Int64(config.slots)), "runningTasks": .int(Int64(runningTasks.count)),
             "queuedTasks": .int(Int64(queued)), "activeRuns": .int(Int64(activeRuns.count)),
             "jobs": .int(Int64(loaded.jobs.count)), "plugins": .int(Int64(loaded.catalog.plugins.count)),
-            "workers": .int(Int64(workers.filter(\.ready).count)),
+            "workers": .int(Int64(workers.filter(\.ready).count)), "shuttingDown": .bool(shuttingDown),
         ]
     }
 

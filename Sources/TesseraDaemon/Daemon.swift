@@ -242,6 +242,7 @@ public final class Daemon {
         flush()
         cgroups?.remove()
         if !loop.closeAll() { logWarning("event loop closed with handles still open") }
+        logInfo(exitCode == 0 ? "stopped" : "stopped with exit status \(exitCode)")
         return exitCode
     }
 
@@ -521,10 +522,10 @@ public final class Daemon {
 
     // MARK: Shutdown
 
-    /// Stops accepting work and stops the worker, which kills the
-    /// microtasks' process groups. Microtasks that were running stay
-    /// `running` in the store and are queued again by the next start. The
-    /// loop ends when the last handle is closed.
+    /// Drains: no microtask starts any more, and new runs and reloads are
+    /// refused, but the socket stays open for reading (status, runs, tasks,
+    /// output) and cancelling, until the running microtasks have ended or
+    /// `shutdown_timeout` has passed; then stop().
     func shutdown(reason: String) {
         guard !shuttingDown else {
             if !stopped {
@@ -535,9 +536,6 @@ public final class Daemon {
         }
         shuttingDown = true
         ServiceManager.notify("STOPPING=1")
-        listener?.close()
-        listener = nil
-        if !socketActivated { unlink(config.socket) }
         guard !runningTasks.isEmpty, storeFailure == nil else {
             logInfo("shutting down (\(reason))")
             stop()
@@ -545,7 +543,8 @@ public final class Daemon {
         }
         logInfo(
             "shutting down (\(reason)): waiting up to \(formatDuration(config.shutdownTimeout)) for "
-                + "\(runningTasks.count) running microtask(s); send it again to stop at once")
+                + "\(runningTasks.count) running microtask(s), still answering reads and refusing new runs; "
+                + "send it again to stop at once")
         drainTimer.start(after: config.shutdownTimeout) { [unowned self] in
             logInfo("shutdown_timeout reached; killing the running microtasks")
             self.stop()
@@ -564,6 +563,9 @@ public final class Daemon {
     func stop() {
         guard !stopped else { return }
         stopped = true
+        listener?.close()
+        listener = nil
+        if !socketActivated { unlink(config.socket) }
         for connection in connections.values { connection.close() }
         for worker in workers { worker.process.shutdown() }
         pluginDescription?.cancel()

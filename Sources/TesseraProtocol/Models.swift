@@ -23,6 +23,7 @@ public enum ManagerError {
     public static let invalidParameter = "io.tessera.Manager.InvalidParameter"
     public static let reloadFailed = "io.tessera.Manager.ReloadFailed"
     public static let runFinished = "io.tessera.Manager.RunFinished"
+    public static let shuttingDown = "io.tessera.Manager.ShuttingDown"
 }
 
 public enum ServiceError {

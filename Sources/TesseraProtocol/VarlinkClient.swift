@@ -49,6 +49,9 @@ public enum VarlinkClientError: Error, Sendable, CustomStringConvertible {
         case ManagerError.runFinished:
             return
                 "run \(p["id"]?.intValue.map(String.init) ?? "?") has already ended (\(p["state"]?.stringValue ?? "?"))"
+        case ManagerError.shuttingDown:
+            return "the daemon is shutting down: it lets its \(p["runningTasks"]?.intValue ?? 0) running "
+                + "microtask(s) finish and takes no new runs or reloads"
         case ServiceError.methodNotFound:
             return "the daemon does not know the method \(p["method"]?.stringValue ?? "?")"
         case ServiceError.permissionDenied:

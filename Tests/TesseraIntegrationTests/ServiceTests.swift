@@ -93,6 +93,35 @@ struct ServiceTests {
         #expect(access(daemon.directory + "/tessera.sock", F_OK) != 0, "it made no socket of its own")
     }
 
+    @Test("while it drains, the daemon answers reads, refuses new work with a reason, and says when it has stopped")
+    func answersWhileDraining() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "slow.yaml": "name: slow\nexecutor: shell\nparams: {command: [sleep, '60']}\n",
+                "hello.yaml": helloJob,
+            ], extraConfig: "shutdown_timeout: 60s")
+        let id = try daemon.startRun("slow")
+        try waitUntil("the microtask to run") { try daemon.tasks(id, state: .running).count == 1 }
+        kill(daemon.pid, SIGTERM)
+        try waitUntil("the drain to begin") { daemon.log.contains("send it again to stop at once") }
+
+        let status = daemon.cli(["status"])
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.stdout.contains("shutting down"), "\(status.stdout)")
+        #expect(daemon.cli(["tasks", String(id)]).stdout.contains("running"))
+        let refused = daemon.cli(["run", "hello"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("the daemon is shutting down"), "\(refused.stderr)")
+        let reload = daemon.cli(["reload"])
+        #expect(reload.stderr.contains("the daemon is shutting down"), "\(reload.stderr)")
+
+        // Cancelling the last running microtask ends the drain.
+        #expect(daemon.cli(["cancel", String(id)]).status == 0)
+        try waitUntil("the daemon to exit") { !daemon.isAlive }
+        #expect(access(daemon.socket, F_OK) != 0, "the socket is removed once it stops")
+        #expect(daemon.log.split(separator: "\n").last?.hasSuffix("stopped") == true, "\(daemon.log)")
+    }
+
     @Test("SIGTERM lets running microtasks finish; a second SIGTERM stops at once")
     func drain() throws {
         let daemon = try Daemon(
