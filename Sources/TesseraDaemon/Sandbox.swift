@@ -203,7 +203,7 @@ struct ResolvedSandbox: Equatable {
         let namespaces = names.filter { has($0.0) }.map(\.1)
         let identity: String
         if dynamicUser {
-            identity = "dynamic: a uid and gid of its own per slot, from \(DynamicUsers.firstID)"
+            identity = "dynamic: a uid and gid of its own for each running microtask, from \(DynamicUsers.firstID)"
         } else if uid == UInt32(TW_ID_UNCHANGED) {
             identity = "the daemon's user"
         } else {
@@ -244,7 +244,11 @@ struct ResolvedSandbox: Equatable {
             privateTmp
             ? "RLIMIT_FSIZE: each file on its own; the private /tmp holds \(formatSize(tmpSize)) in all"
             : "RLIMIT_FSIZE: each file on its own; what is written in all is not bounded"
-        let processes = available.contains("pids") ? "pids.max and RLIMIT_NPROC" : "RLIMIT_NPROC, per user"
+        let perUser =
+            dynamicUser
+            ? "counted per uid, and each running microtask has its own"
+            : "counted per uid, shared by every process of the microtask's user"
+        let processes = available.contains("pids") ? "pids.max and RLIMIT_NPROC" : "RLIMIT_NPROC, \(perUser)"
         let quota = available.contains("cpu") ? "cpu.max" : "not enforced: no cgroup v2 cpu controller"
         let candidates: [String?] = [
             limits.cpu.map { "cpu \(formatDuration($0)) (RLIMIT_CPU)" },
@@ -273,7 +277,7 @@ struct ResolvedSandbox: Equatable {
     }
 }
 
-/// The uids of `user: dynamic`, one per slot, like systemd's DynamicUser:
+/// The uids of `user: dynamic`, one per running microtask, like systemd's DynamicUser:
 /// a running microtask holds one, so no two running microtasks share a uid
 /// (and RLIMIT_NPROC, which counts per uid, becomes a per-microtask limit).
 struct DynamicUsers {

@@ -125,7 +125,7 @@ void sandbox_enter(const struct stage *stage);
 /* In the child: bounding set, identity, parent-death signal (and the
  * zygote check), ambient and all other capabilities. `dynamic_id`, unless
  * TW_ID_UNCHANGED, is the uid and gid of this microtask in place of the
- * stage's (a `dynamic` user, one per slot). */
+ * stage's (a `dynamic` user, one per running microtask). */
 void sandbox_drop_privileges(const struct stage *stage, uint32_t dynamic_id);
 
 /* In the child: Landlock, if the stage asks for it and the kernel has it.

@@ -17,13 +17,50 @@ let helloJob = """
       - name: greet
         executor: shell
         params:
-          command: [sh, -c, "echo hello {{item}}"]
+          command: [sh, -c, 'echo "hello $1"', sh, "{{item}}"]
         items: [alpha, beta, gamma]
         limits: {cpu: 10s, memory: 256MiB, wall: 30s, open_files: 64, processes: 16, file_size: 64MiB, output: 1MiB}
     """
 
 @Suite("End to end")
 struct EndToEndTests {
+    @Test("the README's job gives items to the shell as arguments, never as code")
+    func itemsAreArguments() throws {
+        let items = ["bob; id", "O'Brien", "$(id -u)", "two  spaces"]
+        let job = """
+            name: hello
+            executor: shell
+            params:
+              command: [sh, -c, 'echo "hello $1"', sh, "{{item}}"]
+            items: [\(items.map { "\"\($0)\"" }.joined(separator: ", "))]
+            """
+        let daemon = try Daemon(jobs: ["hello.yaml": job])
+        let id = try daemon.startRun("hello")
+        #expect(try daemon.wait(forRun: id).state == .succeeded)
+        for (index, item) in items.enumerated() {
+            #expect(try daemon.output(id, index)?.stdout == "hello \(item)\n")
+        }
+    }
+
+    @Test("every microtask gets LANG=C.UTF-8 unless its stage sets LANG")
+    func locale() throws {
+        let daemon = try Daemon(jobs: [
+            "lang.yaml": """
+            name: lang
+            stages:
+              - {name: default, executor: shell, params: {command: [sh, -c, 'echo "$LANG"']}}
+              - name: set
+                executor: shell
+                params: {command: [sh, -c, 'echo "$LANG"']}
+                sandbox: {environment: {LANG: de_DE.UTF-8}}
+              - {name: unsandboxed, executor: shell, params: {command: [sh, -c, 'echo "$LANG"']}, sandbox: none}
+            """
+        ])
+        let id = try daemon.startRun("lang")
+        #expect(try daemon.wait(forRun: id).state == .succeeded)
+        #expect(try (0..<3).map { try daemon.output(id, $0)?.stdout } == ["C.UTF-8\n", "de_DE.UTF-8\n", "C.UTF-8\n"])
+    }
+
     @Test("a job's items run as microtasks and their output is stored")
     func helloRuns() throws {
         let daemon = try Daemon(jobs: ["hello.yaml": helloJob])
@@ -90,7 +127,7 @@ struct EndToEndTests {
             stages:
               - name: first
                 executor: shell
-                params: {command: [sh, -c, "echo {{item}}"]}
+                params: {command: [echo, "{{item}}"]}
                 items: [a, b]
               - name: second
                 after: [first]
