@@ -211,6 +211,36 @@ static bool creates_file_system(const struct mount_step *step)
            (step->kind == MOUNT_HIDDEN && step->directory);
 }
 
+/* Drops the hidden paths that a file system the sandbox creates covers
+ * already, with nothing of the host's mounted between the two (the
+ * daemon's files under a private /tmp, say): they are out of sight. Also
+ * records which paths are directories. */
+static void drop_covered_hidden(struct sandbox_plan *plan)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < plan->step_count; i++) {
+        struct mount_step *step = &plan->steps[i];
+        struct stat status;
+        if (step->kind == MOUNT_HIDDEN || step->kind == MOUNT_READ_ONLY ||
+            step->kind == MOUNT_WRITABLE)
+            step->directory = stat(step->path, &status) != 0 || S_ISDIR(status.st_mode);
+        bool covered = false;
+        if (step->kind == MOUNT_HIDDEN) {
+            /* The deepest step before it whose path holds it decides. */
+            const struct mount_step *holder = NULL;
+            for (uint32_t j = 0; j < kept; j++) {
+                if (covers(plan->steps[j].path, step->path) &&
+                    strcmp(plan->steps[j].path, step->path) != 0)
+                    holder = &plan->steps[j];
+            }
+            covered = holder != NULL && creates_file_system(holder);
+        }
+        if (!covered)
+            plan->steps[kept++] = *step;
+    }
+    plan->step_count = kept;
+}
+
 static void plan_mounts(struct sandbox_plan *plan, const struct stage_sandbox *sandbox)
 {
     check_paths(plan, "read_only", &sandbox->read_only);
@@ -265,12 +295,9 @@ static void plan_mounts(struct sandbox_plan *plan, const struct stage_sandbox *s
         add_step(plan, MOUNT_PROC, "/proc");
     sort_steps(plan);
 
+    drop_covered_hidden(plan);
     for (uint32_t i = 0; i < plan->step_count; i++) {
         struct mount_step *step = &plan->steps[i];
-        struct stat status;
-        if (step->kind == MOUNT_HIDDEN || step->kind == MOUNT_READ_ONLY ||
-            step->kind == MOUNT_WRITABLE)
-            step->directory = stat(step->path, &status) != 0 || S_ISDIR(status.st_mode);
         if ((step->kind == MOUNT_READ_ONLY && strcmp(step->path, "/") != 0) ||
             step->kind == MOUNT_WRITABLE)
             step->tree = (int)plan->tree_count++;
@@ -280,6 +307,12 @@ static void plan_mounts(struct sandbox_plan *plan, const struct stage_sandbox *s
                 strcmp(plan->steps[j].path, step->path) != 0)
                 step->parent = (int)j;
         }
+    }
+    for (uint32_t i = 0; i < plan->step_count; i++) {
+        struct mount_step *step = &plan->steps[i];
+        step->shareable = step->kind == MOUNT_HIDDEN && step->directory;
+        for (uint32_t j = i + 1; j < plan->step_count && step->shareable; j++)
+            step->shareable = plan->steps[j].parent != (int)i;
     }
 }
 
@@ -519,10 +552,24 @@ static void make_mount_points(const struct sandbox_plan *plan, uint32_t index)
 
 /* Covers a directory with an empty read-only tmpfs (with the mount points
  * of what goes beneath it), or a file with /dev/null, read-only and nodev,
- * so that it cannot even be opened. Nothing to hide where nothing is. */
-static void hide(const struct sandbox_plan *plan, uint32_t index)
+ * so that it cannot even be opened. Nothing to hide where nothing is.
+ * `*empty` is a hidden directory whose tmpfs is empty for good, which a
+ * shareable step binds instead of making its own; NULL until one is. */
+static void hide(const struct sandbox_plan *plan, uint32_t index, const char **empty)
 {
     const struct mount_step *step = &plan->steps[index];
+    if (step->shareable && *empty != NULL) {
+        if (mount(*empty, step->path, NULL, MS_BIND, NULL) == -1) {
+            if (errno == ENOENT)
+                return;
+            sandbox_fail("hidden", step->path);
+        }
+        set_mount_attributes(AT_FDCWD, step->path, 0,
+                             MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                 MOUNT_ATTR_NOEXEC,
+                             0, "hidden", step->path);
+        return;
+    }
     if (!step->directory) {
         if (mount("/dev/null", step->path, NULL, MS_BIND, NULL) == -1) {
             if (errno == ENOENT)
@@ -542,6 +589,8 @@ static void hide(const struct sandbox_plan *plan, uint32_t index)
     }
     make_mount_points(plan, index);
     set_mount_attributes(AT_FDCWD, step->path, 0, MOUNT_ATTR_RDONLY, 0, "hidden", step->path);
+    if (step->shareable)
+        *empty = step->path;
 }
 
 static void mount_all(const struct sandbox_plan *plan)
@@ -575,6 +624,7 @@ static void mount_all(const struct sandbox_plan *plan)
         trees[step->tree] = tree;
     }
 
+    const char *empty = NULL;
     for (uint32_t i = 0; i < plan->step_count; i++) {
         const struct mount_step *step = &plan->steps[i];
         switch (step->kind) {
@@ -628,7 +678,7 @@ static void mount_all(const struct sandbox_plan *plan)
                                  "/dev");
             break;
         case MOUNT_HIDDEN:
-            hide(plan, i);
+            hide(plan, i, &empty);
             break;
         }
     }

@@ -62,6 +62,10 @@ struct mount_step {
      * MOUNT_VAR_TMP or a hidden directory), whose mount point the child
      * makes in it; -1 when the path is on the host's tree. */
     int parent;
+    /* MOUNT_HIDDEN: nothing is mounted beneath it, so it may be a bind of
+     * the empty file system another hidden directory got (a bind costs a
+     * few µs, a tmpfs tens). */
+    bool shareable;
 };
 
 struct sandbox_plan {

@@ -33,6 +33,30 @@ struct FilesystemTests {
         #expect(readFile(directory + "/inside") == "tessera\n")
     }
 
+    @Test("a writable path under a hidden directory is the only thing seen there")
+    func writableUnderHidden() throws {
+        let directory = "/var/lib/tessera-hidden-\(getpid())"
+        mkdir(directory, 0o755)
+        mkdir(directory + "/out", 0o777)
+        chmod(directory + "/out", 0o777)
+        writeFile(directory + "/secret", "secret\n")
+        defer { removeTree(directory) }
+        let daemon = try Daemon(jobs: [
+            "nested.yaml": """
+            name: nested
+            executor: shell
+            params: {command: [sh, -c, "ls \(directory); echo written > \(directory)/out/file"]}
+            sandbox: {filesystem: {hidden: ["\(directory)"], writable: ["\(directory)/out"]}}
+            """
+        ])
+        let id = try daemon.startRun("nested")
+        let run = try daemon.wait(forRun: id)
+        let output = try #require(try daemon.output(id, 0))
+        #expect(run.state == .succeeded, "\(output.stderr)")
+        #expect(output.stdout == "out\n", "only the mount point of the writable path: \(output.stdout)")
+        #expect(readFile(directory + "/out/file") == "written\n")
+    }
+
     @Test("the configuration, the job files and the state directory are hidden unless a stage names them")
     func daemonFilesAreHidden() throws {
         let daemon = try Daemon(start: false)
