@@ -120,6 +120,40 @@ enum WorkerEvent {
 /// goes there; microtasks get their stage's environment on top of this.
 let workerEnvironment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
 
+/// uv_spawn of the tessera-worker binary: `arguments` (argv[0] included),
+/// `workerEnvironment` as its whole environment, `stdio` as descriptors 0
+/// to 2, and `onExit` called on the loop when it exits. Returns what
+/// uv_spawn returns; the process handle is initialised either way.
+func spawnWorkerBinary(
+    loop: EventLoop, process: UnsafeMutablePointer<uv_handle_t>, arguments: [String],
+    stdio: [uv_stdio_container_t], onExit: uv_exit_cb
+) -> Int32 {
+    var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    var cEnvironment: [UnsafeMutablePointer<CChar>?] = workerEnvironment.map { strdup($0) } + [nil]
+    defer {
+        cArguments.forEach { free($0) }
+        cEnvironment.forEach { free($0) }
+    }
+    var stdio = stdio
+    var options = uv_process_options_t()
+    return arguments[0].withCString { file in
+        cArguments.withUnsafeMutableBufferPointer { args in
+            cEnvironment.withUnsafeMutableBufferPointer { env in
+                stdio.withUnsafeMutableBufferPointer { stdio in
+                    options.file = file
+                    options.args = args.baseAddress
+                    options.env = env.baseAddress
+                    options.stdio = stdio.baseAddress
+                    options.stdio_count = Int32(stdio.count)
+                    options.exit_cb = onExit
+                    let raw = UnsafeMutableRawPointer(process).assumingMemoryBound(to: uv_process_t.self)
+                    return uv_spawn(loop.raw, raw, &options)
+                }
+            }
+        }
+    }
+}
+
 /// One running tessera-worker zygote.
 final class WorkerProcess: Handle {
     private let channel: Stream
@@ -141,14 +175,6 @@ final class WorkerProcess: Handle {
         channel = Stream(loop: loop)
         super.init(type: UV_PROCESS)
 
-        let arguments = [executable, "zygote"] + plugins
-        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        var cEnvironment: [UnsafeMutablePointer<CChar>?] = workerEnvironment.map { strdup($0) } + [nil]
-        defer {
-            cArguments.forEach { free($0) }
-            cEnvironment.forEach { free($0) }
-        }
-
         var stdio = [uv_stdio_container_t](repeating: uv_stdio_container_t(), count: 3)
         stdio[0].flags = uv_stdio_flags(
             rawValue: UV_CREATE_PIPE.rawValue | UV_READABLE_PIPE.rawValue | UV_WRITABLE_PIPE.rawValue)
@@ -157,30 +183,11 @@ final class WorkerProcess: Handle {
         stdio[1].data.fd = 2
         stdio[2].flags = UV_INHERIT_FD
         stdio[2].data.fd = 2
-
-        var options = uv_process_options_t()
-        let rc: Int32 = executable.withCString { file in
-            cArguments.withUnsafeMutableBufferPointer { args in
-                cEnvironment.withUnsafeMutableBufferPointer { env in
-                    stdio.withUnsafeMutableBufferPointer { stdio in
-                        options.file = file
-                        options.args = args.baseAddress
-                        options.env = env.baseAddress
-                        options.stdio = stdio.baseAddress
-                        options.stdio_count = 3
-                        options.exit_cb = { process, status, signal in
-                            guard let owner = Handle.owner(UnsafeMutableRawPointer(process), as: WorkerProcess.self)
-                            else { return }
-                            let how =
-                                signal != 0
-                                ? "killed by \(signalName(signal))" : "exited with status \(status)"
-                            owner.processExited(how)
-                        }
-                        let process = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_process_t.self)
-                        return uv_spawn(loop.raw, process, &options)
-                    }
-                }
-            }
+        let rc = spawnWorkerBinary(
+            loop: loop, process: handle, arguments: [executable, "zygote"] + plugins, stdio: stdio
+        ) { process, status, signal in
+            guard let owner = Handle.owner(UnsafeMutableRawPointer(process), as: WorkerProcess.self) else { return }
+            owner.processExited(signal != 0 ? "killed by \(signalName(signal))" : "exited with status \(status)")
         }
         if rc < 0 {
             channel.close()
@@ -356,38 +363,16 @@ final class DescribeProcess: Handle {
         timer = Timer(loop: loop)
         super.init(type: UV_PROCESS)
 
-        let arguments = [executable, "describe"] + files
-        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        var cEnvironment: [UnsafeMutablePointer<CChar>?] = workerEnvironment.map { strdup($0) } + [nil]
-        defer {
-            cArguments.forEach { free($0) }
-            cEnvironment.forEach { free($0) }
-        }
         var stdio = [uv_stdio_container_t](repeating: uv_stdio_container_t(), count: 3)
         stdio[0].flags = UV_IGNORE
         stdio[1].flags = uv_stdio_flags(rawValue: UV_CREATE_PIPE.rawValue | UV_WRITABLE_PIPE.rawValue)
         stdio[1].data.stream = UnsafeMutableRawPointer(output.pipe).assumingMemoryBound(to: uv_stream_t.self)
         stdio[2].flags = UV_INHERIT_FD
         stdio[2].data.fd = 2
-        var options = uv_process_options_t()
-        let rc: Int32 = executable.withCString { file in
-            cArguments.withUnsafeMutableBufferPointer { args in
-                cEnvironment.withUnsafeMutableBufferPointer { env in
-                    stdio.withUnsafeMutableBufferPointer { stdio in
-                        options.file = file
-                        options.args = args.baseAddress
-                        options.env = env.baseAddress
-                        options.stdio = stdio.baseAddress
-                        options.stdio_count = 3
-                        options.exit_cb = { process, _, signal in
-                            Handle.owner(UnsafeMutableRawPointer(process), as: DescribeProcess.self)?.exited(
-                                signal: signal)
-                        }
-                        let process = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_process_t.self)
-                        return uv_spawn(loop.raw, process, &options)
-                    }
-                }
-            }
+        let rc = spawnWorkerBinary(
+            loop: loop, process: handle, arguments: [executable, "describe"] + files, stdio: stdio
+        ) { process, _, signal in
+            Handle.owner(UnsafeMutableRawPointer(process), as: DescribeProcess.self)?.exited(signal: signal)
         }
         retainForCallbacks()
         if rc < 0 {

@@ -558,20 +558,10 @@ static void make_mount_points(const struct sandbox_plan *plan, uint32_t index)
 static void hide(const struct sandbox_plan *plan, uint32_t index, const char **empty)
 {
     const struct mount_step *step = &plan->steps[index];
-    if (step->shareable && *empty != NULL) {
-        if (mount(*empty, step->path, NULL, MS_BIND, NULL) == -1) {
-            if (errno == ENOENT)
-                return;
-            sandbox_fail("hidden", step->path);
-        }
-        set_mount_attributes(AT_FDCWD, step->path, 0,
-                             MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                                 MOUNT_ATTR_NOEXEC,
-                             0, "hidden", step->path);
-        return;
-    }
-    if (!step->directory) {
-        if (mount("/dev/null", step->path, NULL, MS_BIND, NULL) == -1) {
+    if (!step->directory || (step->shareable && *empty != NULL)) {
+        /* A read-only bind, of /dev/null over a file, of the empty tmpfs
+         * over a directory. */
+        if (mount(step->directory ? *empty : "/dev/null", step->path, NULL, MS_BIND, NULL) == -1) {
             if (errno == ENOENT)
                 return;
             sandbox_fail("hidden", step->path);
