@@ -26,8 +26,9 @@
  * stage's environment; resource limits (after the mounts and Landlock, so
  * a tight RLIMIT_AS or RLIMIT_NOFILE cannot break them); seccomp, last.
  *
- * Either way the child then waits for the zygote's word on the channel
- * (channel.h): the zygote is tracing it by then (trace.h), so whatever the
+ * Either way the child waits for the zygote's word on the channel
+ * (channel.h) before its identity switch (sandbox) or its executor (rlimits
+ * only): the zygote is tracing it by then (trace.h), so whatever the
  * executor does to itself, the kernel's account of it reaches the zygote.
  * The executor runs with every signal at its default disposition; no
  * handler of ours stands between it and the kernel.
@@ -260,6 +261,10 @@ _Noreturn void child_run(const struct child_task *task)
         fail("preparing the task");
 
     if (plan != NULL) {
+        /* Before the identity switch: the zygote may trace a process of its
+         * own uid without CAP_SYS_PTRACE, which it may not have, only
+         * while that process has not switched away from it. */
+        wait_until_traced();
         sandbox_drop_privileges(stage, task->uid);
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
             fail("PR_SET_NO_NEW_PRIVS");
@@ -276,7 +281,8 @@ _Noreturn void child_run(const struct child_task *task)
         fail("PR_SET_NO_NEW_PRIVS");
     if (plan != NULL)
         sandbox_seccomp(stage);
-    wait_until_traced();
+    else
+        wait_until_traced();
 
     int status = stage->executor->execute(&host_table, &microtask);
 

@@ -16,14 +16,12 @@
 
 #include "io.h"
 
-/* Set once ptrace turned out to be refused, so it is logged once. */
+/* Set once ptrace was refused, so that it is logged once. */
 static bool refused;
 
 void trace_attach(struct trace *trace, pid_t pid, bool namespace_init)
 {
     *trace = (struct trace){.namespace_init = namespace_init};
-    if (refused)
-        return;
     /* EXITKILL: a microtask never outlives a zygote that dies. TRACEEXIT:
      * one stop as it exits, while its memory still exists. */
     long options = PTRACE_O_EXITKILL | PTRACE_O_TRACEEXIT;
@@ -31,13 +29,13 @@ void trace_attach(struct trace *trace, pid_t pid, bool namespace_init)
         trace->traced = true;
         return;
     }
-    if (errno == EPERM || errno == ENOSYS) {
+    if ((errno == EPERM || errno == ENOSYS) && !refused) {
         worker_log("cannot trace microtasks (ptrace: %s): their reasons come from wait status "
                    "alone, and a microtask that is pid 1 of its namespace does not die of "
                    "signals it does not handle",
                    strerror(errno));
         refused = true;
-    } else if (errno != ESRCH) {
+    } else if (errno != ESRCH && errno != EPERM && errno != ENOSYS) {
         worker_log("ptrace of pid %ld: %s", (long)pid, strerror(errno));
     }
 }

@@ -354,6 +354,19 @@ struct InstallTests {
         #expect(parsed["jobs"]?.intValue == Int64(jobExamples.count))
         #expect(childExecutables(of: daemon.pid).contains(stage.path("usr/lib/tessera/tessera-worker")))
 
+        // The worker traces microtasks with only the unit's capabilities
+        // (no CAP_SYS_PTRACE): a command that sends itself SIGTERM, as pid
+        // 1 of its namespace, is recorded as killed by it.
+        writeFile(
+            stage.path("etc/tessera/jobs.d/selfterm.yaml"),
+            "name: selfterm\nexecutor: shell\nparams: {command: [sh, -c, 'kill -TERM $$']}\nrange: {from: 0, to: 4}\n")
+        #expect(runProgram([tessera, "reload", "--socket", socket]).status == 0)
+        _ = runProgram([tessera, "run", "selfterm", "--wait", "--socket", socket])
+        let tasks = try JSON.parse(runProgram([tessera, "tasks", "2", "--json", "--socket", socket]).stdout)
+        let signals = tasks.arrayValue?.compactMap { $0["signal"]?.stringValue } ?? []
+        #expect(signals == Array(repeating: "SIGTERM", count: 4), "\(tasks.serialized())\n\(readFile(daemon.log))")
+        #expect(!readFile(daemon.log).contains("cannot trace microtasks"))
+
         #expect(daemon.stop() == 0, "\(readFile(daemon.log))")
     }
 
