@@ -221,7 +221,10 @@ public final class Daemon {
         signalWatchers = [
             SignalWatcher(loop: loop, signal: SIGTERM) { [unowned self] _ in self.shutdown(reason: "SIGTERM") },
             SignalWatcher(loop: loop, signal: SIGINT) { [unowned self] _ in self.shutdown(reason: "SIGINT") },
-            SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in self.reload { _ in } },
+            SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in
+                guard !self.shuttingDown else { return logWarning("SIGHUP ignored: the daemon is shutting down") }
+                self.reload { _ in }
+            },
         ]
         do {
             try openControlSocket()
@@ -471,11 +474,13 @@ public final class Daemon {
         case .failure(let diagnostics):
             return finishReload(.failed(diagnostics.diagnostics.map(\.description)), waiters)
         }
-        pluginDescription = PluginDescription(
+        let description = PluginDescription(
             loop: loop, directories: server.pluginDirs, worker: workerExecutable, timeout: server.pluginTimeout
         ) { [unowned self] catalog in
             self.finishReload(self.apply(server: server, catalog: catalog), waiters)
         }
+        pluginDescription = description
+        description.start()
     }
 
     private func finishReload(_ outcome: ReloadOutcome, _ waiters: [(ReloadOutcome) -> Void]) {

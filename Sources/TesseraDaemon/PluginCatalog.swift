@@ -247,6 +247,7 @@ final class PluginDescription {
     private let loop: EventLoop
     private let worker: String
     private let timeout: UInt64
+    private let directories: [String]
     private var processes: [DescribeProcess] = []
     private var completion: ((PluginCatalog) -> Void)?
 
@@ -255,9 +256,16 @@ final class PluginDescription {
         completion: @escaping (PluginCatalog) -> Void
     ) {
         self.loop = loop
+        self.directories = directories
         self.worker = worker
         self.timeout = timeout
         self.completion = completion
+    }
+
+    /// Starts describing. `completion` may be called before this returns
+    /// (no plugin files, or no process could be started), so the owner
+    /// keeps the object before it calls start().
+    func start() {
         let (files, problems) = PluginCatalog.pluginFiles(in: directories)
         guard !files.isEmpty else {
             finish(PluginCatalog(problems: problems))

@@ -194,7 +194,10 @@ struct ResolvedSandbox: Equatable {
     /// The confinement in a few lines, for `tesserad --check`.
     func summary(limits: Limits, host: HostCapabilities = .current) -> [String] {
         guard has(TW_SANDBOX_ENABLED) else {
-            return ["sandbox: none (rlimits, own session, closed descriptors, no_new_privs only)"]
+            return [
+                "sandbox: none (rlimits, own session, closed descriptors, no_new_privs only; the daemon's "
+                    + "files are not hidden)"
+            ]
         }
         let names: [(tw_sandbox_flags, String)] = [
             (TW_SANDBOX_NS_PID, "pid"), (TW_SANDBOX_NS_IPC, "ipc"), (TW_SANDBOX_NS_UTS, "uts"),
@@ -211,13 +214,20 @@ struct ResolvedSandbox: Equatable {
         }
         let written = writable.isEmpty ? "nothing" : writable.joined(separator: " ")
         var filesystem = "filesystem: read-only \(readOnly.joined(separator: " ")); writable \(written)"
+        if !has(TW_SANDBOX_NS_MOUNT) {
+            filesystem =
+                "filesystem: the host's, as the microtask's user may reach it (no mount namespace): "
+                + "the daemon's configuration, job files and state are not hidden"
+        }
         let asked = hidden.filter { !hiddenByDefault.contains($0) }
         if !asked.isEmpty { filesystem += "; hidden \(asked.joined(separator: " "))" }
         if !hiddenByDefault.isEmpty {
             filesystem += "; hidden by default \(hiddenByDefault.joined(separator: " "))"
         }
         let privateTmp = has(TW_SANDBOX_PRIVATE_TMP)
-        filesystem += privateTmp ? "; private /tmp of \(formatSize(tmpSize))" : "; shared /tmp"
+        if has(TW_SANDBOX_NS_MOUNT) {
+            filesystem += privateTmp ? "; private /tmp of \(formatSize(tmpSize))" : "; shared /tmp"
+        }
         var calls = "syscalls: \(syscalls.rawValue)"
         if !allowSyscalls.isEmpty { calls += ", also allowed \(allowSyscalls.joined(separator: " "))" }
         if !denySyscalls.isEmpty { calls += ", also denied \(denySyscalls.joined(separator: " "))" }

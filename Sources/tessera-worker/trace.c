@@ -137,13 +137,19 @@ static void signal_stop(struct trace *trace, pid_t pid, int signo)
     memset(&info, 0, sizeof info);
     bool from_kernel = false;
     if (ptrace(PTRACE_GETSIGINFO, pid, NULL, &info) == 0) {
-        /* Faults carry a positive code, RLIMIT_CPU's SIGXCPU SI_KERNEL. The
-         * SIGXFSZ of RLIMIT_FSIZE is sent as if by the process itself
-         * (SI_USER, its own pid), which only kill(getpid(), SIGXFSZ) can
-         * imitate: that is taken as the kernel's. */
+        /* Faults carry a positive code, RLIMIT_CPU's SIGXCPU SI_KERNEL; but
+         * a process may queue itself a signal with any code
+         * (rt_sigqueueinfo), so this is a hint the daemon checks against
+         * what cannot be forged (SIGXCPU: the CPU time used). The SIGXFSZ
+         * of RLIMIT_FSIZE is sent as if by the process itself (SI_USER,
+         * its own pid), which only kill(getpid(), SIGXFSZ) can imitate, so
+         * that form alone counts. A SIGSYS that is delivered never comes
+         * from the sandbox, whose filter kills at once (no delivery). */
         pid_t own = trace->namespace_init ? 1 : pid;
-        from_kernel = info.si_code == SI_KERNEL || info.si_code > 0 ||
-                      (signo == SIGXFSZ && info.si_code == SI_USER && info.si_pid == own);
+        if (signo == SIGXFSZ)
+            from_kernel = info.si_code == SI_USER && info.si_pid == own;
+        else if (signo != SIGSYS)
+            from_kernel = info.si_code == SI_KERNEL || info.si_code > 0;
     }
     if (trace->fatal_signal == 0) {
         trace->fatal_signal = signo;

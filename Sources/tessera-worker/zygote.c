@@ -736,11 +736,18 @@ static void reap_children(void)
         struct task *task = running_by_pid(pid);
         int status;
         if (changed.si_code == CLD_TRAPPED || changed.si_code == CLD_STOPPED) {
-            if (RETRY(waitpid(pid, &status, WNOHANG | WUNTRACED)) != pid) {
+            /* Consumes the stop without reaping: a process killed since it
+             * stopped is left for the next turn of this loop, which sees
+             * its exit. */
+            siginfo_t stop = {0};
+            if (RETRY(waitid(P_PID, (id_t)pid, &stop, WSTOPPED | WNOHANG)) == -1) {
                 worker_log("waiting for pid %ld: %s", (long)pid, strerror(errno));
                 return;
             }
-            if (task != NULL && task->trace.traced && WIFSTOPPED(status))
+            /* As waitpid() would say it: the stop signal, and a ptrace
+             * event above it. */
+            status = stop.si_status << 8 | 0x7f;
+            if (stop.si_pid == pid && task != NULL && task->trace.traced)
                 trace_stopped(&task->trace, pid, status);
             continue;
         }

@@ -117,7 +117,8 @@ struct FilesystemTests {
             executor: shell
             params: {command: ["true"]}
             limits: {memory: 256MiB, file_size: 64MiB}
-            """
+            """,
+            "bare.yaml": "name: bare\nexecutor: shell\nparams: {command: [\"true\"]}\nsandbox: {namespaces: [pid]}\n",
         ])
         let check = runProgram(["\(binDirectory)/tesserad", "--check", "--config", daemon.configPath])
         #expect(check.status == 0, "\(check.stderr)")
@@ -127,5 +128,9 @@ struct FilesystemTests {
         #expect(check.stdout.contains("memfd and tmpfs pages are not counted"), "\(check.stdout)")
         #expect(
             check.stdout.contains("file_size 64MiB (RLIMIT_FSIZE: each file on its own"), "\(check.stdout)")
+        #expect(
+            check.stdout.contains(
+                "(no mount namespace): the daemon's configuration, job files and state are not hidden"),
+            "a stage without a mount namespace is told it sees the daemon's files: \(check.stdout)")
     }
 }

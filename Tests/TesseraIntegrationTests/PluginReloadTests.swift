@@ -60,6 +60,16 @@ struct PluginReloadTests {
         #expect(Set(plugins.compactMap { $0["name"]?.stringValue }) == ["noop", "shell"], "the others still load")
     }
 
+    @Test("reloads with no plugin file at all each finish")
+    func reloadWithoutPlugins() throws {
+        let daemon = try Daemon(plugins: [])
+        for _ in 0..<3 {
+            let result = daemon.cli(["reload"])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.contains("reloaded: 0 job(s), 0 plugin(s)"), "\(result.stdout)")
+        }
+    }
+
     @Test("a plugin that declares 40,000 executors is refused, and says why")
     func declarationsAreBounded() throws {
         let daemon = try Daemon()

@@ -63,6 +63,8 @@ struct ReasonTests {
                 stages:
                   - {name: signal, executor: forge_signal}
                   - {name: peak, executor: forge_peak, limits: {memory: 256MiB}}
+                  - {name: xcpu, executor: forge_xcpu, limits: {cpu: 10s}}
+                  - {name: sigsys, executor: forge_sigsys}
                 """
             ], plugins: ["test-hostile"])
         let tasks = try ReasonTests.finishedTasks(daemon, "forge")
@@ -73,6 +75,10 @@ struct ReasonTests {
         let peak = try #require(tasks["peak"])
         #expect(peak.reason?.contains("memory limit") == false, "\(peak.reason ?? "")")
         #expect(peak.state == .failed)
+        // Signals a microtask queues itself with the kernel's codes die as
+        // signals, not as limits or the sandbox's doing.
+        #expect(tasks["xcpu"]?.reason == "killed by SIGXCPU", "\(tasks["xcpu"]?.reason ?? "")")
+        #expect(tasks["sigsys"]?.reason == "killed by SIGSYS", "\(tasks["sigsys"]?.reason ?? "")")
     }
 
     @Test("a failed microtask's reason carries the executor's own last error line")

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +195,36 @@ static int hostile_forge_peak(const tessera_host *host, tessera_task *task)
     _exit(1);
 }
 
+/* Queues itself `signo` with a code that claims the kernel sent it (as
+ * rt_sigqueueinfo lets a process do to itself), to be reported as a limit
+ * or the sandbox's doing. */
+static void forge_kernel_signal(int signo, int code)
+{
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    info.si_signo = signo;
+    info.si_code = code;
+    if (syscall(SYS_rt_sigqueueinfo, getpid(), signo, &info) != 0)
+        perror("rt_sigqueueinfo");
+    pause();
+}
+
+static int hostile_forge_xcpu(const tessera_host *host, tessera_task *task)
+{
+    (void)host;
+    (void)task;
+    forge_kernel_signal(SIGXCPU, SI_KERNEL);
+    return TESSERA_FAILED;
+}
+
+static int hostile_forge_sigsys(const tessera_host *host, tessera_task *task)
+{
+    (void)host;
+    (void)task;
+    forge_kernel_signal(SIGSYS, 1 /* SYS_SECCOMP */);
+    return TESSERA_FAILED;
+}
+
 /* Logs an error through the host, then writes other lines to standard
  * error, and fails: the reason must carry the logged error. */
 static int hostile_log_error(const tessera_host *host, tessera_task *task)
@@ -369,6 +400,10 @@ static const tessera_executor hostile_executors[] = {
              "Writes a crash report on descriptor 3 by hand and exits with 139."),
     EXECUTOR("forge_peak", hostile_forge_peak,
              "Writes a 1 TiB peak-memory report on descriptor 3 by hand and exits with 1."),
+    EXECUTOR("forge_xcpu", hostile_forge_xcpu,
+             "Queues itself SIGXCPU with the kernel's code, well within its CPU limit."),
+    EXECUTOR("forge_sigsys", hostile_forge_sigsys,
+             "Queues itself SIGSYS with the code of a seccomp kill."),
     EXECUTOR("log_error", hostile_log_error,
              "Logs an error, writes more to standard error and returns 4."),
     EXECUTOR("term_self", hostile_term_self, "Sends itself SIGTERM, which it does not handle."),
