@@ -80,6 +80,7 @@ public final class Daemon {
     public init(configPath: String, workerExecutable: String) throws(StartupError) {
         self.configPath = configPath
         self.workerExecutable = workerExecutable
+        Daemon.clearSignalMask()
         let server: ServerConfig
         switch ConfigLoader.loadServerConfig(path: configPath) {
         case .success(let value): server = value
@@ -100,6 +101,15 @@ public final class Daemon {
         } catch {
             throw StartupError(message: "\(server.stateDir): \(error)")
         }
+    }
+
+    /// Unblocks every signal. A mask inherited from whoever started us (a
+    /// test runner's thread, a shell) would hide SIGCHLD from libuv, which
+    /// describes the plugins before anything else, and SIGTERM from us.
+    static func clearSignalMask() {
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        sigprocmask(SIG_SETMASK, &empty, nil)
     }
 
     /// Takes an exclusive lock on the state directory for the life of the
@@ -178,6 +188,7 @@ public final class Daemon {
     /// Validates a configuration file and everything it names, without
     /// starting anything. Returns every problem found.
     public static func check(configPath: String, workerExecutable: String) -> (summary: [String], problems: [String]) {
+        clearSignalMask()
         switch ConfigLoader.loadServerConfig(path: configPath) {
         case .failure(let diagnostics):
             return ([], diagnostics.diagnostics.map(\.description))
@@ -190,13 +201,14 @@ public final class Daemon {
                         + plugin.executors.map(\.name).joined(separator: ", "))
             }
             summary.append("enforcement: \(HostCapabilities.current.enforcementNote)")
+            let protected = server.protectedPaths
             for job in configuration.jobs.values.sorted(by: { $0.name < $1.name }) {
                 let tasks = job.stages.reduce(0) { $0 + $1.items.count }
                 summary.append(
                     "job \(job.name) (\(job.file)): \(job.stages.count) stage(s), \(tasks) microtask(s) per run")
                 for stage in job.stages {
                     let sandbox = ResolvedSandbox(
-                        stage.sandbox.overlaid(on: server.defaultSandbox), protected: server.protectedPaths)
+                        stage.sandbox.overlaid(on: server.defaultSandbox), protected: protected)
                     summary.append("  stage \(stage.name) (executor \(stage.executor)):")
                     let limits = stage.limits.overlaid(on: server.defaults)
                     summary += sandbox.summary(limits: limits).map { "    " + $0 }
@@ -211,11 +223,6 @@ public final class Daemon {
     /// Starts the worker, recovers unfinished runs, opens the control socket
     /// and runs the loop until shutdown. Returns the process exit code.
     public func run() -> Int32 {
-        // A mask inherited from whoever started us (a test runner's thread,
-        // a shell) would hide SIGCHLD from libuv and SIGTERM from us.
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        sigprocmask(SIG_SETMASK, &empty, nil)
         signal(SIGPIPE, SIG_IGN)
         // Before the socket exists: whoever sees the socket may signal us.
         signalWatchers = [

@@ -66,29 +66,19 @@ public struct PluginCatalog: Sendable {
     }
 
     /// Describes every plugin of the directories with the worker binary,
-    /// blocking until it is done: for the start, before the loop serves
-    /// anyone, and for `tesserad --check`.
+    /// blocking until it is done: for the start, before the daemon's loop
+    /// serves anyone, and for `tesserad --check`. It is PluginDescription,
+    /// run on a loop of its own.
     public static func load(directories: [String], worker: String, timeout: UInt64) -> PluginCatalog {
-        let (files, listProblems) = pluginFiles(in: directories)
-        guard !files.isEmpty else { return PluginCatalog(problems: listProblems) }
-        switch runDescribe(worker: worker, files: files, timeout: timeout) {
-        case .success(let json):
-            return assemble(json["plugins"]?.arrayValue ?? [], problems: listProblems)
-        case .failure(let problem) where files.count == 1:
-            return PluginCatalog(problems: listProblems + [problem.message])
-        case .failure:
-            // One plugin's initialisation crashed or hung: describe each file
-            // on its own, so that the others still load.
-            var descriptions: [JSON] = []
-            var problems = listProblems
-            for file in files {
-                switch runDescribe(worker: worker, files: [file], timeout: timeout) {
-                case .success(let json): descriptions += json["plugins"]?.arrayValue ?? []
-                case .failure(let problem): problems.append(problem.message)
-                }
-            }
-            return assemble(descriptions, problems: problems)
-        }
+        let loop = EventLoop()
+        var catalog = PluginCatalog()
+        let description = PluginDescription(
+            loop: loop, directories: directories, worker: worker, timeout: timeout
+        ) { catalog = $0 }
+        description.start()
+        loop.run()
+        if !loop.closeAll() { logWarning("describing plugins left handles open") }
+        return catalog
     }
 
     /// The catalog of what `tessera-worker describe` printed, with every
@@ -175,71 +165,9 @@ public struct PluginCatalog: Sendable {
             return .failure(DescribeFailure(message: "\(worker) describe printed invalid JSON: \(error)"))
         }
     }
-
-    /// Runs `worker describe files...`, blocking, and parses its JSON output.
-    static func runDescribe(worker: String, files: [String], timeout: UInt64) -> Result<JSON, DescribeFailure> {
-        var pipeFDs: [Int32] = [-1, -1]
-        guard pipe(&pipeFDs) == 0 else {
-            return .failure(DescribeFailure(message: "pipe: \(String(cString: strerror(errno)))"))
-        }
-        _ = fcntl(pipeFDs[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(pipeFDs[1], F_SETFD, FD_CLOEXEC)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-
-        let arguments = [worker, "describe"] + files
-        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        var cEnvironment: [UnsafeMutablePointer<CChar>?] = workerEnvironment.map { strdup($0) } + [nil]
-        defer {
-            cArguments.forEach { free($0) }
-            cEnvironment.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, worker, &actions, nil, &cArguments, &cEnvironment)
-        close(pipeFDs[1])
-        guard rc == 0 else {
-            close(pipeFDs[0])
-            return .failure(DescribeFailure(message: "cannot start \(worker): \(String(cString: strerror(rc)))"))
-        }
-
-        var outcome = DescribeProcess.Outcome()
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        let deadline = monotonicMilliseconds() + timeout
-        while true {
-            let now = monotonicMilliseconds()
-            guard now < deadline else {
-                outcome.timedOut = true
-                break
-            }
-            var pfd = pollfd(fd: pipeFDs[0], events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, Int32(min(deadline - now, UInt64(Int32.max))))
-            if ready < 0 && errno == EINTR { continue }
-            if ready == 0 {
-                outcome.timedOut = true
-                break
-            }
-            let n = buffer.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            outcome.output.append(contentsOf: buffer[0..<n])
-            if outcome.output.count > describeOutputLimit {
-                outcome.tooLarge = true
-                break
-            }
-        }
-        close(pipeFDs[0])
-        if outcome.timedOut || outcome.tooLarge { kill(pid, SIGKILL) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        outcome.signal = status & 0x7f
-        return interpret(outcome, worker: worker, files: files, timeout: timeout)
-    }
 }
 
-/// Describes the plugins of a reload beside the loop, which goes on serving
+/// Describes the plugins on an event loop, which at a reload goes on serving
 /// clients and enforcing limits meanwhile: one describe process for every
 /// file, then, if it crashed or hung, one per file, at once, so that the
 /// others still load.

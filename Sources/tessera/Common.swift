@@ -115,56 +115,36 @@ func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
 /// the way systemctl and journalctl show what they cannot print. With
 /// `keepingLines`, line feeds and tabs stay as they are.
 func escaped(_ bytes: [UInt8], keepingLines: Bool = false) -> String {
-    var out = ""
-    var index = 0
-    func hex(_ byte: UInt8) -> String {
-        let digits = String(byte, radix: 16)
-        return "\\x" + (digits.count == 1 ? "0" + digits : digits)
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count)
+    func hex(_ byte: UInt8) {
+        let digits = Array("0123456789abcdef".utf8)
+        out += [UInt8(ascii: "\\"), UInt8(ascii: "x"), digits[Int(byte >> 4)], digits[Int(byte & 0xf)]]
     }
-    while index < bytes.count {
-        let byte = bytes[index]
-        let length = utf8SequenceLength(bytes, at: index)
-        if length == 0 {
-            out += hex(byte)
-            index += 1
-            continue
+    var parser = Unicode.UTF8.ForwardParser()
+    var iterator = bytes.makeIterator()
+    var offset = 0
+    while true {
+        switch parser.parseScalar(from: &iterator) {
+        case .valid(let encoded):
+            let value = Unicode.UTF8.decode(encoded).value
+            switch value {
+            case 0x0a where keepingLines, 0x09 where keepingLines: out.append(UInt8(value))
+            case 0x0a: out += Array("\\n".utf8)
+            case 0x0d: out += Array("\\r".utf8)
+            case 0x09: out += Array("\\t".utf8)
+            case 0..<0x20, 0x7f: hex(UInt8(value))
+            case 0x80..<0xa0: out += Array("\\u{\(String(value, radix: 16))}".utf8)
+            default: out += encoded
+            }
+            offset += encoded.count
+        case .error(let length):
+            bytes[offset..<(offset + length)].forEach(hex)
+            offset += length
+        case .emptyInput:
+            return String(decoding: out, as: UTF8.self)
         }
-        let scalar = String(decoding: bytes[index..<(index + length)], as: UTF8.self)
-        let value = scalar.unicodeScalars.first?.value ?? 0
-        switch value {
-        case 0x0a where keepingLines, 0x09 where keepingLines: out += scalar
-        case 0x0a: out += "\\n"
-        case 0x0d: out += "\\r"
-        case 0x09: out += "\\t"
-        case 0..<0x20, 0x7f: out += hex(byte)
-        case 0x80..<0xa0: out += "\\u{" + String(value, radix: 16) + "}"
-        default: out += scalar
-        }
-        index += length
     }
-    return out
-}
-
-/// The length of the well-formed UTF-8 sequence at `index`, 0 if none is.
-private func utf8SequenceLength(_ bytes: [UInt8], at index: Int) -> Int {
-    let first = bytes[index]
-    let length: Int
-    let minimum: UInt32
-    var value: UInt32
-    switch first {
-    case 0..<0x80: return 1
-    case 0xc2...0xdf: (length, minimum, value) = (2, 0x80, UInt32(first & 0x1f))
-    case 0xe0...0xef: (length, minimum, value) = (3, 0x800, UInt32(first & 0x0f))
-    case 0xf0...0xf4: (length, minimum, value) = (4, 0x10000, UInt32(first & 0x07))
-    default: return 0
-    }
-    guard index + length <= bytes.count else { return 0 }
-    for next in bytes[(index + 1)..<(index + length)] {
-        guard next & 0xc0 == 0x80 else { return 0 }
-        value = value << 6 | UInt32(next & 0x3f)
-    }
-    guard value >= minimum, value <= 0x10ffff, !(0xd800...0xdfff).contains(value) else { return 0 }
-    return length
 }
 
 /// Writes text to standard output at once, bypassing stdio buffering (the
