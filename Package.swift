@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "tessera-test-dupexec", type: .dynamic, targets: ["DuplicateExecutorTestPlugin"]),
         .library(name: "tessera-test-hanginit", type: .dynamic, targets: ["HangInitTestPlugin"]),
         .library(name: "tessera-test-manyexec", type: .dynamic, targets: ["ManyExecutorsTestPlugin"]),
+        .library(name: "tessera-test-abi10", type: .dynamic, targets: ["ABI10TestPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -49,12 +50,15 @@ let package = Package(
             name: "TesseraProtocol",
             resources: [.embedInCode("io.tessera.Manager.varlink")]
         ),
-        .target(name: "TesseraStore", dependencies: ["CSQLite", "TesseraProtocol"]),
+        // The microtask engine: runs, stages and microtasks as a state
+        // machine, with no event loop, no database and no clock of its own.
+        .target(name: "TesseraEngine", dependencies: ["TesseraConfig", "TesseraProtocol"]),
+        .target(name: "TesseraStore", dependencies: ["CSQLite", "TesseraEngine", "TesseraProtocol"]),
         .target(
             name: "TesseraDaemon",
             dependencies: [
-                "CLibSystemd", "CLibUV", "CTesseraShims", "CTesseraWire", "TesseraConfig", "TesseraProtocol",
-                "TesseraStore", .product(name: "Logging", package: "swift-log"),
+                "CLibSystemd", "CLibUV", "CTesseraShims", "CTesseraWire", "TesseraConfig", "TesseraEngine",
+                "TesseraProtocol", "TesseraStore", .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -107,7 +111,12 @@ let package = Package(
             name: "ManyExecutorsTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/manyexec",
             publicHeadersPath: "."),
 
+        .target(
+            name: "ABI10TestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/abi10",
+            publicHeadersPath: "."),
+
         .testTarget(name: "TesseraConfigTests", dependencies: ["TesseraConfig"]),
+        .testTarget(name: "TesseraEngineTests", dependencies: ["TesseraEngine", "TesseraConfig", "TesseraProtocol"]),
         .testTarget(name: "TesseraProtocolTests", dependencies: ["TesseraProtocol"]),
         .testTarget(
             name: "TesseraIntegrationTests",

@@ -7,6 +7,10 @@
 // decoder goes on and collects every problem of the file. A `KnownKey` table
 // lists the keys a mapping accepts, so adding a key is one line.
 
+#if canImport(Glibc)
+    internal import Glibc
+#endif
+
 /// The diagnostics of one file, in the order they were found.
 final class DiagnosticCollector {
     let file: String
@@ -37,6 +41,24 @@ struct ConfigNode {
     }
 
     var mark: Mark { node.mark }
+
+    /// The absolute directory of the file being decoded: relative paths in
+    /// a job file are relative to it.
+    var jobDirectory: String {
+        var directory = diagnostics.file
+        if let slash = directory.lastIndex(of: "/") {
+            directory = String(directory[..<slash])
+            if directory.isEmpty { directory = "/" }
+        } else {
+            directory = "."
+        }
+        if directory.hasPrefix("/") { return directory }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buffer, buffer.count) != nil else { return directory }
+        let cwd = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if directory == "." { return cwd }
+        return cwd + "/" + (directory.hasPrefix("./") ? String(directory.dropFirst(2)) : directory)
+    }
 
     /// Reports `message` at this node.
     func report(_ message: String) {

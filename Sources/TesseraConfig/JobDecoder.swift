@@ -7,9 +7,10 @@
 // cycles). It reports every problem it finds, not only the first.
 //
 // A job file holds a list of stages, or the keys of a single stage at the top
-// level (`executor`, `params`, `items` or `range`, `limits`, `sandbox`), which
-// make a stage named "main". `retries` and `chunk` are reserved for later:
-// they are unknown keys until a line in `stageKeys` gives them a meaning.
+// level (`executor`, `params`, a source of items, `limits`, `sandbox`), which
+// make a stage named "main". A stage has exactly one source of items
+// (ItemSource.swift); `from:` and `reduce:` also make it wait for the stages
+// they name, so they take part in the check for cycles with `after:`.
 
 struct JobDecoder {
     let catalog: ExecutorCatalog
@@ -77,8 +78,12 @@ struct JobDecoder {
         let mapping: ConfigMapping
         var executor: ConfigNode?
         var params: ConfigNode?
-        var items: ItemSource?
-        var range: ItemSource?
+        /// The sources written, in file order, with the key they were written under.
+        var sources: [(key: String, source: ItemSource)] = []
+        var references: [StageReference] = []
+        var chunk: Int?
+        var maxFailures: FailureTolerance = .count(0)
+        var result: ResultSource = .executor
         var limits = Limits()
         var sandbox = SandboxSettings()
         var after: [StageReference] = []
@@ -93,6 +98,8 @@ struct JobDecoder {
     private struct StageReference {
         let name: String
         let node: ConfigNode
+        /// `after`, `from` or `reduce`.
+        var key = "after"
     }
 
     /// The keys of the top level of a job file, besides `stages` and `shorthandKeys`.
@@ -113,8 +120,43 @@ struct JobDecoder {
         },
         KnownKey("executor", required: true) { $0.executor = $1 },
         KnownKey("params") { $0.params = $1 },
-        KnownKey("items", \.items) { $0.items() },
-        KnownKey("range", \.range) { $0.range() },
+        KnownKey("items") { stage, node in node.items().map { stage.sources.append(("items", $0)) } },
+        KnownKey("range") { stage, node in node.range().map { stage.sources.append(("range", $0)) } },
+        KnownKey("matrix") { stage, node in node.matrix().map { stage.sources.append(("matrix", $0)) } },
+        KnownKey("glob") { stage, node in
+            node.glob(base: node.jobDirectory).map { stage.sources.append(("glob", $0)) }
+        },
+        KnownKey("lines") { stage, node in
+            node.lines(base: node.jobDirectory).map { stage.sources.append(("lines", $0)) }
+        },
+        KnownKey("split") { stage, node in
+            node.split(base: node.jobDirectory).map { stage.sources.append(("split", $0)) }
+        },
+        KnownKey("from") { stage, node in
+            if let source = node.fromStage() {
+                stage.sources.append(("from", source))
+                stage.references.append(StageReference(name: source.upstream[0], node: node, key: "from"))
+            }
+        },
+        KnownKey("reduce") { stage, node in
+            if let source = node.reduceStages() {
+                stage.sources.append(("reduce", source))
+                let nodes = node.list() ?? [node]
+                for (name, item) in zip(source.upstream, nodes.count == source.upstream.count ? nodes : [node]) {
+                    stage.references.append(StageReference(name: name, node: item, key: "reduce"))
+                }
+            }
+        },
+        KnownKey("chunk", \.chunk) { $0.positiveInteger() },
+        KnownKey("max_failures", \.maxFailures) { $0.failureTolerance() },
+        KnownKey("result", \.result) { node in
+            guard let text = node.string(expected: "executor or stdout") else { return nil }
+            guard let source = ResultSource(rawValue: text) else {
+                node.reportExpected("executor (what the executor sets) or stdout (what it prints)")
+                return nil
+            }
+            return source
+        },
         KnownKey("limits", \.limits) { Limits.decode($0) },
         KnownKey("sandbox", \.sandbox) { SandboxSettings.decode($0) },
         KnownKey("after", \.after) { node in
@@ -125,7 +167,10 @@ struct JobDecoder {
     ]
 
     /// The stage keys that may stand at the top level of a single-stage job.
-    private static let shorthandKeys = ["executor", "params", "items", "range", "limits", "sandbox"]
+    private static let shorthandKeys = [
+        "executor", "params", "items", "range", "matrix", "glob", "lines", "split", "chunk", "max_failures",
+        "result", "limits", "sandbox",
+    ]
 
     // MARK: Stages
 
@@ -144,9 +189,16 @@ struct JobDecoder {
 
     /// Checks a stage against the catalogue and makes its definition.
     private func finish(_ stage: StageDraft) -> StageDefinition? {
-        if stage.mapping["items"] != nil, let range = stage.mapping["range"] {
+        if stage.sources.count > 1 {
+            let keys = stage.sources.map(\.key)
+            let second = stage.mapping[keys[1]]
             diagnostics.report(
-                "\"items\" and \"range\" cannot both be given; use one", at: range.keyMark, path: stage.mapping.path)
+                "a stage has exactly one source of items; \(quoted(keys[0])) and \(quoted(keys[1])) cannot both be "
+                    + "given", at: second?.keyMark ?? stage.mapping.mark, path: stage.mapping.path)
+        }
+        let source = stage.sources.first?.source ?? .none
+        if let chunk = stage.chunk, case .reduce = source {
+            stage.mapping["chunk"]?.report("a reduce stage is one microtask; \"chunk: \(chunk)\" has nothing to group")
         }
         guard let executorNode = stage.executor, let executor = executorNode.string(expected: "an executor name") else {
             return nil
@@ -162,9 +214,17 @@ struct JobDecoder {
         guard let params = params(of: stage, spec: spec, executorNode: executorNode), let name = stage.name else {
             return nil
         }
+        if let paramsNode = stage.params, let mapping = paramsNode.mapping() {
+            var isReduce = false
+            if case .reduce = source { isReduce = true }
+            for (_, value) in mapping.entries {
+                value.checkTemplates(keys: source.itemKeys, isReduce: isReduce, chunked: stage.chunk != nil)
+            }
+        }
         return StageDefinition(
-            name: name, executor: executor, params: params, items: stage.items ?? stage.range ?? .none,
-            limits: stage.limits, sandbox: stage.sandbox, after: stage.after.map(\.name), mark: stage.mapping.mark)
+            name: name, executor: executor, params: params, items: source, limits: stage.limits,
+            sandbox: stage.sandbox, after: stage.after.map(\.name), chunk: stage.chunk, maxFailures: stage.maxFailures,
+            result: stage.result, mark: stage.mapping.mark)
     }
 
     /// The stage's parameters checked against `spec`, with the declared
@@ -233,10 +293,19 @@ struct JobDecoder {
         }
     }
 
-    /// Every name in `after` is another stage of the job, listed once.
+    /// Every name in `after` is another stage of the job, listed once, and
+    /// `from:` and `reduce:` name other stages.
     private func checkAfter(_ stages: [StageDraft]) {
         let names = stages.compactMap(\.name)
         for stage in stages {
+            for reference in stage.references {
+                if reference.name == stage.name {
+                    reference.node.report("a stage cannot take the results of itself")
+                } else if !names.contains(reference.name) {
+                    reference.node.report(
+                        "unknown stage \(quoted(reference.name))\(didYouMean(reference.name, among: names))")
+                }
+            }
             var firstMarks: [String: Mark] = [:]
             for reference in stage.after {
                 if let first = firstMarks[reference.name] {
@@ -268,19 +337,21 @@ struct JobDecoder {
             var path: [(stage: Int, nextReference: Int)] = [(start, 0)]
             var onPath: Set<Int> = [start]
             while let (stage, next) = path.last {
-                guard next < stages[stage].after.count else {
+                let edges = stages[stage].after + stages[stage].references
+                guard next < edges.count else {
                     path.removeLast()
                     onPath.remove(stage)
                     finished[stage] = true
                     continue
                 }
                 path[path.count - 1].nextReference += 1
-                let reference = stages[stage].after[next]
+                let reference = edges[next]
                 guard let target = indexByName[reference.name], target != stage, !finished[target] else { continue }
                 if onPath.contains(target) {
                     let cycle = path.drop { $0.stage != target }.map(\.stage) + [target]
                     let names = cycle.compactMap { stages[$0].name }
-                    reference.node.report("\"after\" forms a cycle: \(names.joined(separator: " after "))")
+                    reference.node.report(
+                        "\(quoted(reference.key)) forms a cycle: \(names.joined(separator: " after "))")
                 } else {
                     path.append((target, 0))
                     onPath.insert(target)

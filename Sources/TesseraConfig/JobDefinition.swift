@@ -19,12 +19,26 @@ public struct StageDefinition: Sendable, Equatable {
     public var sandbox: SandboxSettings
     /// The stages that must finish before this one starts, as written.
     public var after: [String]
+    /// Consecutive items per microtask (the item is then a JSON array); nil: one.
+    public var chunk: Int?
+    /// How many microtasks may fail while the stage still succeeds (default none).
+    public var maxFailures: FailureTolerance
+    /// Whether the result is what the executor sets or what it prints.
+    public var result: ResultSource
+    /// Every stage this one waits for: `after`, and the stages its source
+    /// reads results from.
+    public var dependencies: [String] {
+        after + items.upstream.filter { !after.contains($0) }
+    }
+
     /// Where the stage is written, for later messages about it.
     public var mark: Mark
 
     public init(
         name: String, executor: String, params: [Param] = [], items: ItemSource = .none,
-        limits: Limits = Limits(), sandbox: SandboxSettings = SandboxSettings(), after: [String] = [], mark: Mark
+        limits: Limits = Limits(), sandbox: SandboxSettings = SandboxSettings(), after: [String] = [],
+        chunk: Int? = nil,
+        maxFailures: FailureTolerance = .count(0), result: ResultSource = .executor, mark: Mark
     ) {
         self.name = name
         self.executor = executor
@@ -33,6 +47,9 @@ public struct StageDefinition: Sendable, Equatable {
         self.limits = limits
         self.sandbox = sandbox
         self.after = after
+        self.chunk = chunk
+        self.maxFailures = maxFailures
+        self.result = result
         self.mark = mark
     }
 }

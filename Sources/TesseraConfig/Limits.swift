@@ -23,10 +23,17 @@ public struct Limits: Sendable, Equatable {
     /// CPU bandwidth in percent of one CPU (`cpu_quota: 50%`), enforced
     /// with the cgroup's cpu.max where cgroup v2 is delegated.
     public var cpuQuota: UInt64?
+    /// The largest result a task may have, in bytes (`result: 1MiB`); past
+    /// it the task fails.
+    public var result: UInt64?
+
+    /// The result limit when neither a stage nor the server sets one.
+    public static let defaultResult: UInt64 = 1 << 20
 
     public init(
         cpu: UInt64? = nil, wall: UInt64? = nil, memory: UInt64? = nil, fileSize: UInt64? = nil,
-        output: UInt64? = nil, openFiles: UInt64? = nil, processes: UInt64? = nil, cpuQuota: UInt64? = nil
+        output: UInt64? = nil, openFiles: UInt64? = nil, processes: UInt64? = nil, cpuQuota: UInt64? = nil,
+        result: UInt64? = nil
     ) {
         self.cpu = cpu
         self.wall = wall
@@ -36,6 +43,7 @@ public struct Limits: Sendable, Equatable {
         self.openFiles = openFiles
         self.processes = processes
         self.cpuQuota = cpuQuota
+        self.result = result
     }
 
     /// These limits on top of `base`: each limit set here wins, the others
@@ -49,7 +57,8 @@ public struct Limits: Sendable, Equatable {
             output: output ?? base.output,
             openFiles: openFiles ?? base.openFiles,
             processes: processes ?? base.processes,
-            cpuQuota: cpuQuota ?? base.cpuQuota)
+            cpuQuota: cpuQuota ?? base.cpuQuota,
+            result: result ?? base.result)
     }
 
     /// The keys of a limits mapping.
@@ -62,6 +71,7 @@ public struct Limits: Sendable, Equatable {
         KnownKey("open_files", \.openFiles) { $0.positiveInteger().map(UInt64.init) },
         KnownKey("processes", \.processes) { $0.positiveInteger().map(UInt64.init) },
         KnownKey("cpu_quota", \.cpuQuota) { $0.percentage() },
+        KnownKey("result", \.result) { $0.size() },
     ]
 
     /// Decodes a limits mapping such as `{cpu: 10s, memory: 256MiB}`.

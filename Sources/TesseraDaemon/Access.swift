@@ -46,12 +46,19 @@ struct Peer: CustomStringConvertible {
     }
 
     var description: String { "uid \(uid) gid \(groups.first ?? 0) pid \(pid)" }
+
+    /// The user's name, or "uid N" when it has none, for the record of who started a run.
+    var userName: String {
+        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }
+        return String(cString: name)
+    }
 }
 
 enum Access {
     /// The methods that change state; every other method only reads.
     static let adminMethods: Set<String> = [
         "io.tessera.Manager.StartRun", "io.tessera.Manager.CancelRun", "io.tessera.Manager.Reload",
+        "io.tessera.Manager.AddItems", "io.tessera.Manager.RerunRun",
     ]
 
     static func isAdmin(_ peer: Peer, rules: AccessRules) -> Bool {

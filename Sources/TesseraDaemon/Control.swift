@@ -5,6 +5,7 @@
 // loop iteration's state changes are committed.
 
 import TesseraConfig
+import TesseraEngine
 import TesseraProtocol
 import TesseraStore
 
@@ -35,11 +36,13 @@ final class Connection {
     let peer: Peer?
     private var framer = VarlinkFramer(maximumMessageSize: maximumRequestSize)
     /// Set while a WatchRun stream is in progress; later calls wait.
-    var watching: ActiveRun?
+    var watching: Int64?
     /// Set while a call's reply comes later (a reload); later calls wait.
     var awaitingReply = false
+    /// Set while a ListResults stream is in progress; later calls wait.
+    var results: ResultStream?
     /// Whether calls that arrive now must wait for an earlier one.
-    private var holding: Bool { watching != nil || awaitingReply }
+    private var holding: Bool { watching != nil || awaitingReply || results != nil }
     private var waitingCalls: [[UInt8]] = []
     private(set) var isClosed = false
 
@@ -94,9 +97,11 @@ final class Connection {
         guard !isClosed else { return }
         isClosed = true
         if let run = watching {
-            run.watchers.removeAll { $0.connection === self }
+            daemon.runShells[run]?.watchers.removeAll { $0.connection === self }
             watching = nil
         }
+        results = nil
+        daemon.uploads.removeValue(forKey: ObjectIdentifier(self))
         daemon.connections.removeValue(forKey: ObjectIdentifier(self))
         stream.close()
     }
@@ -217,15 +222,112 @@ extension Daemon {
                 }
             }
             try refuseWhileDraining()
-            let run = try startRun(jobName: job, overrides: overrides)
+            var callerItems: (stage: String, items: any ItemStream, count: Int)?
+            if let items = p["items"], !items.isNull {
+                let upload = uploads[ObjectIdentifier(connection)]
+                guard let count = items["count"]?.intValue, count == Int64(upload?.count ?? 0) else {
+                    throw ControlError(
+                        ManagerError.invalidParameter,
+                        [
+                            "parameter": "items.count",
+                            "reason": .string(
+                                "\(upload?.count ?? 0) item(s) were sent on this connection with AddItems"),
+                        ])
+                }
+                let stage = try items.optionalString("stage") ?? loaded.jobs[job]?.stages.first?.name ?? ""
+                callerItems = (stage, upload?.stream() ?? ItemUpload.empty, Int(count))
+            }
+            let run = try startRun(
+                jobName: job, overrides: overrides, startedBy: connection.peer?.userName ?? "unknown",
+                callerItems: callerItems)
+            if callerItems != nil { uploads.removeValue(forKey: ObjectIdentifier(connection)) }
             return VarlinkReply(parameters: ["id": .int(run.id)])
+        case "io.tessera.Manager.AddItems":
+            try refuseWhileDraining()
+            guard let values = p["items"]?.arrayValue else { throw invalid("items") }
+            var items: [String] = []
+            items.reserveCapacity(values.count)
+            for value in values {
+                guard let text = value.stringValue else { throw invalid("items") }
+                items.append(text)
+            }
+            let key = ObjectIdentifier(connection)
+            let upload: ItemUpload
+            if let existing = uploads[key] {
+                upload = existing
+            } else {
+                upload = try ItemUpload(directory: config.stateDir)
+                uploads[key] = upload
+            }
+            try upload.append(items)
+            return VarlinkReply(parameters: ["count": .int(Int64(upload.count))])
+        case "io.tessera.Manager.RerunRun":
+            try refuseWhileDraining()
+            let id = try p.requiredInt("id")
+            let failedOnly = p["failedOnly"]?.boolValue ?? false
+            guard let saved = try storeRead({ try store.savedRun(id: id) }) else {
+                throw ControlError(ManagerError.runNotFound, ["id": .int(id)])
+            }
+            let overrides = (try? JSON.parse(saved.params))?.objectValue?.compactMap { key, value in
+                value.stringValue.map { (key, $0) }
+            }
+            let run = try startRun(
+                jobName: saved.job, overrides: overrides ?? [], startedBy: connection.peer?.userName ?? "unknown",
+                rerun: (saved, failedOnly))
+            return VarlinkReply(parameters: ["id": .int(run.id)])
+        case "io.tessera.Manager.DescribeRun":
+            let id = try p.requiredInt("id")
+            let info = try runInfo(id)
+            guard let saved = try storeRead({ try store.savedRun(id: id) }) else {
+                throw ControlError(ManagerError.runNotFound, ["id": .int(id)])
+            }
+            let live = engine.runs[id]
+            var stages: [JSON] = []
+            for record in saved.stages {
+                let stage = live?.stages.first { $0.position == record.position }
+                let current = stage?.record ?? record
+                var counts = TaskCounts()
+                if let stage {
+                    counts = stage.counts
+                } else {
+                    counts = try storeRead { try store.taskCounts(run: id, in: current.range) }
+                }
+                stages.append([
+                    "name": .string(current.name), "source": .string(current.source),
+                    "state": .string(current.state.rawValue),
+                    "firstIndex": .optional(current.firstIndex) { .int(Int64($0)) },
+                    "tasks": .optional(current.count) { .int(Int64($0)) }, "counts": counts.json,
+                    "reason": .optional(current.reason, JSON.string),
+                ])
+            }
+            let params = (try? JSON.parse(saved.params)) ?? .object([])
+            return VarlinkReply(parameters: [
+                "run": info.json, "params": params, "startedBy": .string(saved.startedBy),
+                "rerunOf": .optional(saved.rerunOf, JSON.int), "stages": .array(stages),
+            ])
+        case "io.tessera.Manager.ListResults":
+            let id = try p.requiredInt("run")
+            _ = try runInfo(id)
+            let stage = try p.optionalString("stage")
+            if let stage {
+                let names = try storeRead { try store.stages(run: id) }.map(\.name)
+                guard names.contains(stage) else {
+                    throw ControlError(ManagerError.stageNotFound, ["run": .int(id), "stage": .string(stage)])
+                }
+            }
+            guard call.more else {
+                throw ControlError(ServiceError.expectedMore, [:])
+            }
+            connection.results = ResultStream(run: id, stage: stage)
+            pumpResults()
+            return nil
         case "io.tessera.Manager.ListRuns":
             let limit = try p.optionalInt("limit") ?? 50
             guard limit > 0 else { throw invalid("limit") }
             let runs = try storeRead {
-                try store.runs(limit: Int(min(limit, 10_000))) { activeRuns[$0]?.counts }
+                try store.runs(limit: Int(min(limit, 10_000))) { engine.runs[$0]?.counts }
             }
-            return VarlinkReply(parameters: ["runs": .array(runs.map { (activeRuns[$0.id]?.info ?? $0).json })])
+            return VarlinkReply(parameters: ["runs": .array(runs.map { (engine.runs[$0.id]?.info ?? $0).json })])
         case "io.tessera.Manager.GetRun":
             return VarlinkReply(parameters: ["run": try runInfo(try p.requiredInt("id")).json])
         case "io.tessera.Manager.ListTasks":
@@ -242,7 +344,7 @@ extension Daemon {
             var tasks = try storeRead {
                 try store.tasks(run: id, state: state, offset: Int(offset), limit: Int(min(limit, 100_000)))
             }
-            if let run = activeRuns[id] { overlayRunning(&tasks, of: run) }
+            if engine.runs[id] != nil { overlayRunning(&tasks, of: id) }
             return VarlinkReply(parameters: ["tasks": .array(tasks.map(\.json))])
         case "io.tessera.Manager.GetTaskOutput":
             let id = try p.requiredInt("run")
@@ -254,7 +356,7 @@ extension Daemon {
             return VarlinkReply(parameters: ["output": output.json])
         case "io.tessera.Manager.CancelRun":
             let id = try p.requiredInt("id")
-            guard let run = activeRuns[id] else {
+            guard let run = engine.runs[id] else {
                 let info = try runInfo(id)
                 throw ControlError(ManagerError.runFinished, ["id": .int(id), "state": .string(info.state.rawValue)])
             }
@@ -263,11 +365,11 @@ extension Daemon {
             return VarlinkReply(parameters: ["run": run.info.json])
         case "io.tessera.Manager.WatchRun":
             let id = try p.requiredInt("id")
-            guard call.more, let run = activeRuns[id] else {
+            guard call.more, let run = engine.runs[id], let shell = runShells[id] else {
                 return VarlinkReply(parameters: ["run": try runInfo(id).json])
             }
-            connection.watching = run
-            run.watchers.append(Watcher(connection: connection))
+            connection.watching = id
+            shell.watchers.append(Watcher(connection: connection))
             send(VarlinkReply(parameters: ["run": run.info.json], continues: true), to: connection)
             armWatchTimer()
             return nil
@@ -304,7 +406,7 @@ extension Daemon {
     /// New runs and reloads are refused while the daemon drains.
     private func refuseWhileDraining() throws(ControlError) {
         guard shuttingDown else { return }
-        throw ControlError(ManagerError.shuttingDown, ["runningTasks": .int(Int64(runningTasks.count))])
+        throw ControlError(ManagerError.shuttingDown, ["runningTasks": .int(Int64(engine.running.count))])
     }
 
     private func invalid(_ parameter: String) -> ControlError {
@@ -322,7 +424,7 @@ extension Daemon {
 
     /// A run from memory when active, else from the store.
     func runInfo(_ id: Int64) throws(ControlError) -> RunInfo {
-        if let run = activeRuns[id] { return run.info }
+        if let run = engine.runs[id] { return run.info }
         guard let info = try storeRead({ try store.run(id: id) }) else {
             throw ControlError(ManagerError.runNotFound, ["id": .int(id)])
         }
@@ -330,11 +432,11 @@ extension Daemon {
     }
 
     /// The store does not know a running task's progress; add what the worker said.
-    private func overlayRunning(_ tasks: inout [TaskInfo], of run: ActiveRun) {
+    private func overlayRunning(_ tasks: inout [TaskInfo], of run: Int64) {
         guard !taskProgress.isEmpty else { return }
         var progressByIndex: [Int: Double] = [:]
-        for (token, task) in runningTasks where task.run === run {
-            if let fraction = taskProgress[token] { progressByIndex[task.index] = fraction }
+        for (token, fraction) in taskProgress {
+            if let shell = taskShells[token], shell.run == run { progressByIndex[shell.index] = fraction }
         }
         for i in tasks.indices where tasks[i].state == .running {
             if let fraction = progressByIndex[tasks[i].index] {
@@ -352,11 +454,12 @@ extension Daemon {
         watchTimerArmed = true
         watchTimer.start(after: 100, repeatEvery: 100) { [unowned self] in
             var anyWatched = false
-            for run in self.activeRuns.values where !run.watchers.isEmpty {
+            for run in self.engine.runs.values {
+                guard let watchers = self.runShells[run.id]?.watchers, !watchers.isEmpty else { continue }
                 anyWatched = true
                 if run.changed {
                     run.changed = false
-                    for watcher in run.watchers {
+                    for watcher in watchers {
                         self.send(
                             VarlinkReply(parameters: ["run": run.info.json], continues: true), to: watcher.connection)
                     }
@@ -369,11 +472,8 @@ extension Daemon {
         }
     }
 
-    func notifyWatchers(_ run: ActiveRun, finishedAt: Double) {
-        var info = run.info
-        info.finishedAt = finishedAt
-        let watchers = run.watchers
-        run.watchers.removeAll()
+    func notifyWatchers(_ run: EngineRun, _ watchers: [Watcher]) {
+        let info = run.info
         for watcher in watchers {
             watcher.connection.watching = nil
             watcher.connection.write(VarlinkReply(parameters: ["run": info.json]).json.varlinkFrame)
@@ -384,12 +484,12 @@ extension Daemon {
     // MARK: Records
 
     func statusJSON() -> JSON {
-        let queued = activeRuns.values.reduce(0) { $0 + $1.counts.queued }
+        let queued = engine.queuedCount
         return [
             "version": .string(tesseraVersion), "pid": .int(Int64(getpid())),
             "uptimeSeconds": .double(Double(monotonicMilliseconds() - startedMonotonic) / 1000),
-            "slots": .int(Int64(config.slots)), "runningTasks": .int(Int64(runningTasks.count)),
-            "queuedTasks": .int(Int64(queued)), "activeRuns": .int(Int64(activeRuns.count)),
+            "slots": .int(Int64(config.slots)), "runningTasks": .int(Int64(engine.running.count)),
+            "queuedTasks": .int(Int64(queued)), "activeRuns": .int(Int64(engine.runs.count)),
             "jobs": .int(Int64(loaded.jobs.count)), "plugins": .int(Int64(loaded.catalog.plugins.count)),
             "workers": .int(Int64(workers.filter(\.ready).count)), "shuttingDown": .bool(shuttingDown),
         ]
@@ -425,7 +525,12 @@ extension Daemon {
                 job.stages.map { stage in
                     [
                         "name": .string(stage.name), "executor": .string(stage.executor),
-                        "tasks": .int(Int64(stage.items.count)), "after": .array(stage.after.map(JSON.string)),
+                        "tasks": .optional(
+                            stage.items.knownCount.map { count in
+                                stage.chunk.map { (count + $0 - 1) / $0 } ?? count
+                            }
+                        ) { .int(Int64($0)) },
+                        "source": .string(stage.items.summary), "after": .array(stage.dependencies.map(JSON.string)),
                     ]
                 }),
         ]

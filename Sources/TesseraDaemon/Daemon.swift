@@ -4,6 +4,7 @@
 // client hears of them.
 
 import TesseraConfig
+import TesseraEngine
 import TesseraProtocol
 import TesseraStore
 
@@ -27,16 +28,17 @@ public final class Daemon {
     let store: Store
     let startedMonotonic = monotonicMilliseconds()
 
-    // Scheduling state (see Scheduling.swift).
-    var activeRuns: [Int64: ActiveRun] = [:]
-    var runOrder: [ActiveRun] = []
-    var roundRobin = 0
-    var runningTasks: [UInt64: RunningTask] = [:]
+    /// Runs, stages and microtasks: the engine decides, the daemon carries out.
+    let engine: Engine
+    // The daemon's side of runs and microtasks (see Runs.swift, Scheduling.swift).
+    var runShells: [Int64: RunShell] = [:]
+    var taskShells: [UInt64: TaskShell] = [:]
     var taskProgress: [UInt64: Double] = [:]
-    var runningPerJob: [String: Int] = [:]
     var dynamicUsers = DynamicUsers()
-    var nextToken: UInt64 = 0
     var stageIDs: [StageKey: UInt32] = [:]
+    var sandboxes: [StageKey: ResolvedSandbox] = [:]
+    /// Items sent with AddItems, per connection, until a StartRun takes them.
+    var uploads: [ObjectIdentifier: ItemUpload] = [:]
     var nextStageID: UInt32 = 0
     var workers: [WorkerSlot] = []
     var currentWorker: WorkerSlot?
@@ -45,6 +47,7 @@ public final class Daemon {
     var limitTimerArmed = false
     lazy var restartTimer = Timer(loop: loop)
     lazy var watchTimer = Timer(loop: loop)
+    lazy var resultTimer = Timer(loop: loop)
     var watchTimerArmed = false
     /// Set at the first SIGTERM: no new microtasks start; running ones may
     /// finish for up to shutdown_timeout.
@@ -72,7 +75,7 @@ public final class Daemon {
     var connections: [ObjectIdentifier: Connection] = [:]
     /// Replies held until the iteration's changes are committed.
     var pendingReplies: [(Connection, [UInt8])] = []
-    var finishedSinceFlush: [(ActiveRun, Double)] = []
+    var finishedSinceFlush: [(EngineRun, [Watcher])] = []
     var storeFailure: String?
 
     /// Loads everything and opens the store; throws a message for the user
@@ -101,6 +104,10 @@ public final class Daemon {
         } catch {
             throw StartupError(message: "\(server.stateDir): \(error)")
         }
+        engine = Engine(
+            settings: Engine.Settings(slots: server.slots, defaultLimits: server.defaults, killGrace: 2000),
+            store: store, files: RunFiles(stateDirectory: server.stateDir))
+        engine.delegate = self
     }
 
     /// Unblocks every signal. A mask inherited from whoever started us (a
@@ -203,13 +210,13 @@ public final class Daemon {
             summary.append("enforcement: \(HostCapabilities.current.enforcementNote)")
             let protected = server.protectedPaths
             for job in configuration.jobs.values.sorted(by: { $0.name < $1.name }) {
-                let tasks = job.stages.reduce(0) { $0 + $1.items.count }
-                summary.append(
-                    "job \(job.name) (\(job.file)): \(job.stages.count) stage(s), \(tasks) microtask(s) per run")
+                summary.append("job \(job.name) (\(job.file)): \(job.stages.count) stage(s)")
                 for stage in job.stages {
                     let sandbox = ResolvedSandbox(
                         stage.sandbox.overlaid(on: server.defaultSandbox), protected: protected)
                     summary.append("  stage \(stage.name) (executor \(stage.executor)):")
+                    summary.append(
+                        "    items: \(stage.items.summary)" + (stage.chunk.map { ", \($0) per microtask" } ?? ""))
                     let limits = stage.limits.overlaid(on: server.defaults)
                     summary += sandbox.summary(limits: limits).map { "    " + $0 }
                 }
@@ -244,6 +251,7 @@ public final class Daemon {
         recoverRuns()
         flusher = Check(loop: loop) { [unowned self] in self.flush() }
         logInfo(HostCapabilities.current.enforcementNote)
+        warnIfRunDirectoriesUnreachable()
         if let cgroups { logInfo(cgroups.note) }
         logInfo(
             "tesserad \(tesseraVersion) ready on \(config.socket): \(loaded.jobs.count) job(s), "
@@ -256,10 +264,29 @@ public final class Daemon {
         return exitCode
     }
 
+    /// A run's directory lives under the state directory; a microtask with
+    /// a uid of its own reaches it through the state directory's parents,
+    /// so each must be searchable by others (as /var/lib is).
+    func warnIfRunDirectoriesUnreachable() {
+        var path = config.stateDir
+        while let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            path = String(path[..<slash])
+            var info = stat()
+            if stat(path, &info) == 0, info.st_mode & 0o001 == 0 {
+                logWarning(
+                    "\(path) is not searchable by others (mode \(String(info.st_mode & 0o7777, radix: 8))): "
+                        + "microtasks with a uid of their own cannot reach their run directory under "
+                        + "\(config.stateDir)")
+                return
+            }
+        }
+    }
+
     /// Commits the iteration's changes, then sends the replies and watch
     /// updates that report them. If the commit fails, nothing is reported
     /// and the daemon stops: it cannot promise durability any more.
     func flush() {
+        if storeFailure == nil, let failure = engine.storeFailure { storeFailure = failure }
         if storeFailure == nil {
             do {
                 try store.commit()
@@ -280,8 +307,8 @@ public final class Daemon {
         }
         for (connection, bytes) in pendingReplies { connection.write(bytes) }
         pendingReplies.removeAll(keepingCapacity: true)
-        for (run, finishedAt) in finishedSinceFlush {
-            notifyWatchers(run, finishedAt: finishedAt)
+        for (run, watchers) in finishedSinceFlush {
+            notifyWatchers(run, watchers)
         }
         finishedSinceFlush.removeAll()
     }
@@ -330,26 +357,31 @@ public final class Daemon {
 
     // MARK: Runs
 
-    /// Creates a run of a job with run-time parameter overrides.
-    func startRun(jobName: String, overrides: [(String, String)]) throws(ControlError) -> ActiveRun {
+    /// Creates a run of a job with run-time parameter overrides, items from
+    /// the caller, or as a rerun of an earlier run.
+    func startRun(
+        jobName: String, overrides: [(String, String)], startedBy: String,
+        callerItems: (stage: String, items: any ItemStream, count: Int)? = nil,
+        rerun: (run: SavedRun, failedOnly: Bool)? = nil
+    ) throws(ControlError) -> EngineRun {
         let job = try resolve(jobName: jobName, overrides: overrides)
-        let total = job.stages.reduce(0) { $0 + $1.items.count }
-        let now = wallClockSeconds()
-        let tasks = job.stages.lazy.flatMap { stage in
-            (0..<stage.items.count).lazy.map { (stage: stage.name, item: stage.items.item(at: $0)) }
-        }
         let paramsJSON = JSON.object(overrides.map { ($0.0, JSON.string($0.1)) }).serialized()
-        let id: Int64
+        let run: EngineRun
         do {
-            id = try store.createRun(
-                job: job.name, params: paramsJSON, definition: job.file, createdAt: now, tasks: tasks, total: total)
+            run = try engine.createRun(
+                Engine.RunRequest(
+                    job: job, params: paramsJSON, startedBy: startedBy, callerItems: callerItems, rerun: rerun),
+                at: now())
         } catch {
             throw ControlError(ManagerError.invalidParameter, ["parameter": "job", "reason": .string(error.message)])
         }
-        let run = ActiveRun(id: id, job: job, createdAt: now, server: config)
-        activate(run)
+        runShells[run.id] = RunShell()
+        runShells[run.id]?.worker = currentWorker
         logInfo(
-            "run \(id) of \(job.name) queued: \(total) microtask(s)", metadata: ["job": "\(job.name)", "run": "\(id)"])
+            "run \(run.id) of \(job.name) queued by \(startedBy): \(run.total) microtask(s)"
+                + (rerun.map { " (rerun of run \($0.run.id)\($0.failedOnly ? ", what did not succeed" : ""))" } ?? ""),
+            metadata: ["job": "\(job.name)", "run": "\(run.id)"])
+        dispatch()
         return run
     }
 
@@ -394,60 +426,31 @@ public final class Daemon {
         return job
     }
 
-    private func activate(_ run: ActiveRun) {
-        run.worker = currentWorker
-        activeRuns[run.id] = run
-        runOrder.append(run)
-        advance(run)
-        dispatch()
-    }
-
     /// Picks up runs an earlier daemon accepted but did not finish: their
     /// unfinished microtasks run again under the job's current definition.
     func recoverRuns() {
-        let unfinished: [Store.UnfinishedRun]
+        let unfinished: [SavedRun]
         do {
             unfinished = try store.unfinishedRuns()
         } catch {
             logError("cannot read unfinished runs: \(error)")
             return
         }
-        for saved in unfinished {
+        let problems = engine.recover(unfinished, at: now()) { saved in
             let overrides = (try? JSON.parse(saved.params))?.objectValue?.compactMap { key, value in
                 value.stringValue.map { (key, $0) }
             }
-            let job = try? resolve(jobName: saved.job, overrides: overrides ?? [])
-            guard let job, job.stages.reduce(0, { $0 + $1.items.count }) == saved.counts.queued + saved.counts.finished
-            else {
-                logError(
-                    "run \(saved.id): job \(saved.job) is gone or changed shape; its unfinished tasks are cancelled")
-                let now = wallClockSeconds()
-                record {
-                    try store.cancelQueuedTasks(
-                        run: saved.id, indices: saved.pending, reason: "job definition changed", at: now)
-                    try store.setRunState(
-                        id: saved.id, state: .failed, startedAt: saved.startedAt ?? now, finishedAt: now)
-                }
-                continue
-            }
-            let run = ActiveRun(id: saved.id, job: job, createdAt: saved.createdAt, server: config)
-            run.counts = saved.counts
-            run.startedAt = saved.startedAt
-            if saved.startedAt != nil { run.state = .running }
-            let pending = Set(saved.pending)
-            for stage in run.stages {
-                let indices = stage.firstIndex..<(stage.firstIndex + stage.count)
-                let queued = (0..<stage.count).filter { pending.contains(stage.firstIndex + $0) }
-                stage.pendingList = queued
-                stage.unfinished = queued.count
-                // Failed and cancelled alike keep dependent stages from running.
-                stage.failed = saved.unsuccessful.filter { indices.contains($0) }.count
-            }
-            logInfo(
-                "run \(saved.id) of \(saved.job) recovered: \(saved.pending.count) microtask(s) to go",
-                metadata: ["job": "\(saved.job)", "run": "\(saved.id)"])
-            activate(run)
+            return try? resolve(jobName: saved.job, overrides: overrides ?? [])
         }
+        problems.forEach { logError($0) }
+        for run in engine.runs.values.sorted(by: { $0.id < $1.id }) where runShells[run.id] == nil {
+            runShells[run.id] = RunShell()
+            runShells[run.id]?.worker = currentWorker
+            logInfo(
+                "run \(run.id) of \(run.job.name) recovered: \(run.counts.queued) microtask(s) to go",
+                metadata: ["job": "\(run.job.name)", "run": "\(run.id)"])
+        }
+        dispatch()
     }
 
     // MARK: Reload
@@ -519,10 +522,12 @@ public final class Daemon {
             kept.catalog.pluginPaths != loaded.catalog.pluginPaths
             || kept.catalog.pluginIdentities != loaded.catalog.pluginIdentities
         loaded = kept
+        engine.settings.slots = kept.server.slots
+        engine.settings.defaultLimits = kept.server.defaults
         if pluginsChanged, let old = currentWorker {
             // Runs in flight keep the plugins they started with: the old
             // worker serves them and stops when none is left.
-            for run in activeRuns.values where run.worker == nil { run.worker = old }
+            for shell in runShells.values where shell.worker == nil { shell.worker = old }
             old.retiring = true
             currentWorker = nil
             startWorker()
@@ -548,14 +553,14 @@ public final class Daemon {
         }
         shuttingDown = true
         ServiceManager.notify("STOPPING=1")
-        guard !runningTasks.isEmpty, storeFailure == nil else {
+        guard !engine.running.isEmpty, storeFailure == nil else {
             logInfo("shutting down (\(reason))")
             stop()
             return
         }
         logInfo(
             "shutting down (\(reason)): waiting up to \(formatDuration(config.shutdownTimeout)) for "
-                + "\(runningTasks.count) running microtask(s), still answering reads and refusing new runs; "
+                + "\(engine.running.count) running microtask(s), still answering reads and refusing new runs; "
                 + "send it again to stop at once")
         drainTimer.start(after: config.shutdownTimeout) { [unowned self] in
             logInfo("shutdown_timeout reached; killing the running microtasks")
@@ -565,7 +570,7 @@ public final class Daemon {
 
     /// Called when a microtask ends: ends the drain when it was the last.
     func drainProgressed() {
-        if shuttingDown && !stopped && runningTasks.isEmpty { stop() }
+        if shuttingDown && !stopped && engine.running.isEmpty { stop() }
     }
 
     /// Stops for good: the worker is told to go, which kills the running
@@ -586,6 +591,7 @@ public final class Daemon {
         limitTimer.close()
         restartTimer.close()
         watchTimer.close()
+        resultTimer.close()
         drainTimer.close()
         serviceTimer.close()
         signalWatchers.forEach { $0.close() }
@@ -617,8 +623,7 @@ public final class Daemon {
     }
 
     var statusLine: String {
-        let queued = activeRuns.values.reduce(0) { $0 + $1.counts.queued }
-        return "\(runningTasks.count) running, \(queued) queued, \(activeRuns.count) active run(s)"
+        "\(engine.running.count) running, \(engine.queuedCount) queued, \(engine.runs.count) active run(s)"
     }
 
 }

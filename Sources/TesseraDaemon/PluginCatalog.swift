@@ -5,6 +5,7 @@
 // takes down only that process.
 
 import TesseraConfig
+import TesseraEngine
 import TesseraProtocol
 
 #if canImport(Glibc)

@@ -6,6 +6,7 @@
 internal import CTesseraShims
 internal import CTesseraWire
 import TesseraConfig
+import TesseraEngine
 
 #if canImport(Glibc)
     import Glibc
@@ -159,6 +160,15 @@ struct ResolvedSandbox: Equatable {
         allowSyscalls = settings.allowSyscalls ?? []
         denySyscalls = settings.denySyscalls ?? []
         environment = ResolvedSandbox.environment((settings.environment ?? []).map { "\($0.key)=\($0.value)" })
+    }
+
+    /// This sandbox with a run's directory writable (in a mount namespace;
+    /// without one the whole file system is as the daemon sees it).
+    func withRunDirectory(_ path: String) -> ResolvedSandbox {
+        guard has(TW_SANDBOX_NS_MOUNT), !writable.contains(path) else { return self }
+        var copy = self
+        copy.writable.append(path)
+        return copy
     }
 
     /// Whether a microtask of this sandbox needs a cgroup of its own: when

@@ -1,12 +1,13 @@
-// Dispatching microtasks to the worker, enforcing wall-clock limits,
-// recording what the worker reports, and finishing stages and runs.
-//
-// Slots are global (`slots` in tessera.yaml); each job's `concurrency`
-// caps its own microtasks across all its runs. Runs take turns (round
-// robin) so one large run does not starve the others.
+// The daemon's side of scheduling: it carries out what the engine
+// (TesseraEngine) decides. The engine picks which microtask starts, counts
+// and records; this file sends the worker its STAGE and TASK frames, lends
+// uids, turns what the worker reports into a state and a reason, keeps the
+// timer that lets the engine enforce wall-clock limits, and replaces a
+// worker that dies.
 
 internal import CTesseraWire
 import TesseraConfig
+import TesseraEngine
 import TesseraProtocol
 import TesseraStore
 
@@ -26,103 +27,117 @@ final class WorkerSlot {
     init(process: WorkerProcess) { self.process = process }
 }
 
-/// The grace period between SIGTERM and SIGKILL.
-let killGraceMilliseconds: UInt64 = 2000
-
-extension Daemon {
+extension Daemon: EngineDelegate {
     // MARK: Dispatch
 
     /// Starts as many queued microtasks as slots and concurrency allow.
     func dispatch() {
-        guard !shuttingDown else { return }
-        while runningTasks.count < config.slots {
-            guard let (run, stage, worker) = nextRunnableStage(), let position = stage.takeNext() else { return }
-            start(run: run, stage: stage, position: position, on: worker)
-        }
+        engine.paused = shuttingDown
+        engine.dispatch(at: now())
     }
+
+    /// The time as the engine is given it.
+    func now() -> Instant { Instant(wall: wallClockSeconds(), monotonic: monotonicMilliseconds()) }
 
     /// The worker a run's microtasks go to: the one that was current when
     /// the run started (its plugins are the ones the run was checked
     /// against), as long as it lives; otherwise the current one.
-    func worker(for run: ActiveRun) -> WorkerSlot? {
-        if let pinned = run.worker, workers.contains(where: { $0 === pinned }) { return pinned }
-        run.worker = currentWorker
+    func worker(for run: Int64) -> WorkerSlot? {
+        let shell = runShells[run] ?? RunShell()
+        runShells[run] = shell
+        if let pinned = shell.worker, workers.contains(where: { $0 === pinned }) { return pinned }
+        shell.worker = currentWorker
         return currentWorker
     }
 
     /// Stops a worker that a reload replaced once nothing uses it any more:
     /// no microtask runs on it and no active run is pinned to it.
     func retireIfUnused(_ worker: WorkerSlot) {
-        guard worker.retiring, worker.running == 0, !activeRuns.values.contains(where: { $0.worker === worker })
+        guard worker.retiring, worker.running == 0, !runShells.values.contains(where: { $0.worker === worker })
         else { return }
         worker.process.shutdown()
     }
 
-    /// The next (run, stage) with a queued microtask whose job has room,
-    /// taking runs in turn.
-    private func nextRunnableStage() -> (ActiveRun, StagePlan, WorkerSlot)? {
-        let count = runOrder.count
-        guard count > 0 else { return nil }
-        for step in 0..<count {
-            let run = runOrder[(roundRobin + step) % count]
-            if run.cancelRequested { continue }
-            if let limit = run.job.concurrency, (runningPerJob[run.job.name] ?? 0) >= limit { continue }
-            guard let worker = worker(for: run), worker.ready else { continue }
-            if let stage = run.stages.first(where: { $0.phase == .ready && $0.hasQueued }) {
-                roundRobin = (roundRobin + step + 1) % count
-                return (run, stage, worker)
-            }
-        }
-        return nil
+    public func engine(_ engine: Engine, canStart run: EngineRun) -> Bool {
+        worker(for: run.id)?.ready == true
     }
 
-    private func start(run: ActiveRun, stage: StagePlan, position: Int, on worker: WorkerSlot) {
-        let index = stage.firstIndex + position
-        let now = wallClockSeconds()
-        let stageID = workerStageID(run: run, stage: stage)
+    public func engine(_ engine: Engine, start task: MicrotaskStart) {
+        guard let worker = worker(for: task.run.id) else { return }
+        let stageID = workerStageID(run: task.run.id, stage: task.stage.position)
         if !worker.definedStages.contains(stageID) {
-            worker.process.send(stageFrame(id: stageID, stage: stage))
+            worker.process.send(stageFrame(id: stageID, stage: task.stage, of: task.run))
             worker.definedStages.insert(stageID)
         }
-        nextToken += 1
-        let token = nextToken
         var frame = FrameWriter(type: UInt8(TW_MSG_TASK.rawValue))
-        frame.u64(token)
+        frame.u64(task.token)
         frame.u32(stageID)
-        frame.u64(UInt64(index))
-        frame.str(stage.definition.items.item(at: position))
-        let dynamicUID = stage.sandbox.dynamicUser ? dynamicUsers.take() : nil
+        frame.u64(UInt64(task.index))
+        frame.str(task.item)
+        let sandbox = self.sandbox(of: task.stage, in: task.run)
+        let dynamicUID = sandbox.dynamicUser ? dynamicUsers.take() : nil
         frame.u32(dynamicUID ?? UInt32(TW_ID_UNCHANGED))
+        frame.u32(UInt32(task.attempt))
         worker.process.send(frame)
-
-        let monotonic = monotonicMilliseconds()
-        runningTasks[token] = RunningTask(
-            run: run, stage: stage, index: index, startedAt: now, startedMonotonic: monotonic,
-            wallDeadline: stage.limits.wall.map { monotonic + $0 }, dynamicUID: dynamicUID, worker: worker)
+        taskShells[task.token] = TaskShell(
+            worker: worker, dynamicUID: dynamicUID, run: task.run.id, index: task.index)
         worker.running += 1
-        runningPerJob[run.job.name, default: 0] += 1
-        run.counts.queued -= 1
-        run.counts.running += 1
-        if run.state == .queued {
-            run.state = .running
-            run.startedAt = now
-            record { try store.setRunState(id: run.id, state: .running, startedAt: now, finishedAt: nil) }
+        if task.stage.limits.wall != nil { armLimitTimer() }
+    }
+
+    public func engine(_ engine: Engine, signal token: UInt64, _ signal: Int32) {
+        guard let shell = taskShells[token] else { return }
+        var frame = FrameWriter(type: UInt8(TW_MSG_KILL.rawValue))
+        frame.u64(token)
+        frame.u32(UInt32(signal))
+        shell.worker.process.send(frame)
+        armLimitTimer()
+    }
+
+    public func engine(_ engine: Engine, finished stage: EngineStage, of run: EngineRun) {
+        let key = StageKey(run: run.id, stage: stage.position)
+        sandboxes.removeValue(forKey: key)
+        guard let id = stageIDs.removeValue(forKey: key) else { return }
+        for worker in workers where worker.definedStages.remove(id) != nil {
+            var frame = FrameWriter(type: UInt8(TW_MSG_FORGET_STAGE.rawValue))
+            frame.u32(id)
+            worker.process.send(frame)
         }
-        run.changed = true
-        record { try store.markRunning(run: run.id, index: index, at: now) }
-        if stage.limits.wall != nil { armLimitTimer() }
+    }
+
+    public func engine(_ engine: Engine, ended run: EngineRun) {
+        let shell = runShells.removeValue(forKey: run.id)
+        if let pinned = shell?.worker { retireIfUnused(pinned) }
+        finishedSinceFlush.append((run, shell?.watchers ?? []))
+        logInfo(
+            "run \(run.id) of \(run.job.name) \(run.state.rawValue): \(run.counts.succeeded) succeeded, "
+                + "\(run.counts.failed) failed, \(run.counts.cancelled) cancelled"
+                + (run.reason.map { " (\($0))" } ?? ""),
+            metadata: ["job": "\(run.job.name)", "run": "\(run.id)"])
     }
 
     /// Worker stage ids: unique per (run, stage) for the daemon's lifetime.
-    func workerStageID(run: ActiveRun, stage: StagePlan) -> UInt32 {
-        let key = StageKey(run: run.id, stage: stage.position)
+    func workerStageID(run: Int64, stage: Int) -> UInt32 {
+        let key = StageKey(run: run, stage: stage)
         if let id = stageIDs[key] { return id }
         nextStageID &+= 1
         stageIDs[key] = nextStageID
         return nextStageID
     }
 
-    private func stageFrame(id: UInt32, stage: StagePlan) -> FrameWriter {
+    /// A stage's effective sandbox in a run: its settings over the
+    /// server's defaults, with the run's directory writable.
+    func sandbox(of stage: EngineStage, in run: EngineRun) -> ResolvedSandbox {
+        let key = StageKey(run: run.id, stage: stage.position)
+        if let known = sandboxes[key] { return known }
+        let resolved = ResolvedSandbox(
+            stage.definition.sandbox.overlaid(on: config.defaultSandbox), protected: config.protectedPaths
+        ).withRunDirectory(engine.files.directory(of: run.id))
+        sandboxes[key] = resolved
+        return resolved
+    }
+
+    private func stageFrame(id: UInt32, stage: EngineStage, of run: EngineRun) -> FrameWriter {
         var frame = FrameWriter(type: UInt8(TW_MSG_STAGE.rawValue))
         frame.u32(id)
         frame.str(stage.definition.executor)
@@ -143,8 +158,16 @@ extension Daemon {
             frame.u32(UInt32(values.count))
             values.forEach { frame.str($0) }
         }
-        let cgroup = cgroups.map { stage.sandbox.needsCgroup(limits: limits, controllers: $0.controllers) } ?? false
-        stage.sandbox.write(to: &frame, cgroup: cgroup)
+        let sandbox = self.sandbox(of: stage, in: run)
+        let cgroup = cgroups.map { sandbox.needsCgroup(limits: limits, controllers: $0.controllers) } ?? false
+        sandbox.write(to: &frame, cgroup: cgroup)
+        frame.u8(UInt8(stage.definition.result == .stdout ? TW_RESULT_STDOUT.rawValue : TW_RESULT_EXECUTOR.rawValue))
+        frame.u64(limits.result ?? Limits.defaultResult)
+        frame.u64(UInt64(run.id))
+        frame.str(run.job.name)
+        frame.str(stage.name)
+        frame.str(engine.files.directory(of: run.id))
+        frame.str(stage.inputPath ?? "")
         return frame
     }
 
@@ -165,58 +188,20 @@ extension Daemon {
     func armLimitTimer() {
         guard !limitTimerArmed else { return }
         limitTimerArmed = true
-        limitTimer.start(after: 50, repeatEvery: 50) { [unowned self] in self.checkDeadlines() }
-    }
-
-    private func checkDeadlines() {
-        let now = monotonicMilliseconds()
-        var anyDeadline = false
-        for (token, task) in runningTasks {
-            if let killAt = task.killDeadline {
-                anyDeadline = true
-                if now >= killAt {
-                    signalTask(token: token, task.worker, SIGKILL)
-                    runningTasks[token]?.killDeadline = nil
-                }
-            } else if let wall = task.wallDeadline, !task.killedForWall {
-                anyDeadline = true
-                if now >= wall {
-                    runningTasks[token]?.killedForWall = true
-                    runningTasks[token]?.killDeadline = now + killGraceMilliseconds
-                    signalTask(token: token, task.worker, SIGTERM)
-                }
+        limitTimer.start(after: 50, repeatEvery: 50) { [unowned self] in
+            self.engine.tick(at: self.now())
+            if !self.engine.hasDeadlines {
+                self.limitTimer.stop()
+                self.limitTimerArmed = false
             }
         }
-        if !anyDeadline {
-            limitTimer.stop()
-            limitTimerArmed = false
-        }
     }
 
-    func signalTask(token: UInt64, _ worker: WorkerSlot, _ signal: Int32) {
-        var frame = FrameWriter(type: UInt8(TW_MSG_KILL.rawValue))
-        frame.u64(token)
-        frame.u32(UInt32(signal))
-        worker.process.send(frame)
-    }
-
-    /// Cancels a run: queued microtasks are cancelled at once, running ones
-    /// get SIGTERM and, after the grace period, SIGKILL.
-    func cancel(run: ActiveRun) {
-        guard !run.cancelRequested else { return }
-        run.cancelRequested = true
-        for stage in run.stages where stage.phase != .finished {
-            cancelQueued(of: stage, in: run, reason: "run cancelled")
-        }
-        let deadline = monotonicMilliseconds() + killGraceMilliseconds
-        for (token, task) in runningTasks where task.run === run {
-            runningTasks[token]?.cancelled = true
-            runningTasks[token]?.killDeadline = deadline
-            signalTask(token: token, task.worker, SIGTERM)
-        }
-        if run.counts.running > 0 { armLimitTimer() }
-        run.changed = true
-        advance(run)
+    /// Cancels a run: queued microtasks at once, running ones get SIGTERM
+    /// and, after the grace period, SIGKILL.
+    func cancel(run: EngineRun) {
+        engine.cancel(run, at: now())
+        if engine.hasDeadlines { armLimitTimer() }
     }
 
     // MARK: Completion
@@ -233,22 +218,31 @@ extension Daemon {
         case .started:
             break
         case let .progress(token, fraction):
-            if runningTasks[token] != nil { taskProgress[token] = fraction }
+            if taskShells[token] != nil { taskProgress[token] = fraction }
         case let .done(completion):
-            guard let task = runningTasks.removeValue(forKey: completion.token) else { return }
+            guard let shell = taskShells.removeValue(forKey: completion.token),
+                let task = engine.running[completion.token]
+            else { return }
             taskProgress.removeValue(forKey: completion.token)
-            finish(task, completion: outcome(of: task, completion))
+            release(shell)
+            engine.finished(token: completion.token, outcome(of: task.stage.limits, completion), at: now())
             dispatch()
             drainProgressed()
         }
+    }
+
+    /// Gives back what a microtask held: its uid, its place on the worker.
+    private func release(_ shell: TaskShell) {
+        if let uid = shell.dynamicUID { dynamicUsers.give(back: uid) }
+        shell.worker.running -= 1
+        retireIfUnused(shell.worker)
     }
 
     /// Turns what the worker saw into a state and a reason a person can act on.
     /// Causes come from what the kernel told the worker (the wait status,
     /// the signal's sender, rusage, the peak address space the worker read);
     /// the microtask's own words are only quoted: its last error line.
-    func outcome(of task: RunningTask, _ c: WorkerCompletion) -> Store.Completion {
-        let limits = task.stage.limits
+    func outcome(of limits: Limits, _ c: WorkerCompletion) -> TaskCompletion {
         let cpu = Double(c.userMicros + c.systemMicros) / 1e6
         // Without tracing the worker cannot tell the kernel's signals from a
         // process's; then a limit's signal is taken at its word.
@@ -314,126 +308,21 @@ extension Daemon {
             reason = "output limit \(formatSize(min(limits.output ?? cap, cap))) exceeded"
             quotesError = false
         }
-        if task.killedForWall {
+        if c.has(UInt32(TW_FLAG_RESULT_LIMIT.rawValue)) {
             state = .failed
-            reason = "wall time limit \(formatDuration(limits.wall ?? 0)) exceeded"
-            quotesError = false
-        }
-        if task.cancelled {
-            state = .cancelled
-            reason = "run cancelled"
+            reason = "result limit \(formatSize(limits.result ?? Limits.defaultResult)) exceeded"
             quotesError = false
         }
         if quotesError, let line = lastErrorLine(logged: c.errorLine, stderr: c.stderr), let cause = reason {
             reason = "\(cause): \(line)"
         }
-        return Store.Completion(
+        return TaskCompletion(
             state: state, exitCode: exitCode, signal: signal, reason: reason,
             result: c.has(UInt32(TW_FLAG_HAS_RESULT.rawValue)) ? c.result : nil,
             cpuSeconds: cpu, maxRSS: Int64(c.maxRSSKiB) * 1024, finishedAt: wallClockSeconds(),
             duration: Double(c.wallMicros) / 1e6, stdout: c.stdout, stderr: c.stderr,
             stdoutTruncated: c.has(UInt32(TW_FLAG_STDOUT_TRUNCATED.rawValue)),
             stderrTruncated: c.has(UInt32(TW_FLAG_STDERR_TRUNCATED.rawValue)))
-    }
-
-    func finish(_ task: RunningTask, completion: Store.Completion) {
-        let run = task.run
-        record { try store.finishTask(run: run.id, index: task.index, completion) }
-        if let uid = task.dynamicUID { dynamicUsers.give(back: uid) }
-        task.worker.running -= 1
-        runningPerJob[run.job.name, default: 1] -= 1
-        run.counts.running -= 1
-        run.counts[completion.state] += 1
-        task.stage.unfinished -= 1
-        if completion.state == .failed { task.stage.failed += 1 }
-        if completion.state == .cancelled { task.stage.cancelled += 1 }
-        run.changed = true
-        retireIfUnused(task.worker)
-        advance(run)
-    }
-
-    /// Moves a run's stages forward after a change, and ends the run when
-    /// every stage is finished.
-    func advance(_ run: ActiveRun) {
-        var progressed = true
-        while progressed {
-            progressed = false
-            for stage in run.stages {
-                switch stage.phase {
-                case .ready where stage.unfinished == 0:
-                    stage.phase = .finished
-                    forgetStage(run: run, stage: stage)
-                    progressed = true
-                case .waiting:
-                    let dependencies = stage.dependencies.map { run.stages[$0] }
-                    if let failed = dependencies.first(where: { $0.phase == .finished && $0.failed + $0.cancelled > 0 })
-                        ?? (run.cancelRequested ? stage : nil)
-                    {
-                        skip(
-                            stage, of: run,
-                            because: failed === stage ? "run cancelled" : "stage \(failed.definition.name) failed")
-                        progressed = true
-                    } else if dependencies.allSatisfy({ $0.phase == .finished }) {
-                        stage.phase = .ready
-                        if stage.unfinished == 0 { stage.phase = .finished }
-                        progressed = true
-                    }
-                default:
-                    break
-                }
-            }
-        }
-        if run.isComplete { end(run) }
-    }
-
-    /// Marks a stage that will never run as finished, its microtasks cancelled.
-    private func skip(_ stage: StagePlan, of run: ActiveRun, because reason: String) {
-        cancelQueued(of: stage, in: run, reason: "not run: \(reason)")
-        stage.phase = .finished
-        run.changed = true
-    }
-
-    /// Cancels the microtasks of a stage that have not started, with a reason.
-    private func cancelQueued(of stage: StagePlan, in run: ActiveRun, reason: String) {
-        let queued = stage.takeAllQueued()
-        guard !queued.isEmpty else { return }
-        let now = wallClockSeconds()
-        record {
-            try store.cancelQueuedTasks(
-                run: run.id, indices: queued.map { stage.firstIndex + $0 }, reason: reason, at: now)
-        }
-        stage.unfinished -= queued.count
-        stage.cancelled += queued.count
-        run.counts.queued -= queued.count
-        run.counts.cancelled += queued.count
-    }
-
-    private func forgetStage(run: ActiveRun, stage: StagePlan) {
-        guard let id = stageIDs.removeValue(forKey: StageKey(run: run.id, stage: stage.position)) else { return }
-        for worker in workers where worker.definedStages.remove(id) != nil {
-            var frame = FrameWriter(type: UInt8(TW_MSG_FORGET_STAGE.rawValue))
-            frame.u32(id)
-            worker.process.send(frame)
-        }
-    }
-
-    private func end(_ run: ActiveRun) {
-        guard !run.state.isFinal else { return }
-        let final: RunState =
-            run.cancelRequested
-            ? .cancelled : (run.counts.failed > 0 || run.counts.cancelled > 0 ? .failed : .succeeded)
-        run.state = final
-        let now = wallClockSeconds()
-        record { try store.setRunState(id: run.id, state: final, startedAt: run.startedAt ?? now, finishedAt: now) }
-        activeRuns.removeValue(forKey: run.id)
-        runOrder.removeAll { $0 === run }
-        if roundRobin >= runOrder.count { roundRobin = 0 }
-        if let pinned = run.worker { retireIfUnused(pinned) }
-        finishedSinceFlush.append((run, now))
-        logInfo(
-            "run \(run.id) of \(run.job.name) \(final.rawValue): \(run.counts.succeeded) succeeded, "
-                + "\(run.counts.failed) failed, \(run.counts.cancelled) cancelled",
-            metadata: ["job": "\(run.job.name)", "run": "\(run.id)"])
     }
 
     // MARK: Worker failure
@@ -448,15 +337,15 @@ extension Daemon {
             if workers.isEmpty { shutdownTimer.close() }
             return
         }
-        let lost = runningTasks.filter { $0.value.worker === worker }
-        for (token, task) in lost {
-            runningTasks.removeValue(forKey: token)
+        let lost = taskShells.filter { $0.value.worker === worker }
+        for (token, shell) in lost {
+            taskShells.removeValue(forKey: token)
             taskProgress.removeValue(forKey: token)
-            var completion = Store.Completion(
-                state: task.cancelled ? .cancelled : .failed, reason: "worker process \(how)",
-                finishedAt: wallClockSeconds())
-            if task.cancelled { completion.reason = "run cancelled" }
-            finish(task, completion: completion)
+            release(shell)
+            engine.finished(
+                token: token,
+                TaskCompletion(state: .failed, reason: "worker process \(how)", finishedAt: wallClockSeconds()),
+                at: now())
         }
         drainProgressed()
         if worker === currentWorker {
@@ -465,9 +354,4 @@ extension Daemon {
             scheduleWorkerRestart()
         }
     }
-}
-
-struct StageKey: Hashable {
-    let run: Int64
-    let stage: Int
 }

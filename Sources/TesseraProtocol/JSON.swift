@@ -172,8 +172,11 @@ extension JSON {
     public static let maximumDepth = 64
 
     public static func parse(_ text: String) throws(JSONParseError) -> JSON {
-        let bytes = Array(text.utf8)
-        return try bytes.withUnsafeBufferPointer { buffer in Result { () throws(JSONParseError) in try parse(buffer) } }
+        try parse(Array(text.utf8))
+    }
+
+    public static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSON {
+        try bytes.withUnsafeBufferPointer { buffer in Result { () throws(JSONParseError) in try parse(buffer) } }
             .get()
     }
 

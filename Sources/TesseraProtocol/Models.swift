@@ -24,6 +24,7 @@ public enum ManagerError {
     public static let reloadFailed = "io.tessera.Manager.ReloadFailed"
     public static let runFinished = "io.tessera.Manager.RunFinished"
     public static let shuttingDown = "io.tessera.Manager.ShuttingDown"
+    public static let stageNotFound = "io.tessera.Manager.StageNotFound"
 }
 
 public enum ServiceError {
@@ -85,10 +86,13 @@ public struct RunInfo: Sendable, Equatable {
     public var finishedAt: Double?
     public var total: Int
     public var counts: TaskCounts
+    /// Why a run failed, or what it tolerated (`stage map: 2 of 100
+    /// microtasks failed`); nil when there is nothing to say.
+    public var reason: String?
 
     public init(
         id: Int64, job: String, state: RunState, createdAt: Double, startedAt: Double?,
-        finishedAt: Double?, total: Int, counts: TaskCounts
+        finishedAt: Double?, total: Int, counts: TaskCounts, reason: String? = nil
     ) {
         self.id = id
         self.job = job
@@ -98,13 +102,14 @@ public struct RunInfo: Sendable, Equatable {
         self.finishedAt = finishedAt
         self.total = total
         self.counts = counts
+        self.reason = reason
     }
 
     public var json: JSON {
         [
             "id": .int(id), "job": .string(job), "state": .string(state.rawValue), "createdAt": .double(createdAt),
             "startedAt": .optional(startedAt, JSON.double), "finishedAt": .optional(finishedAt, JSON.double),
-            "total": .int(Int64(total)), "counts": counts.json,
+            "total": .int(Int64(total)), "counts": counts.json, "reason": .optional(reason, JSON.string),
         ]
     }
 
@@ -115,7 +120,8 @@ public struct RunInfo: Sendable, Equatable {
         self.init(
             id: id, job: job, state: state, createdAt: json["createdAt"]?.doubleValue ?? 0,
             startedAt: json["startedAt"]?.doubleValue, finishedAt: json["finishedAt"]?.doubleValue,
-            total: Int(json["total"]?.intValue ?? 0), counts: TaskCounts(json: json["counts"] ?? .null))
+            total: Int(json["total"]?.intValue ?? 0), counts: TaskCounts(json: json["counts"] ?? .null),
+            reason: json["reason"]?.stringValue)
     }
 }
 

@@ -56,6 +56,9 @@ final class Database {
 
     var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
 
+    /// Rows changed by the last statement.
+    var changes: Int { Int(sqlite3_changes64(handle)) }
+
     var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 }
 

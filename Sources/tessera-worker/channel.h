@@ -13,7 +13,10 @@
  * (both ends are the same binary) followed by `length` bytes of payload:
  *
  *   CHANNEL_PROGRESS  f64 fraction
- *   CHANNEL_RESULT    u8 truncated (0 or 1), then the result bytes
+ *   CHANNEL_RESULT    u8 over_limit (0 or 1), then the result bytes; 1
+ *                     when the executor's result was longer than the
+ *                     stage's result limit, and none follow (a stage whose
+ *                     result is its standard output sends no result)
  *   CHANNEL_ERROR     the text of the executor's last host->log() at error
  *                     level (at most CHANNEL_ERROR_MAX bytes)
  *

@@ -12,19 +12,20 @@
  *   3. Descriptors: /dev/null, the two output pipes and the channel at
  *      0 to 3, everything else closed, before any plugin code runs.
  *   4. Signal dispositions and mask back to the defaults.
- *   5. The task the executor sees is built before the resource limits, so
- *      a tight memory limit cannot make it fail.
- *   6. The stage's environment, resource limits, no_new_privs, then the
- *      executor.
+ *   5. The task the executor sees, and its environment, are built before
+ *      the resource limits, so a tight memory limit cannot make them fail.
+ *   6. The environment (the stage's, and the microtask's TESSERA_*
+ *      variables), resource limits, no_new_privs, then the executor.
  *
  * The sandbox (see sandbox.h for the reasons of this order): setsid;
  * descriptors 0 to 3 in place (the others stay open until the namespace
  * and pidfd descriptors have served); signals; namespaces and mounts; the
- * task; capabilities and identity, then PR_SET_PDEATHSIG (an identity
- * switch clears it) and the zygote check; no_new_privs; Landlock (with
- * descriptors the zygote opened); every other descriptor closed; the
- * stage's environment; resource limits (after the mounts and Landlock, so
- * a tight RLIMIT_AS or RLIMIT_NOFILE cannot break them); seccomp, last.
+ * task and its environment; capabilities and identity, then
+ * PR_SET_PDEATHSIG (an identity switch clears it) and the zygote check;
+ * no_new_privs; Landlock (with descriptors the zygote opened); every other
+ * descriptor closed; the environment; resource limits (after the mounts
+ * and Landlock, so a tight RLIMIT_AS or RLIMIT_NOFILE cannot break them);
+ * seccomp, last.
  *
  * Either way the child waits for the zygote's word on the channel
  * (channel.h) before its identity switch (sandbox) or its executor (rlimits
@@ -216,6 +217,75 @@ static void apply_limits(const struct stage_limits *limits, bool memory_by_cgrou
         fail("RLIMIT_CORE");
 }
 
+/* The variables that tell a microtask (and the programs its executor runs)
+ * which one it is. A stage's environment entries of these names are
+ * dropped, also when the microtask has no value for one, so that none of
+ * them can say anything but the truth. */
+static const char *const task_variables[] = {
+    "TESSERA_ITEM", "TESSERA_INDEX",   "TESSERA_RUN",     "TESSERA_STAGE",
+    "TESSERA_JOB",  "TESSERA_ATTEMPT", "TESSERA_RUN_DIR", "TESSERA_INPUT",
+};
+#define TASK_VARIABLE_COUNT (sizeof task_variables / sizeof task_variables[0])
+
+/* execve() refuses any single argument or environment string over 128 KiB
+ * (MAX_ARG_STRLEN) with E2BIG, so an executor that runs a program would
+ * fail for a long TESSERA_ITEM: an item longer than this is left out of
+ * the environment (the executor has it from host->item(), a program from
+ * its parameters). */
+#define ITEM_VARIABLE_MAX 65536
+
+static bool is_task_variable(const char *entry)
+{
+    for (size_t i = 0; i < TASK_VARIABLE_COUNT; i++) {
+        size_t length = strlen(task_variables[i]);
+        if (strncmp(entry, task_variables[i], length) == 0 && entry[length] == '=')
+            return true;
+    }
+    return false;
+}
+
+/* The microtask's environment: the stage's (NULL-terminated in its
+ * definition), then the TESSERA_* variables. Returns NULL when out of
+ * memory. */
+static char **task_environment(const struct stage *stage, const struct tessera_task *microtask)
+{
+    const struct stage_context *context = &stage->context;
+    /* In the order of task_variables; NULL for a variable left out. */
+    const char *values[TASK_VARIABLE_COUNT] = {
+        microtask->item_length <= ITEM_VARIABLE_MAX ? microtask->item : NULL,
+        microtask->index_text,
+        microtask->run_text,
+        context->stage_name,
+        context->job_name,
+        microtask->attempt_text,
+        context->run_dir[0] != '\0' ? context->run_dir : NULL,
+        context->input_path[0] != '\0' ? context->input_path : NULL,
+    };
+    size_t bytes = 0;
+    for (size_t i = 0; i < TASK_VARIABLE_COUNT; i++) {
+        if (values[i] != NULL)
+            bytes += strlen(task_variables[i]) + 1 + strlen(values[i]) + 1;
+    }
+    const struct stage_list *inherited = &stage->sandbox.environment;
+    char **environment = malloc((inherited->count + TASK_VARIABLE_COUNT + 1) * sizeof *environment);
+    char *strings = malloc(bytes ? bytes : 1);
+    if (environment == NULL || strings == NULL)
+        return NULL;
+    size_t used = 0;
+    for (uint32_t i = 0; i < inherited->count; i++) {
+        if (!is_task_variable(inherited->items[i]))
+            environment[used++] = (char *)inherited->items[i];
+    }
+    for (size_t i = 0; i < TASK_VARIABLE_COUNT; i++) {
+        if (values[i] == NULL)
+            continue;
+        environment[used++] = strings;
+        strings = stpcpy(stpcpy(stpcpy(strings, task_variables[i]), "="), values[i]) + 1;
+    }
+    environment[used] = NULL;
+    return environment;
+}
+
 /* Waits for the zygote's word that it is tracing this process (channel.h).
  * Ends the child when the zygote is gone instead. */
 static void wait_until_traced(void)
@@ -253,12 +323,15 @@ _Noreturn void child_run(const struct child_task *task)
     if (plan != NULL)
         sandbox_enter(stage);
 
-    /* The task is built before the limits so that a tight memory limit
-     * cannot make it fail. */
+    /* The task and its environment are built before the limits so that a
+     * tight memory limit cannot make them fail. */
     struct tessera_task microtask;
     if (host_task_init(&microtask, stage, task->item, task->item_length, task->index,
-                       task->output_limit) == -1)
+                       task->attempt, task->result_limit) == -1)
         fail("preparing the task");
+    char **environment = task_environment(stage, &microtask);
+    if (environment == NULL)
+        fail("preparing the environment");
 
     if (plan != NULL) {
         /* Before the identity switch: the zygote may trace a process of its
@@ -273,9 +346,8 @@ _Noreturn void child_run(const struct child_task *task)
         sandbox_landlock(stage);
         close_other_descriptors();
     }
-    /* The stage's own list, NULL-terminated in its definition; setenv()
-     * copies it before changing anything. */
-    environ = (char **)stage->sandbox.environment.items;
+    /* setenv() copies the array before changing anything. */
+    environ = environment;
     apply_limits(&stage->limits, task->memory_by_cgroup);
     if (plan == NULL && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
         fail("PR_SET_NO_NEW_PRIVS");

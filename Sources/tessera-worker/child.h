@@ -29,7 +29,8 @@ struct child_task {
     const char *item;
     size_t item_length;
     uint64_t index;
-    size_t output_limit; /* the result is cut at this length */
+    uint32_t attempt;
+    size_t result_limit; /* the longest result the executor may set */
     int stdout_fd;       /* write ends of the three pipes */
     int stderr_fd;
     int channel_fd;

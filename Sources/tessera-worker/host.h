@@ -6,6 +6,12 @@
  * plugin's entry point (where only `log` with a NULL task makes sense), and
  * by a microtask's child, which passes it to the executor together with the
  * task built here from the stage definition and the TASK frame.
+ *
+ * Parameters reach the executor with their templates replaced ({{item}},
+ * {{index}}, {{run}}, {{job}}, {{stage}}, {{attempt}}, {{input}},
+ * {{run_dir}}, a key of an item that is a JSON object, and {{items}}, which
+ * a list element of its own expands to the members of a chunk): see
+ * plugin.h for what each stands for.
  */
 #ifndef TESSERA_WORKER_HOST_H
 #define TESSERA_WORKER_HOST_H
@@ -16,6 +22,7 @@
 
 #include <tessera/plugin.h>
 
+#include "item_json.h"
 #include "stage.h"
 
 extern const tessera_host host_table;
@@ -24,20 +31,49 @@ extern const tessera_host host_table;
  * with a NULL task can say who is talking; NULL outside the entry point. */
 void host_set_loading_plugin(const char *path);
 
+/* A parameter's values with their templates replaced: `values` is NULL
+ * until the executor first asks for the parameter. A list may have more or
+ * fewer elements than the stage gives it, as {{items}} expands. */
+struct resolved_param {
+    const char *const *values;
+    size_t count;
+};
+
+/* The item read as JSON (item_json.h), the first time a template or a host
+ * function looks into it. */
+struct item_view {
+    bool scanned;
+    int kind; /* enum item_json_kind */
+    struct item_json_error error;
+    struct item_json_member *members;
+    size_t count;
+    /* Per member, its text (item_json_value_text()) once asked for. */
+    char **texts;
+    size_t *text_lengths;
+};
+
 /* The microtask as the executor sees it. Lives in the child only. */
 struct tessera_task {
     const struct stage *stage;
     const char *item;
+    size_t item_length; /* strlen(item): an item is text up to a NUL */
     uint64_t index;
-    /* Per parameter, its values after {{item}} substitution; NULL until the
-     * executor first asks for the parameter. */
-    const char *const **resolved;
-    /* The longest result kept; longer ones are cut and marked truncated. */
+    uint32_t attempt;
+    /* The index, the run id and the attempt in decimal, as templates and
+     * the environment give them. */
+    char index_text[21];
+    char run_text[21];
+    char attempt_text[11];
+    /* One per parameter of the stage. */
+    struct resolved_param *resolved;
+    struct item_view item_view;
+    /* The longest result an executor may set; a longer one is discarded,
+     * and reported as over the limit. */
     size_t result_limit;
     unsigned char *result;
     size_t result_length;
     bool has_result;
-    bool result_truncated;
+    bool result_over_limit;
     /* The last fraction sent to the zygote, to skip redundant reports. */
     bool progress_sent;
     double progress_last;
@@ -45,10 +81,11 @@ struct tessera_task {
 
 /* Prepares `task`; `item` is copied. Returns 0, or -1 when out of memory. */
 int host_task_init(struct tessera_task *task, const struct stage *stage, const char *item,
-                   size_t item_length, uint64_t index, size_t result_limit);
+                   size_t item_length, uint64_t index, uint32_t attempt, size_t result_limit);
 
-/* Sends the result, if the executor set one, on the child's channel.
- * Returns 0, or -1 with errno set. */
+/* Sends the result, if the executor set one (and the stage's result is the
+ * executor's, not its standard output), on the child's channel. Returns 0,
+ * or -1 with errno set. */
 int host_task_send_result(const struct tessera_task *task);
 
 #endif /* TESSERA_WORKER_HOST_H */

@@ -170,6 +170,14 @@ static int check_declaration(const struct plugin_set *set, const tessera_plugin 
     if (declaration->abi_major != TESSERA_ABI_MAJOR)
         return refuse(error, path, "built for plugin ABI %u.%u, this host speaks %d.x",
                       declaration->abi_major, declaration->abi_minor, TESSERA_ABI_MAJOR);
+    /* An older minor is what the host table still serves (members are only
+     * added at its end); a newer one may call members this host lacks. */
+    if (declaration->abi_minor > TESSERA_ABI_MINOR)
+        return refuse(error, path,
+                      "built for plugin ABI %u.%u, newer than this host's %d.%d; upgrade "
+                      "Tessera or rebuild the plugin for %d.%d",
+                      declaration->abi_major, declaration->abi_minor, TESSERA_ABI_MAJOR,
+                      TESSERA_ABI_MINOR, TESSERA_ABI_MAJOR, TESSERA_ABI_MINOR);
     if (declaration->name == NULL || declaration->name[0] == '\0')
         return refuse(error, path, "the plugin declares no name");
     if (!fits(declaration->name, MAX_NAME) || !fits(declaration->version, MAX_NAME) ||

@@ -6,8 +6,9 @@
  * one message of the form "<absolute path>: <reason>" when it is not a
  * regular file, is writable by group or others, is owned by someone other
  * than root or the worker's user, is not ELF, cannot be loaded, has no entry
- * point, refuses to initialise, speaks another ABI major version, declares
- * something invalid, or declares an executor another loaded file provides.
+ * point, refuses to initialise, speaks another ABI major version or a newer
+ * minor one than the host, declares something invalid, or declares an
+ * executor another loaded file provides.
  * A refused file is unloaded again.
  */
 #ifndef TESSERA_WORKER_LOADER_H

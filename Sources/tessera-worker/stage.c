@@ -20,12 +20,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <tessera_wire.h>
+
 #include "io.h"
 #include "sandbox.h"
 #include "wiped.h"
 
 /* The string lists of the sandbox, in frame order. */
 #define SANDBOX_LIST_COUNT 6
+/* The strings of the stage's context: job, stage, run directory, input. */
+#define CONTEXT_STRING_COUNT 4
 
 /* What the first pass learns about a frame. */
 struct stage_measure {
@@ -87,6 +91,13 @@ static bool measure(struct wire_reader reader, struct stage_measure *measure)
             skip_str(&reader, &measure->string_bytes);
         measure->value_count += (size_t)count + 1; /* and the NULL */
     }
+    uint8_t source = wire_get_u8(&reader);
+    if (!reader.malformed && source != TW_RESULT_EXECUTOR && source != TW_RESULT_STDOUT)
+        return false;
+    (void)wire_get_u64(&reader); /* result limit */
+    (void)wire_get_u64(&reader); /* run id */
+    for (int i = 0; i < CONTEXT_STRING_COUNT; i++)
+        skip_str(&reader, &measure->string_bytes);
     return wire_reader_complete(&reader);
 }
 
@@ -156,6 +167,14 @@ struct stage *stage_decode(struct wire_reader *reader)
             *values++ = copy_str(reader, &strings);
         *values++ = NULL;
     }
+    stage->result.source = wire_get_u8(reader);
+    stage->result.limit = wire_get_u64(reader);
+    struct stage_context *context = &stage->context;
+    context->run_id = wire_get_u64(reader);
+    context->job_name = copy_str(reader, &strings);
+    context->stage_name = copy_str(reader, &strings);
+    context->run_dir = copy_str(reader, &strings);
+    context->input_path = copy_str(reader, &strings);
     stage->plan = NULL;
     return stage;
 }

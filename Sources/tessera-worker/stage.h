@@ -15,6 +15,11 @@
  * without the flag nothing of them is applied). What the zygote derives
  * from them once per stage (the seccomp program, the order of the mounts,
  * a reason the stage cannot run) is in `sandbox`, see sandbox.h.
+ *
+ * The frame ends with what the stage's result is (the executor's, or its
+ * standard output) and where the stage belongs (run, job, stage name, run
+ * directory, reduce input), which the executor, the templates of its
+ * parameters and its environment are given.
  */
 #ifndef TESSERA_WORKER_STAGE_H
 #define TESSERA_WORKER_STAGE_H
@@ -70,6 +75,21 @@ struct stage_sandbox {
     struct stage_list environment; /* "NAME=value" each */
 };
 
+/* What a stage's result is (tessera_wire.h). */
+struct stage_result {
+    uint8_t source; /* TW_RESULT_* */
+    uint64_t limit; /* bytes; 0 means TW_OUTPUT_CAP */
+};
+
+/* Where a stage belongs. The strings are "" when there is none. */
+struct stage_context {
+    uint64_t run_id;
+    const char *job_name;
+    const char *stage_name;
+    const char *run_dir;
+    const char *input_path; /* the input file of a reduce stage */
+};
+
 struct sandbox_plan;
 
 struct stage {
@@ -84,6 +104,8 @@ struct stage {
     uint32_t param_count;
     const struct stage_param *params;
     struct stage_sandbox sandbox;
+    struct stage_result result;
+    struct stage_context context;
     /* What the zygote prepared for the sandbox (sandbox_prepare()): NULL
      * until then, and for stages without TW_SANDBOX_ENABLED. Owned by the
      * stage; released with it. */
@@ -91,8 +113,9 @@ struct stage {
 };
 
 /* Decodes the fields of a STAGE frame. Returns NULL when the frame is
- * malformed (truncated, trailing bytes, unknown parameter type, or a value
- * count that does not fit the type). Free the result with stage_free(). */
+ * malformed (truncated, trailing bytes, unknown parameter type, a value
+ * count that does not fit the type, or an unknown result source). Free the
+ * result with stage_free(). */
 struct stage *stage_decode(struct wire_reader *reader);
 
 /* Frees a stage and what the zygote prepared for it. */

@@ -5,8 +5,9 @@
  * The zygote is single-threaded and never blocks except in poll(). One
  * turn of the loop:
  *   1. reads what the children wrote (stdout, stderr and the channel of
- *      channel.h), keeping each stream up to the stage's output limit and
- *      killing a task that writes more;
+ *      channel.h), keeping each stream up to the stage's output limit (or,
+ *      for a stage whose result is its standard output, stdout up to the
+ *      result limit) and killing a task that writes more;
  *   2. reaps children that exited (SIGCHLD arrives on a signalfd), kills
  *      what is left of their process group (and of their cgroup), collects
  *      the last output and queues DONE;
@@ -110,7 +111,11 @@ struct task {
     bool alive;
     size_t running_index;
     uint64_t started_ns;
-    size_t limit; /* bytes kept per stream, and of the result */
+    size_t limit; /* bytes kept per stream (the `output` limit) */
+    size_t result_limit;
+    /* The stage's result is its standard output (TW_RESULT_STDOUT):
+     * captured[STREAM_STDOUT] is sent as the result, up to result_limit. */
+    bool stdout_is_result;
     uint32_t flags;
     struct trace trace;
     int fds[STREAM_COUNT]; /* read ends; -1 once closed */
@@ -251,6 +256,18 @@ static void send_done(const struct task *task, int status, const struct rusage *
 {
     struct buf *out = &zygote.output;
     bool signaled = WIFSIGNALED(status);
+    static const struct buf none;
+    const struct buf *result = &task->result;
+    const struct buf *stdout_text = &task->captured[STREAM_STDOUT];
+    uint32_t flags = task->flags;
+    /* Standard output as the result is sent however the task ended, as
+     * its output would be, unless it went past the limit. */
+    if (task->stdout_is_result) {
+        result = flags & TW_FLAG_RESULT_LIMIT ? &none : stdout_text;
+        stdout_text = &none;
+        if (!(flags & TW_FLAG_RESULT_LIMIT))
+            flags |= TW_FLAG_HAS_RESULT;
+    }
     size_t start = wire_begin_frame(out, TW_MSG_DONE);
     wire_put_u64(out, task->token);
     wire_put_u8(out, signaled ? TW_END_SIGNALED : TW_END_EXITED);
@@ -261,9 +278,9 @@ static void send_done(const struct task *task, int status, const struct rusage *
     wire_put_u64(out, (uint64_t)usage->ru_maxrss);
     wire_put_u64(out, wall_us);
     wire_put_u64(out, task->trace.vm_peak);
-    wire_put_u32(out, task->flags);
-    wire_put_str(out, task->result.data, task->result.length);
-    wire_put_str(out, task->captured[STREAM_STDOUT].data, task->captured[STREAM_STDOUT].length);
+    wire_put_u32(out, flags);
+    wire_put_str(out, result->data, result->length);
+    wire_put_str(out, stdout_text->data, stdout_text->length);
     wire_put_str(out, task->captured[STREAM_STDERR].data, task->captured[STREAM_STDERR].length);
     wire_put_str(out, "", 0);
     wire_put_str(out, task->error_line.data, task->error_line.length);
@@ -417,7 +434,7 @@ static void close_stream(struct task *task, enum stream stream)
 /* Starting a microtask. */
 
 static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const char *item,
-                       uint32_t item_length, uint32_t uid)
+                       uint32_t item_length, uint32_t uid, uint32_t attempt)
 {
     const struct stage *stage = stage_table_find(&zygote.stages, stage_id);
     if (stage == NULL) {
@@ -482,12 +499,15 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
 
     uint64_t wanted = stage->limits.output_bytes;
     size_t limit = wanted == 0 || wanted > OUTPUT_CAP ? OUTPUT_CAP : (size_t)wanted;
+    wanted = stage->result.limit;
+    size_t result_limit = wanted == 0 || wanted > OUTPUT_CAP ? OUTPUT_CAP : (size_t)wanted;
     struct child_task spec = {
         .stage = stage,
         .item = zygote.item,
         .item_length = item_length,
         .index = index,
-        .output_limit = limit,
+        .attempt = attempt,
+        .result_limit = result_limit,
         .stdout_fd = pipes[STREAM_STDOUT][1],
         .stderr_fd = pipes[STREAM_STDERR][1],
         .channel_fd = pipes[STREAM_CHANNEL][1],
@@ -528,6 +548,8 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
     task->alive = true;
     task->started_ns = started_ns;
     task->limit = limit;
+    task->result_limit = result_limit;
+    task->stdout_is_result = stage->result.source == TW_RESULT_STDOUT;
     task->flags = 0;
     trace_attach(&task->trace, pid, stage->plan != NULL && stage->plan->pid_namespace);
     for (int s = 0; s < STREAM_COUNT; s++)
@@ -547,15 +569,26 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
 /* What a child writes. */
 
 /* Keeps up to the task's limit of a stdout or stderr stream; past it, marks
- * the stream truncated and kills the task for flooding. */
+ * the stream truncated and kills the task for flooding. Standard output
+ * that is the result has the result's limit, and going past it is the
+ * result's failure: it is not sent at all. */
 static void capture(struct task *task, enum stream stream, const unsigned char *data,
                     size_t length)
 {
     struct buf *kept = &task->captured[stream];
-    size_t room = kept->length < task->limit ? task->limit - kept->length : 0;
+    bool is_result = stream == STREAM_STDOUT && task->stdout_is_result;
+    size_t limit = is_result ? task->result_limit : task->limit;
+    size_t room = kept->length < limit ? limit - kept->length : 0;
     buf_append(kept, data, length < room ? length : room);
     if (length <= room)
         return;
+    if (is_result) {
+        if (!(task->flags & TW_FLAG_RESULT_LIMIT)) {
+            task->flags |= TW_FLAG_RESULT_LIMIT;
+            signal_task(task, SIGKILL);
+        }
+        return;
+    }
     task->flags |= stream == STREAM_STDOUT ? TW_FLAG_STDOUT_TRUNCATED : TW_FLAG_STDERR_TRUNCATED;
     if (!(task->flags & TW_FLAG_OUTPUT_LIMIT)) {
         task->flags |= TW_FLAG_OUTPUT_LIMIT;
@@ -586,7 +619,7 @@ static bool channel_frame_valid(const struct task *task, const struct channel_he
     case CHANNEL_PROGRESS:
         return header->length == 8;
     case CHANNEL_RESULT:
-        return header->length >= 1 && header->length - 1 <= task->limit;
+        return header->length >= 1 && header->length - 1 <= task->result_limit;
     case CHANNEL_ERROR:
         return header->length <= CHANNEL_ERROR_MAX;
     }
@@ -604,13 +637,20 @@ static void channel_frame(struct task *task, uint32_t type, const unsigned char 
         break;
     }
     case CHANNEL_RESULT:
+        /* Standard output is the result of such a stage; the child sends
+         * none, and what the executor forges on descriptor 3 is ignored. */
+        if (task->stdout_is_result)
+            break;
         task->result.length = 0;
-        buf_append(&task->result, payload + 1, length - 1);
-        task->flags |= TW_FLAG_HAS_RESULT;
-        if (payload[0])
-            task->flags |= TW_FLAG_RESULT_TRUNCATED;
-        else
-            task->flags &= ~(uint32_t)TW_FLAG_RESULT_TRUNCATED;
+        if (payload[0]) {
+            /* Over the limit: discarded in the child, reported here. */
+            task->flags |= TW_FLAG_RESULT_LIMIT;
+            task->flags &= ~(uint32_t)TW_FLAG_HAS_RESULT;
+        } else {
+            buf_append(&task->result, payload + 1, length - 1);
+            task->flags |= TW_FLAG_HAS_RESULT;
+            task->flags &= ~(uint32_t)TW_FLAG_RESULT_LIMIT;
+        }
         break;
     case CHANNEL_ERROR:
         task->error_line.length = 0;
@@ -864,9 +904,10 @@ static void handle_frame(uint8_t type, struct wire_reader *reader)
         uint32_t item_length;
         const char *item = wire_get_str(reader, &item_length);
         uint32_t uid = wire_get_u32(reader);
+        uint32_t attempt = wire_get_u32(reader);
         if (!wire_reader_complete(reader))
             malformed("TASK frame");
-        start_task(token, stage_id, index, item, item_length, uid);
+        start_task(token, stage_id, index, item, item_length, uid, attempt);
         return;
     }
     case TW_MSG_KILL: {

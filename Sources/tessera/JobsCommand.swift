@@ -12,9 +12,11 @@ struct Jobs: ParsableCommand {
         if options.json { return printJSON(.array(jobs)) }
         let rows = jobs.map { job -> [String] in
             let stages = job["stages"]?.arrayValue ?? []
-            let tasks = stages.reduce(Int64(0)) { $0 + ($1["tasks"]?.intValue ?? 0) }
+            // Sources read when a run starts (glob, lines, ...) have no count yet.
+            let counts = stages.map { $0["tasks"]?.intValue }
+            let tasks = counts.contains(nil) ? "-" : String(counts.reduce(Int64(0)) { $0 + ($1 ?? 0) })
             return [
-                job["name"]?.stringValue ?? "", String(stages.count), String(tasks),
+                job["name"]?.stringValue ?? "", String(stages.count), tasks,
                 stages.compactMap { $0["executor"]?.stringValue }.joined(separator: ","),
                 job["description"]?.stringValue ?? "",
             ]

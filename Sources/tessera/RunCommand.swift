@@ -1,5 +1,6 @@
-// tessera run: start a run of a job, and with --wait follow it to the end
-// with a progress bar (on a terminal) or progress lines (otherwise).
+// tessera run: start a run of a job (with items from a file or standard
+// input, sent over the socket), and with --wait follow it to the end with a
+// progress bar (on a terminal) or progress lines (otherwise).
 
 import ArgumentParser
 import TesseraProtocol
@@ -22,6 +23,12 @@ struct Run: ParsableCommand {
         name: .customLong("param"), help: ArgumentHelp("Override a parameter for this run.", valueName: "name=value"))
     var params: [String] = []
 
+    @Option(
+        help: ArgumentHelp(
+            "Items for the job's first stage, one a line, from a file or - for standard input; "
+                + "STAGE=FILE for another stage.", valueName: "file"))
+    var items: String?
+
     @Flag(help: "Wait for the run to end, showing its progress.")
     var wait = false
 
@@ -29,6 +36,7 @@ struct Run: ParsableCommand {
         for param in params where !param.contains("=") || param.hasPrefix("=") {
             throw ValidationError("--param takes name=value, found \"\(param)\"")
         }
+        if let items, items.isEmpty { throw ValidationError("--items needs a file, - or STAGE=FILE") }
     }
 
     func run() throws {
@@ -39,64 +47,153 @@ struct Run: ParsableCommand {
         }
         var parameters: [(String, JSON)] = [("job", .string(job))]
         if !overrides.isEmpty { parameters.append(("params", .object(overrides))) }
-        let reply = try options.call("StartRun", .object(parameters))
-        guard let id = reply["id"]?.intValue else { throw CLIError("the daemon sent no run id") }
-        if !wait {
-            if options.json { printJSON(["id": .int(id)]) } else { print("run \(id) of \(job) queued") }
-            return
-        }
-        let final = try follow(id)
-        if options.json {
-            printJSON(final.json)
-        } else {
-            print(
-                "run \(id) \(final.state.rawValue): \(final.counts.succeeded) succeeded, \(final.counts.failed) failed, "
-                    + "\(final.counts.cancelled) cancelled")
-            if final.counts.failed > 0 { print("see: tessera tasks \(id) --state failed") }
-        }
-        if final.state != .succeeded { throw ExitCode(1) }
-    }
-
-    /// Watches the run until it ends and returns its final record.
-    private func follow(_ id: Int64) throws -> RunInfo {
         let client = try options.connect()
-        let bar = !options.json && isTerminal(1)
-        var last: RunInfo?
-        var lastLine = ""
-        do {
-            try client.stream("io.tessera.Manager.WatchRun", ["id": .int(id)]) { parameters in
-                guard let run = RunInfo(json: parameters["run"] ?? .null) else { return false }
-                last = run
-                if bar {
-                    drawBar(run)
-                } else if !options.json {
-                    let line = progressLine(run)
-                    if line != lastLine { print(line); lastLine = line }
-                }
-                return !run.state.isFinal
+        if let items {
+            var stage: String?
+            var path = items
+            // STAGE=FILE, unless the whole text names a file that exists.
+            if let equals = items.firstIndex(of: "="), access(items, F_OK) != 0 {
+                stage = String(items[..<equals])
+                path = String(items[items.index(after: equals)...])
             }
-        } catch let error as VarlinkClientError {
+            let count = try upload(path, on: client)
+            parameters.append(("items", ["stage": .optional(stage, JSON.string), "count": .int(Int64(count))]))
+        }
+        let reply: JSON
+        do {
+            reply = try client.call("io.tessera.Manager.StartRun", .object(parameters))
+        } catch {
             throw CLIError(error.description)
         }
-        if bar { print("") }
-        guard let last, last.state.isFinal else { throw CLIError("the daemon stopped sending updates for run \(id)") }
-        return last
+        guard let id = reply["id"]?.intValue else { throw CLIError("the daemon sent no run id") }
+        try reportStarted(id, what: "run of \(job)", wait: wait, options: options)
     }
 
-    private func progressLine(_ run: RunInfo) -> String {
-        "run \(run.id): \(run.state.rawValue), \(run.counts.finished)/\(run.total) done, \(run.counts.running) running, "
-            + "\(run.counts.failed) failed"
+    /// Sends the items of a file (or standard input) with AddItems, in
+    /// messages well under the daemon's 1 MiB; returns how many.
+    private func upload(_ path: String, on client: VarlinkClient) throws -> Int {
+        let fd = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CLIError("\(path): \(String(cString: strerror(errno)))") }
+        defer { if fd != 0 { close(fd) } }
+        var pending: [JSON] = []
+        var pendingBytes = 0
+        var total = 0
+        func send() throws {
+            guard !pending.isEmpty else { return }
+            do {
+                _ = try client.call("io.tessera.Manager.AddItems", ["items": .array(pending)])
+            } catch {
+                throw CLIError(error.description)
+            }
+            total += pending.count
+            pending.removeAll(keepingCapacity: true)
+            pendingBytes = 0
+        }
+        var buffer: [UInt8] = []
+        var block = [UInt8](repeating: 0, count: 1 << 16)
+        var line = 0
+        func take(_ bytes: ArraySlice<UInt8>) throws {
+            line += 1
+            var bytes = bytes
+            if bytes.last == 0x0D { bytes = bytes.dropLast() }
+            guard !bytes.isEmpty else { return }
+            guard let text = String(validating: bytes, as: UTF8.self) else {
+                throw CLIError("\(path):\(line): the line is not UTF-8; items are text")
+            }
+            guard bytes.count < 512 << 10 else {
+                throw CLIError("\(path):\(line): an item of \(bytes.count) bytes; an item may have at most 512 KiB")
+            }
+            if pendingBytes + bytes.count + 8 > 512 << 10 { try send() }
+            pending.append(.string(text))
+            pendingBytes += bytes.count + 8
+        }
+        while true {
+            let n = block.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw CLIError("\(path): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            buffer += block[0..<n]
+            var start = 0
+            while let newline = buffer[start...].firstIndex(of: 0x0A) {
+                try take(buffer[start..<newline])
+                start = newline + 1
+            }
+            buffer.removeSubrange(0..<start)
+        }
+        if !buffer.isEmpty { try take(buffer[...]) }
+        try send()
+        return total
     }
+}
 
-    private func drawBar(_ run: RunInfo) {
-        let width = 30
-        let fraction = run.total == 0 ? 1.0 : Double(run.counts.finished) / Double(run.total)
-        let filled = Int(fraction * Double(width))
-        let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-        let percent = Int((fraction * 100).rounded(.down))
-        var text = "\r\u{1B}[2K\(run.job) [\(bar)] \(percent)% \(run.counts.finished)/\(run.total)"
-        text += "  running \(run.counts.running)"
-        if run.counts.failed > 0 { text += "  \u{1B}[31mfailed \(run.counts.failed)\u{1B}[0m" }
-        writeStandardOutput(text)
+/// Prints that a run started (and why it already failed, if its items
+/// could not be read), or follows it to its end with --wait.
+func reportStarted(_ id: Int64, what: String, wait: Bool, options: GlobalOptions) throws {
+    if !wait {
+        let run = RunInfo(json: try options.call("GetRun", ["id": .int(id)])["run"] ?? .null)
+        if options.json {
+            printJSON(["id": .int(id)])
+        } else if let run, run.state == .failed {
+            print("run \(id) (\(what)) failed at once: \(run.reason ?? "see tessera show \(id)")")
+        } else {
+            print("run \(id) (\(what)) queued: \(run?.total ?? 0) microtask(s)")
+        }
+        if run?.state == .failed { throw ExitCode(1) }
+        return
     }
+    let final = try follow(id, options: options)
+    if options.json {
+        printJSON(final.json)
+    } else {
+        print(
+            "run \(id) \(final.state.rawValue): \(final.counts.succeeded) succeeded, \(final.counts.failed) failed, "
+                + "\(final.counts.cancelled) cancelled" + (final.reason.map { " (\($0))" } ?? ""))
+        if final.counts.failed > 0 { print("see: tessera tasks \(id) --state failed") }
+    }
+    if final.state != .succeeded { throw ExitCode(1) }
+}
+
+/// Watches the run until it ends and returns its final record.
+private func follow(_ id: Int64, options: GlobalOptions) throws -> RunInfo {
+    let client = try options.connect()
+    let bar = !options.json && isTerminal(1)
+    var last: RunInfo?
+    var lastLine = ""
+    do {
+        try client.stream("io.tessera.Manager.WatchRun", ["id": .int(id)]) { parameters in
+            guard let run = RunInfo(json: parameters["run"] ?? .null) else { return false }
+            last = run
+            if bar {
+                drawBar(run)
+            } else if !options.json {
+                let line = progressLine(run)
+                if line != lastLine { print(line); lastLine = line }
+            }
+            return !run.state.isFinal
+        }
+    } catch let error as VarlinkClientError {
+        throw CLIError(error.description)
+    }
+    if bar { print("") }
+    guard let last, last.state.isFinal else { throw CLIError("the daemon stopped sending updates for run \(id)") }
+    return last
+}
+
+private func progressLine(_ run: RunInfo) -> String {
+    "run \(run.id): \(run.state.rawValue), \(run.counts.finished)/\(run.total) done, \(run.counts.running) running, "
+        + "\(run.counts.failed) failed"
+}
+
+private func drawBar(_ run: RunInfo) {
+    let width = 30
+    let fraction = run.total == 0 ? 1.0 : Double(run.counts.finished) / Double(run.total)
+    let filled = Int(fraction * Double(width))
+    let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+    let percent = Int((fraction * 100).rounded(.down))
+    var text = "\r\u{1B}[2K\(run.job) [\(bar)] \(percent)% \(run.counts.finished)/\(run.total)"
+    text += "  running \(run.counts.running)"
+    if run.counts.failed > 0 { text += "  \u{1B}[31mfailed \(run.counts.failed)\u{1B}[0m" }
+    writeStandardOutput(text)
 }

@@ -34,7 +34,8 @@ struct Runs: ParsableCommand {
 }
 
 struct Show: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show one run.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show one run: how it started and its stages.")
     @OptionGroup var options: GlobalOptions
 
     @Argument(help: "The run id.")
@@ -42,17 +43,40 @@ struct Show: ParsableCommand {
 
     func run() throws {
         let id = try parseRunID(runID)
-        let json = try options.call("GetRun", ["id": .int(id)])["run"] ?? .null
-        if options.json { return printJSON(json) }
-        guard let info = RunInfo(json: json) else { throw CLIError("the daemon sent a malformed run") }
+        let reply = try options.call("DescribeRun", ["id": .int(id)])
+        if options.json { return printJSON(reply) }
+        guard let info = RunInfo(json: reply["run"] ?? .null) else { throw CLIError("the daemon sent a malformed run") }
         print("run \(info.id) of \(info.job): \(info.state.rawValue)")
-        print("created:  \(formatTime(info.createdAt))")
-        print("started:  \(formatTime(info.startedAt))")
-        print("finished: \(formatTime(info.finishedAt))")
+        if let reason = info.reason { print("reason:     \(escaped(Array(reason.utf8)))") }
+        print("started by: \(escaped(Array((reply["startedBy"]?.stringValue ?? "").utf8)))")
+        if let rerun = reply["rerunOf"]?.intValue { print("reruns:     run \(rerun)") }
+        let params = reply["params"]?.objectValue ?? []
+        if !params.isEmpty {
+            let text = params.map { "\($0.0)=\($0.1.stringValue ?? $0.1.serialized())" }.joined(separator: " ")
+            print("params:     \(escaped(Array(text.utf8)))")
+        }
+        print("created:    \(formatTime(info.createdAt))")
+        print("started:    \(formatTime(info.startedAt))")
+        print("finished:   \(formatTime(info.finishedAt))")
         let c = info.counts
         print(
-            "tasks:    \(info.total) total, \(c.queued) queued, \(c.running) running, \(c.succeeded) succeeded, "
+            "tasks:      \(info.total) total, \(c.queued) queued, \(c.running) running, \(c.succeeded) succeeded, "
                 + "\(c.failed) failed, \(c.cancelled) cancelled")
+        let rows = (reply["stages"]?.arrayValue ?? []).map { stage -> [String] in
+            let counts = TaskCounts(json: stage["counts"] ?? .null)
+            let first = stage["firstIndex"]?.intValue
+            let tasks = stage["tasks"]?.intValue
+            let indices = first.flatMap { f in tasks.map { $0 == 0 ? "-" : "\(f)-\(f + $0 - 1)" } } ?? "-"
+            return [
+                stage["name"]?.stringValue ?? "", stage["state"]?.stringValue ?? "",
+                tasks.map(String.init) ?? "-", indices, "\(counts.succeeded)/\(counts.failed)/\(counts.cancelled)",
+                stage["source"]?.stringValue ?? "", stage["reason"]?.stringValue ?? "",
+            ]
+        }
+        print("")
+        printTable(
+            ["STAGE", "STATE", "TASKS", "INDICES", "OK/FAILED/CANCELLED", "SOURCE", "REASON"], rows,
+            rightAligned: [2])
     }
 }
 

@@ -55,6 +55,16 @@ struct Tasks: ParsableCommand {
         printTable(
             ["INDEX", "STAGE", "ITEM", "STATE", "EXIT", "TIME", "CPU", "MAXRSS", "RESULT/REASON"], rows,
             rightAligned: [0, 5, 6, 7])
+        // Say so when this is a part of the run.
+        if tasks.count == limit || offset > 0 {
+            let run = RunInfo(json: try options.call("GetRun", ["id": .int(id)])["run"] ?? .null)
+            let total = state.flatMap(TaskState.init(rawValue:)).map { run?.counts[$0] ?? 0 } ?? run?.total ?? 0
+            if tasks.count < total {
+                let shown = tasks.isEmpty ? "none" : "\(offset + 1)-\(offset + tasks.count)"
+                writeStandardError(
+                    "showing \(shown) of \(total)\(state.map { " \($0)" } ?? ""); --limit/--offset for more\n")
+            }
+        }
     }
 }
 

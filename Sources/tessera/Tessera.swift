@@ -12,7 +12,7 @@ struct Tessera: ParsableCommand {
             + "/run/tessera/tessera.sock. Every command takes --json for output meant for programs.",
         version: tesseraVersion,
         subcommands: [
-            Status.self, Plugins.self, Jobs.self, Run.self, Runs.self, Show.self, Tasks.self, Output.self,
-            Cancel.self, Reload.self,
+            Status.self, Plugins.self, Jobs.self, Run.self, Rerun.self, Runs.self, Show.self, Tasks.self,
+            Results.self, Output.self, Cancel.self, Reload.self,
         ])
 }

@@ -302,7 +302,8 @@ let brokenFiles: [BrokenFile] = [
         items: [a, b]
         range: {from: 0, to: 10}
         """,
-        "etc/tessera/jobs.d/hello.yaml:4:1: \"items\" and \"range\" cannot both be given; use one"),
+        "etc/tessera/jobs.d/hello.yaml:4:1: a stage has exactly one source of items; \"items\" and \"range\" cannot both be given"
+    ),
     .job(
         "range step 0",
         """

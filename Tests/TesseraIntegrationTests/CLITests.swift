@@ -84,9 +84,11 @@ struct CLIHelpTests {
                   plugins                 List plugins, executors and their parameters.
                   jobs                    List the loaded jobs.
                   run                     Start a run of a job.
+                  rerun                   Run an earlier run's job again.
                   runs                    List recent runs, newest first.
-                  show                    Show one run.
+                  show                    Show one run: how it started and its stages.
                   tasks                   List the microtasks of a run.
+                  results                 Print a run's results in index order.
                   output                  Print what a microtask wrote to stdout and stderr.
                   cancel                  Cancel a run: queued tasks are dropped, running ones
                                           killed.

@@ -33,6 +33,9 @@ struct HarnessError: Error, CustomStringConvertible {
 func makeTemporaryDirectory(_ prefix: String = "tessera-test") -> String {
     var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
     guard let result = mkdtemp(&template) else { fatalError("mkdtemp failed") }
+    // Searchable, as /var/lib is: microtasks with uids of their own reach
+    // their run directory under the state directory through it.
+    chmod(result, 0o755)
     return String(cString: result)
 }
 

@@ -20,13 +20,14 @@
 #ifndef TESSERA_WIRE_H
 #define TESSERA_WIRE_H
 
-#define TW_PROTOCOL_VERSION 2
+#define TW_PROTOCOL_VERSION 3
 
 /* Largest frame either side accepts; anything longer is a protocol error. */
 #define TW_MAX_FRAME 67108864 /* 64 MiB */
 
 /* The most the worker keeps of each output stream and of a result, whatever
- * the stage's `output` limit says; three of them fit in one DONE frame. */
+ * the stage's `output` limit and result_limit say (larger values are taken
+ * as this); three of them fit in one DONE frame. */
 #define TW_OUTPUT_CAP 16777216 /* 16 MiB */
 
 enum tw_message_type {
@@ -53,6 +54,17 @@ enum tw_message_type {
      *   u32 count, count x str   syscall names to allow beyond the profile
      *   u32 count, count x str   syscall names to deny beyond the profile
      *   u32 count, count x str   environment, "NAME=value" each
+     *   then what the stage's result is and where the stage belongs:
+     *   u8  result_source (TW_RESULT_*)
+     *   u64 result_limit: the longest result in bytes (0 = TW_OUTPUT_CAP);
+     *       a longer one sets TW_FLAG_RESULT_LIMIT in DONE and is not sent
+     *   u64 run_id
+     *   str job name, str stage name
+     *   str run directory ("" = none)
+     *   str input path: the input file of a reduce stage ("" = none)
+     * The run id, the names, the paths and TASK's attempt are given to the
+     * executor (host functions of plugin ABI 1.1), to the templates of its
+     * parameters and to its environment (TESSERA_RUN, ...).
      * Redefining an id replaces the definition. */
     TW_MSG_STAGE = 1,
 
@@ -60,7 +72,9 @@ enum tw_message_type {
      *   u64 token (the daemon's handle for it), u32 stage_id,
      *   u64 index, str item,
      *   u32 uid: the identity (uid and gid) of this microtask when the
-     *       stage's user is `dynamic`, else TW_ID_UNCHANGED (the stage's) */
+     *       stage's user is `dynamic`, else TW_ID_UNCHANGED (the stage's),
+     *   u32 attempt: 1 for the microtask's first attempt, 2 for its first
+     *       retry, ... */
     TW_MSG_TASK = 2,
 
     /* Signals the process group of a running microtask.
@@ -102,7 +116,10 @@ enum tw_message_type {
      *       signal arrived or the process exited with a failure (0: not read)
      *   u32 flags: TW_FLAG_*
      *   str result, str stdout, str stderr, str worker error (TW_END_FAILED),
-     *   str the executor's last error-level log message ("" if none) */
+     *   str the executor's last error-level log message ("" if none)
+     * The result is meaningful only with TW_FLAG_HAS_RESULT. With
+     * TW_RESULT_STDOUT it is the captured standard output, sent however the
+     * process ended (empty is a result too), and stdout is always "". */
     TW_MSG_DONE = 67
 };
 
@@ -132,6 +149,13 @@ enum tw_cgroup_controllers {
     TW_CGROUP_CPU = 1u << 2     /* cpu.max */
 };
 
+/* What a stage's result is (STAGE). */
+enum tw_result_source {
+    TW_RESULT_EXECUTOR = 0, /* what the executor passes to host->set_result */
+    TW_RESULT_STDOUT = 1    /* the microtask's captured standard output; stdout
+                             * is then limited by result_limit, not `output` */
+};
+
 /* uid/gid value meaning "do not switch". */
 #define TW_ID_UNCHANGED 4294967295u
 
@@ -152,13 +176,20 @@ enum tw_flags {
     TW_FLAG_STDERR_TRUNCATED = 1u << 1,
     TW_FLAG_OUTPUT_LIMIT = 1u << 2,     /* killed for writing past `output` */
     TW_FLAG_HAS_RESULT = 1u << 3,
-    TW_FLAG_RESULT_TRUNCATED = 1u << 4,
+    /* 1u << 4 was TW_FLAG_RESULT_TRUNCATED until protocol 3: results are no
+     * longer cut, see TW_FLAG_RESULT_LIMIT. */
     TW_FLAG_KERNEL_SIGNAL = 1u << 5,    /* the kernel sent the fatal signal (a fault, a
                                          * limit, a seccomp kill), not a process */
     TW_FLAG_OOM_KILLED = 1u << 6,       /* the cgroup's memory.events counted an OOM kill */
     TW_FLAG_CHANNEL_ABUSED = 1u << 7,   /* killed for writing malformed data on its channel */
-    TW_FLAG_TRACED = 1u << 8            /* the worker traced the process (trace.h), so
+    TW_FLAG_TRACED = 1u << 8,           /* the worker traced the process (trace.h), so
                                          * TW_FLAG_KERNEL_SIGNAL is known */
+    TW_FLAG_RESULT_LIMIT = 1u << 9      /* the result was longer than result_limit:
+                                         * with TW_RESULT_STDOUT the task was killed
+                                         * as its stdout went past it (as for
+                                         * `output`), else the result was discarded;
+                                         * either way none is sent (no
+                                         * TW_FLAG_HAS_RESULT) */
 };
 
 #endif /* TESSERA_WIRE_H */

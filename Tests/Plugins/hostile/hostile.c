@@ -2,9 +2,11 @@
  * hostile.c - the "hostile" test plugin: executors that misbehave on
  * purpose, one way each, so the tests can check that the worker contains
  * them (crashes, runaway CPU, memory and output, ignored signals) and that
- * the ordinary paths (results, progress, parameters, logging) work.
+ * the ordinary paths (results, progress, parameters, logging, and the
+ * context and item functions of plugin ABI 1.1) work.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
@@ -351,6 +353,165 @@ static int hostile_hold_secret(const tessera_host *host, tessera_task *task)
     return TESSERA_FAILED;
 }
 
+/* A growable text for building JSON results; `failed` once memory ran out. */
+struct text {
+    char *data;
+    size_t length;
+    size_t capacity;
+    int failed;
+};
+
+static void text_append(struct text *text, const char *bytes, size_t length)
+{
+    if (text->failed)
+        return;
+    if (text->capacity - text->length < length + 1) {
+        size_t capacity = text->capacity ? text->capacity : 256;
+        while (capacity - text->length < length + 1)
+            capacity *= 2;
+        char *grown = realloc(text->data, capacity);
+        if (grown == NULL) {
+            text->failed = 1;
+            return;
+        }
+        text->data = grown;
+        text->capacity = capacity;
+    }
+    memcpy(text->data + text->length, bytes, length);
+    text->length += length;
+    text->data[text->length] = '\0';
+}
+
+static void text_put(struct text *text, const char *string)
+{
+    text_append(text, string, strlen(string));
+}
+
+/* Appends `value` as a JSON string, or null when it is NULL. */
+static void text_put_json(struct text *text, const char *value)
+{
+    if (value == NULL) {
+        text_put(text, "null");
+        return;
+    }
+    text_put(text, "\"");
+    for (const unsigned char *c = (const unsigned char *)value; *c != '\0'; c++) {
+        char escaped[8];
+        if (*c == '"' || *c == '\\') {
+            snprintf(escaped, sizeof escaped, "\\%c", *c);
+            text_put(text, escaped);
+        } else if (*c < 0x20) {
+            snprintf(escaped, sizeof escaped, "\\u%04x", *c);
+            text_put(text, escaped);
+        } else {
+            text_append(text, (const char *)c, 1);
+        }
+    }
+    text_put(text, "\"");
+}
+
+static void text_put_number(struct text *text, unsigned long long value)
+{
+    char digits[24];
+    snprintf(digits, sizeof digits, "%llu", value);
+    text_put(text, digits);
+}
+
+/* Sets the result to a JSON object of what the ABI 1.1 functions say. */
+static int hostile_task_info(const tessera_host *host, tessera_task *task)
+{
+    if (host->abi_minor < 1) {
+        host->log(task, TESSERA_LOG_ERROR, "the host does not speak plugin ABI 1.1");
+        return TESSERA_FAILED;
+    }
+    struct text json = {0};
+    text_put(&json, "{\"run\":");
+    text_put_number(&json, host->run_id(task));
+    text_put(&json, ",\"job\":");
+    text_put_json(&json, host->job_name(task));
+    text_put(&json, ",\"stage\":");
+    text_put_json(&json, host->stage_name(task));
+    text_put(&json, ",\"attempt\":");
+    text_put_number(&json, host->attempt(task));
+    text_put(&json, ",\"index\":");
+    text_put_number(&json, host->index(task));
+    text_put(&json, ",\"item\":");
+    text_put_json(&json, host->item(task));
+    text_put(&json, ",\"input\":");
+    text_put_json(&json, host->input_path(task));
+    text_put(&json, ",\"run_dir\":");
+    text_put_json(&json, host->run_dir(task));
+    text_put(&json, ",\"field_x\":");
+    text_put_json(&json, host->item_field(task, "x"));
+    size_t count = host->item_count(task);
+    text_put(&json, ",\"count\":");
+    text_put_number(&json, count);
+    text_put(&json, ",\"items\":[");
+    for (size_t i = 0; i < count; i++) {
+        if (i > 0)
+            text_put(&json, ",");
+        text_put_json(&json, host->item_at(task, i));
+    }
+    text_put(&json, "]}");
+    if (json.failed) {
+        host->log(task, TESSERA_LOG_ERROR, "out of memory");
+        return TESSERA_FAILED;
+    }
+    host->set_result(task, json.data, json.length);
+    free(json.data);
+    return TESSERA_OK;
+}
+
+/* Logs "<what> <path>: <errno text>" at error level. */
+static void log_file_error(const tessera_host *host, tessera_task *task, const char *what,
+                           const char *path)
+{
+    char line[1024];
+    snprintf(line, sizeof line, "%s %s: %s", what, path, strerror(errno));
+    host->log(task, TESSERA_LOG_ERROR, line);
+}
+
+/* Sets the result to the whole content of the stage's input file. */
+static int hostile_read_input(const tessera_host *host, tessera_task *task)
+{
+    if (host->abi_minor < 1) {
+        host->log(task, TESSERA_LOG_ERROR, "the host does not speak plugin ABI 1.1");
+        return TESSERA_FAILED;
+    }
+    const char *path = host->input_path(task);
+    if (path == NULL) {
+        host->log(task, TESSERA_LOG_ERROR, "the stage has no input file");
+        return TESSERA_FAILED;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        log_file_error(host, task, "cannot open", path);
+        return TESSERA_FAILED;
+    }
+    struct text content = {0};
+    char chunk[65536];
+    for (;;) {
+        ssize_t got = read(fd, chunk, sizeof chunk);
+        if (got == -1 && errno == EINTR)
+            continue;
+        if (got == -1) {
+            log_file_error(host, task, "cannot read", path);
+            return TESSERA_FAILED;
+        }
+        if (got == 0)
+            break;
+        text_append(&content, chunk, (size_t)got);
+    }
+    close(fd);
+    if (content.failed) {
+        host->log(task, TESSERA_LOG_ERROR, "out of memory");
+        return TESSERA_FAILED;
+    }
+    host->set_result(task, content.data, content.length);
+    free(content.data);
+    return TESSERA_OK;
+}
+
 static const tessera_param secret_params[] = {
     {"text", TESSERA_PARAM_STRING, 1, NULL, "A value nobody else may see."},
     {"output", TESSERA_PARAM_STRING, 1, NULL, "What it prints."},
@@ -413,6 +574,11 @@ static const tessera_executor hostile_executors[] = {
      scan_params, sizeof scan_params / sizeof scan_params[0], hostile_scan_memory},
     {"hold_secret", "Prints its output, reports progress 0.5 and sleeps.", secret_params,
      sizeof secret_params / sizeof secret_params[0], hostile_hold_secret},
+    EXECUTOR("task_info", hostile_task_info,
+             "Sets the result to a JSON object of its run, job, stage, attempt, index, item, "
+             "input, run directory, item field x and chunk items."),
+    EXECUTOR("read_input", hostile_read_input,
+             "Sets the result to the content of the stage's input file."),
 };
 
 static const tessera_plugin hostile_plugin = {

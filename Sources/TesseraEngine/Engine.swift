@@ -1,0 +1,673 @@
+// Engine.swift
+//
+// Why this file exists: this is the life of a run, in one place. A run is
+// created from a job (its stages partitioned from their sources and
+// written to the store in one transaction), its stages become ready as the
+// stages they depend on succeed (a `from:` or `reduce:` stage is
+// partitioned then, from the results upstream), microtasks are dispatched
+// to free slots taking runs in turn, their completions are recorded and
+// counted against each stage's `max_failures`, wall-clock limits and
+// cancellation become signals, and a run ends when every stage has.
+//
+// The engine does no I/O of its own but through the RunStore it is given
+// and the files of runs (RunFiles, partition sources); it has no event
+// loop and no clock: the shell (tesserad) passes the time in with every
+// event and carries out what the engine asks through EngineDelegate. So
+// its tests drive it directly, deterministically, without a daemon.
+
+import TesseraConfig
+import TesseraProtocol
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A request the engine refuses, in words for the caller.
+public struct EngineError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+public final class Engine {
+    public struct Settings: Sendable {
+        /// Microtasks that may run at once.
+        public var slots: Int
+        /// The server's default limits, under each stage's own.
+        public var defaultLimits: Limits
+        /// Between SIGTERM and SIGKILL, for wall limits and cancellation.
+        public var killGrace: UInt64
+
+        public init(slots: Int, defaultLimits: Limits = Limits(), killGrace: UInt64 = 2000) {
+            self.slots = slots
+            self.defaultLimits = defaultLimits
+            self.killGrace = killGrace
+        }
+    }
+
+    /// How a run is to be started.
+    public struct RunRequest {
+        /// The job with any run-time parameters applied.
+        public var job: JobDefinition
+        /// The run-time parameter overrides, as a JSON object of strings.
+        public var params: String
+        public var startedBy: String
+        /// Items sent by the caller for one stage, and how many there are.
+        public var callerItems: (stage: String, items: any ItemStream, count: Int)?
+        /// The run this one reruns, and whether only what did not succeed.
+        public var rerun: (run: SavedRun, failedOnly: Bool)?
+
+        public init(
+            job: JobDefinition, params: String = "{}", startedBy: String,
+            callerItems: (stage: String, items: any ItemStream, count: Int)? = nil,
+            rerun: (run: SavedRun, failedOnly: Bool)? = nil
+        ) {
+            self.job = job
+            self.params = params
+            self.startedBy = startedBy
+            self.callerItems = callerItems
+            self.rerun = rerun
+        }
+    }
+
+    public var settings: Settings
+    public let store: any RunStore
+    public let files: RunFiles
+    public weak var delegate: (any EngineDelegate)?
+    /// While set, nothing new starts (the daemon is draining).
+    public var paused = false
+    public private(set) var runs: [Int64: EngineRun] = [:]
+    private var order: [EngineRun] = []
+    private var roundRobin = 0
+    public private(set) var running: [UInt64: RunningMicrotask] = [:]
+    private var runningPerJob: [String: Int] = [:]
+    private var nextToken: UInt64 = 0
+    /// The first store write that failed; once set the shell must stop.
+    public private(set) var storeFailure: String?
+
+    public init(settings: Settings, store: any RunStore, files: RunFiles) {
+        self.settings = settings
+        self.store = store
+        self.files = files
+    }
+
+    /// Microtasks waiting for a slot, over all runs.
+    public var queuedCount: Int { runs.values.reduce(0) { $0 + $1.counts.queued } }
+
+    // MARK: Creating runs
+
+    /// Creates a run: records it and partitions every stage whose items do
+    /// not depend on another stage's results, in one transaction committed
+    /// before this returns. A source that cannot be read fails its stage
+    /// (and so the run) with the reason; it does not refuse the run.
+    public func createRun(_ request: RunRequest, at now: Instant) throws(EngineError) -> EngineRun {
+        let job = request.job
+        var plans: [(SourcePlan, String)] = job.stages.map { (.definition, $0.items.summary) }
+        if let caller = request.callerItems {
+            guard let position = job.stages.firstIndex(where: { $0.name == caller.stage }) else {
+                throw EngineError(
+                    "job \(job.name) has no stage \"\(caller.stage)\" (stages: "
+                        + job.stages.map(\.name).joined(separator: ", ") + ")")
+            }
+            guard job.stages[position].items.upstream.isEmpty else {
+                throw EngineError(
+                    "stage \(caller.stage) takes its items from other stages' results; it cannot take the caller's")
+            }
+            plans[position] = (.caller(caller.items), "caller: \(caller.count) items")
+        }
+        if let (saved, failedOnly) = request.rerun {
+            for (position, stage) in job.stages.enumerated() {
+                // A reduce stage is made again from this run's results.
+                guard let old = saved.stages.first(where: { $0.name == stage.name }), old.count != nil,
+                    !isReduce(stage)
+                else { continue }
+                if failedOnly {
+                    plans[position] = (
+                        .stored(run: saved.id, range: old.range, unsuccessfulOnly: true),
+                        "rerun of run \(saved.id): the items that did not succeed (\(old.source))"
+                    )
+                } else if old.source.hasPrefix("caller:") || old.source.hasPrefix("rerun of") {
+                    plans[position] = (
+                        .stored(run: saved.id, range: old.range, unsuccessfulOnly: false),
+                        "rerun of run \(saved.id): \(old.source)"
+                    )
+                }
+            }
+        }
+        let stages = job.stages.enumerated().map { position, definition in
+            EngineStage(
+                definition: definition, position: position,
+                limits: definition.limits.overlaid(on: settings.defaultLimits), plan: plans[position].0,
+                source: plans[position].1)
+        }
+        let record = NewRun(
+            job: job.name, params: request.params, definition: job.file, createdAt: now.wall,
+            startedBy: request.startedBy, rerunOf: request.rerun?.run.id)
+        let run: EngineRun
+        do {
+            run = try store.inTransaction { () throws -> EngineRun in
+                let id = try store.insertRun(record)
+                let run = EngineRun(
+                    id: id, job: job, createdAt: now.wall, params: request.params, startedBy: request.startedBy,
+                    rerunOf: request.rerun?.run.id, stages: stages)
+                for stage in stages { try store.insertStage(run: id, stage.record) }
+                do {
+                    try files.create(run: id)
+                } catch {
+                    throw EngineError("\(error)")
+                }
+                for stage in stages where stage.definition.items.upstream.isEmpty || isStored(stage) {
+                    try partition(stage, of: run)
+                }
+                try store.setRunTotal(run: id, total: run.total)
+                return run
+            }
+        } catch let error as EngineError {
+            throw error
+        } catch {
+            throw EngineError("cannot record the run: \(error)")
+        }
+        activate(run)
+        advance(run, at: now)
+        return run
+    }
+
+    private func isReduce(_ stage: StageDefinition) -> Bool {
+        if case .reduce = stage.items { return true }
+        return false
+    }
+
+    private func isStored(_ stage: EngineStage) -> Bool {
+        if case .stored = stage.plan { return true }
+        return false
+    }
+
+    private func activate(_ run: EngineRun) {
+        runs[run.id] = run
+        order.append(run)
+        run.changed = true
+    }
+
+    // MARK: Partitioning
+
+    /// Writes a stage's microtasks to the store, numbered after the run's
+    /// last. A source that fails leaves the stage failed with its reason
+    /// (and no microtasks); a store failure is thrown.
+    private func partition(_ stage: EngineStage, of run: EngineRun) throws {
+        let first = run.total
+        var count = 0
+        do {
+            if stage.isReduce {
+                let path = try writeReduceInput(stage, of: run)
+                stage.inputPath = path
+                try store.insertTask(run: run.id, index: first, stage: stage.name, item: path)
+                count = 1
+            } else {
+                var stream = try makeStream(for: stage, of: run)
+                while let item = try stream.next() {
+                    try store.insertTask(run: run.id, index: first + count, stage: stage.name, item: item)
+                    count += 1
+                }
+            }
+        } catch let failure as PartitionFailure {
+            if count > 0 { try store.deleteTasks(run: run.id, in: first..<(first + count)) }
+            stage.record.firstIndex = first
+            stage.record.count = 0
+            stage.record.state = .failed
+            stage.record.reason = failure.message
+            stage.phase = .finished
+            try store.updateStage(run: run.id, stage.record)
+            return
+        }
+        stage.record.firstIndex = first
+        stage.record.count = count
+        stage.cursor = first
+        stage.counts.queued = count
+        run.total += count
+        run.counts.queued += count
+        try store.updateStage(run: run.id, stage.record)
+    }
+
+    private func makeStream(for stage: EngineStage, of run: EngineRun) throws(PartitionFailure) -> any ItemStream {
+        let definition = stage.definition
+        var stream: any ItemStream
+        switch stage.plan {
+        case .caller(let items):
+            stream = items
+        case .stored(let old, let range, let unsuccessfulOnly):
+            // Recorded items are already chunked; they are taken as they are.
+            return CappedStream(
+                inner: StoredItemsStream(store: store, run: old, range: range, unsuccessfulOnly: unsuccessfulOnly),
+                what: stage.record.source)
+        case .definition:
+            switch definition.items {
+            case .list, .range, .none, .matrix: stream = StaticStream(definition.items)
+            case .glob(let patterns): stream = GlobStream(patterns: patterns)
+            case .lines(let path): stream = LinesStream(path: path)
+            case .split(let file, let block): stream = SplitStream(path: file, block: block)
+            case .from(let name):
+                guard let upstream = run.stage(named: name) else {
+                    throw PartitionFailure("from: no stage \(name)")
+                }
+                stream = ResultsStream(store: store, run: run.id, stage: name, range: upstream.record.range)
+            case .reduce:
+                preconditionFailure("reduce stages are partitioned by writeReduceInput")
+            }
+        }
+        stream = CappedStream(inner: stream, what: stage.record.source)
+        if let size = definition.chunk { stream = ChunkStream(inner: stream, size: size) }
+        return stream
+    }
+
+    /// The input of a reduce stage: one line per succeeded upstream
+    /// microtask, in index order: `{"stage", "index", "item", "result"}`.
+    private func writeReduceInput(_ stage: EngineStage, of run: EngineRun) throws -> String {
+        let upstream = stage.definition.items.upstream.compactMap(run.stage(named:))
+            .sorted { $0.record.range.lowerBound < $1.record.range.lowerBound }
+        var storeError: (any Error)?
+        let path = try files.writeInput(run: run.id, stage: stage.name) { (write) throws(PartitionFailure) in
+            for source in upstream {
+                var range = source.record.range
+                while !range.isEmpty {
+                    let rows: [ResultRow]
+                    do {
+                        rows = try store.results(run: run.id, in: range, limit: 256)
+                    } catch {
+                        storeError = error
+                        throw PartitionFailure("cannot read the results of stage \(source.name)")
+                    }
+                    guard let last = rows.last else { break }
+                    for row in rows {
+                        try write([
+                            "stage": .string(source.name), "index": .int(Int64(row.index)),
+                            "item": embeddedItemJSON(row.item), "result": embeddedResult(row.result),
+                        ])
+                    }
+                    range = (last.index + 1)..<range.upperBound
+                }
+            }
+        }
+        if let storeError { throw storeError }
+        return path
+    }
+
+    // MARK: Recovery
+
+    /// Takes up runs an earlier daemon accepted but did not finish. Their
+    /// job must still have the same stages; `resolve` gives its current
+    /// definition (with the run's parameters), or nil when it is gone.
+    /// Returns a message for each run that could not be taken up (it is
+    /// failed, its queued microtasks cancelled).
+    public func recover(_ saved: [SavedRun], at now: Instant, resolve: (SavedRun) -> JobDefinition?) -> [String] {
+        var problems: [String] = []
+        for record in saved {
+            let job = resolve(record)
+            let sameShape =
+                job.map { job in
+                    job.stages.map(\.name) == record.stages.map(\.name)
+                        && zip(job.stages, record.stages).allSatisfy { definition, stage in
+                            stage.count != nil || !definition.items.upstream.isEmpty
+                        }
+                } ?? false
+            guard let job, sameShape else {
+                problems.append(
+                    "run \(record.id): job \(record.job) is gone or changed shape; its unfinished tasks are cancelled")
+                write {
+                    try store.cancelQueuedTasks(
+                        run: record.id, in: 0..<max(record.total, 0), reason: "job definition changed", at: now.wall)
+                    try store.setRunState(
+                        run: record.id, state: .failed, startedAt: record.startedAt ?? now.wall, finishedAt: now.wall,
+                        reason: "job definition changed while the run was unfinished")
+                }
+                continue
+            }
+            let stages = zip(job.stages, record.stages).map { definition, saved in
+                let stage = EngineStage(
+                    definition: definition, position: saved.position,
+                    limits: definition.limits.overlaid(on: settings.defaultLimits), plan: .definition,
+                    source: saved.source)
+                stage.record = saved
+                return stage
+            }
+            let run = EngineRun(
+                id: record.id, job: job, createdAt: record.createdAt, params: record.params,
+                startedBy: record.startedBy, rerunOf: record.rerunOf, stages: stages)
+            run.startedAt = record.startedAt
+            if record.startedAt != nil { run.state = .running }
+            run.total = record.total
+            for stage in stages {
+                if stage.isPartitioned {
+                    let counts: TaskCounts
+                    do {
+                        counts = try store.taskCounts(run: record.id, in: stage.record.range)
+                    } catch {
+                        storeFailure = storeFailure ?? "cannot read run \(record.id): \(error)"
+                        return problems
+                    }
+                    stage.counts = counts
+                    stage.cursor = stage.record.range.lowerBound
+                    for state in TaskState.allCases { run.counts[state] += counts[state] }
+                    if stage.isReduce { stage.inputPath = files.directory(of: run.id) + "/\(stage.name).input.jsonl" }
+                }
+                if stage.record.state.isFinal { stage.phase = .finished }
+            }
+            _ = try? files.create(run: run.id)
+            activate(run)
+            advance(run, at: now)
+        }
+        return problems
+    }
+
+    // MARK: Dispatch
+
+    /// Starts queued microtasks while slots, job concurrency and the shell allow.
+    public func dispatch(at now: Instant) {
+        guard !paused, storeFailure == nil else { return }
+        while running.count < settings.slots {
+            guard let (run, stage) = nextRunnable() else { return }
+            guard let task = takeNext(of: stage, in: run) else { continue }
+            start(task, of: stage, in: run, at: now)
+        }
+    }
+
+    /// The next (run, stage) with a queued microtask whose job has room,
+    /// taking runs in turn so one large run does not starve the others.
+    private func nextRunnable() -> (EngineRun, EngineStage)? {
+        let count = order.count
+        guard count > 0 else { return nil }
+        for step in 0..<count {
+            let run = order[(roundRobin + step) % count]
+            if run.cancelRequested { continue }
+            if let limit = run.job.concurrency, (runningPerJob[run.job.name] ?? 0) >= limit { continue }
+            guard let stage = run.stages.first(where: { $0.phase == .ready && $0.counts.queued > 0 }) else {
+                continue
+            }
+            guard delegate?.engine(self, canStart: run) ?? true else { continue }
+            roundRobin = (roundRobin + step + 1) % count
+            return (run, stage)
+        }
+        return nil
+    }
+
+    /// The stage's next queued microtask, read ahead from the store in batches.
+    private func takeNext(of stage: EngineStage, in run: EngineRun) -> QueuedTask? {
+        if stage.bufferPosition >= stage.buffer.count {
+            let range = stage.cursor..<stage.record.range.upperBound
+            var batch: [QueuedTask] = []
+            if !range.isEmpty {
+                do {
+                    batch = try store.queuedTasks(run: run.id, in: range, limit: 256)
+                } catch {
+                    storeFailure = storeFailure ?? "cannot read the queue of run \(run.id): \(error)"
+                    return nil
+                }
+            }
+            stage.buffer = batch
+            stage.bufferPosition = 0
+            guard let last = batch.last else {
+                // The counts said more were queued than the store has:
+                // believe the store.
+                run.counts.queued -= stage.counts.queued
+                stage.counts.queued = 0
+                return nil
+            }
+            stage.cursor = last.index + 1
+        }
+        defer { stage.bufferPosition += 1 }
+        return stage.buffer[stage.bufferPosition]
+    }
+
+    private func start(_ task: QueuedTask, of stage: EngineStage, in run: EngineRun, at now: Instant) {
+        nextToken += 1
+        let token = nextToken
+        let attempt = task.attempts + 1
+        running[token] = RunningMicrotask(
+            token: token, run: run, stage: stage, index: task.index, attempt: attempt, startedAt: now.wall,
+            wallDeadline: stage.limits.wall.map { now.monotonic + $0 })
+        runningPerJob[run.job.name, default: 0] += 1
+        stage.counts.queued -= 1
+        stage.counts.running += 1
+        run.counts.queued -= 1
+        run.counts.running += 1
+        if run.state == .queued {
+            run.state = .running
+            run.startedAt = now.wall
+            write {
+                try store.setRunState(run: run.id, state: .running, startedAt: now.wall, finishedAt: nil, reason: nil)
+            }
+        }
+        run.changed = true
+        write { try store.markRunning(run: run.id, index: task.index, at: now.wall) }
+        delegate?.engine(
+            self,
+            start: MicrotaskStart(
+                token: token, run: run, stage: stage, index: task.index, item: task.item, attempt: attempt))
+    }
+
+    // MARK: Completion
+
+    /// Records how a microtask ended and moves its run on. A microtask
+    /// killed for its wall limit or cancelled is recorded as such,
+    /// whatever its process did as it died.
+    public func finished(token: UInt64, _ completion: TaskCompletion, at now: Instant) {
+        guard let task = running.removeValue(forKey: token) else { return }
+        var completion = completion
+        if task.killedForWall {
+            completion.state = .failed
+            completion.reason = "wall time limit \(formatDuration(task.stage.limits.wall ?? 0)) exceeded"
+        }
+        if task.cancelled {
+            completion.state = .cancelled
+            completion.reason = "run cancelled"
+        }
+        let run = task.run
+        let stage = task.stage
+        write { try store.finishTask(run: run.id, index: task.index, completion) }
+        runningPerJob[run.job.name, default: 1] -= 1
+        stage.counts.running -= 1
+        stage.counts[completion.state] += 1
+        run.counts.running -= 1
+        run.counts[completion.state] += 1
+        run.changed = true
+        advance(run, at: now)
+    }
+
+    // MARK: Cancellation and limits
+
+    /// Cancels a run: queued microtasks at once, running ones get SIGTERM
+    /// and, after the grace period, SIGKILL.
+    public func cancel(_ run: EngineRun, at now: Instant) {
+        guard !run.cancelRequested, !run.state.isFinal else { return }
+        run.cancelRequested = true
+        for stage in run.stages where stage.phase != .finished {
+            cancelQueued(of: stage, in: run, reason: "run cancelled", at: now)
+        }
+        for (token, task) in running where task.run === run {
+            running[token]?.cancelled = true
+            running[token]?.killDeadline = now.monotonic + settings.killGrace
+            delegate?.engine(self, signal: token, SIGTERM)
+        }
+        run.changed = true
+        advance(run, at: now)
+    }
+
+    /// Whether any running microtask has a deadline (the shell then calls
+    /// `tick` every few tens of milliseconds).
+    public var hasDeadlines: Bool {
+        running.values.contains { $0.killDeadline != nil || ($0.wallDeadline != nil && !$0.killedForWall) }
+    }
+
+    /// Enforces wall limits and the grace period of kills.
+    public func tick(at now: Instant) {
+        for (token, task) in running {
+            if let killAt = task.killDeadline {
+                if now.monotonic >= killAt {
+                    delegate?.engine(self, signal: token, SIGKILL)
+                    running[token]?.killDeadline = nil
+                }
+            } else if let wall = task.wallDeadline, !task.killedForWall, now.monotonic >= wall {
+                running[token]?.killedForWall = true
+                running[token]?.killDeadline = now.monotonic + settings.killGrace
+                delegate?.engine(self, signal: token, SIGTERM)
+            }
+        }
+    }
+
+    /// Cancels the microtasks of a stage that have not started.
+    private func cancelQueued(of stage: EngineStage, in run: EngineRun, reason: String, at now: Instant) {
+        guard stage.isPartitioned, stage.counts.queued > 0 else { return }
+        let range = stage.cursor..<stage.record.range.upperBound
+        // Read-ahead entries below the cursor are still queued too.
+        let from =
+            stage.bufferPosition < stage.buffer.count ? stage.buffer[stage.bufferPosition].index : range.lowerBound
+        write { try store.cancelQueuedTasks(run: run.id, in: from..<range.upperBound, reason: reason, at: now.wall) }
+        stage.buffer = []
+        stage.bufferPosition = 0
+        stage.cursor = range.upperBound
+        let count = stage.counts.queued
+        stage.counts.queued = 0
+        stage.counts.cancelled += count
+        run.counts.queued -= count
+        run.counts.cancelled += count
+    }
+
+    // MARK: Stages and runs
+
+    /// Moves a run's stages on after a change, and ends the run when every
+    /// stage has finished.
+    private func advance(_ run: EngineRun, at now: Instant) {
+        guard storeFailure == nil else { return }
+        var progressed = true
+        while progressed {
+            progressed = false
+            for stage in run.stages {
+                switch stage.phase {
+                case .ready where stage.counts.queued == 0 && stage.counts.running == 0:
+                    settle(stage, of: run, at: now)
+                    progressed = true
+                case .waiting:
+                    let dependencies = stage.dependencies.map { run.stages[$0] }
+                    if run.cancelRequested {
+                        skip(stage, of: run, because: "run cancelled", at: now)
+                        progressed = true
+                    } else if let failed = dependencies.first(where: {
+                        $0.phase == .finished && $0.record.state != .succeeded
+                    }) {
+                        skip(stage, of: run, because: "not run: stage \(failed.name) failed", at: now)
+                        progressed = true
+                    } else if dependencies.allSatisfy({ $0.phase == .finished }) {
+                        if !stage.isPartitioned {
+                            do {
+                                try partition(stage, of: run)
+                                try store.setRunTotal(run: run.id, total: run.total)
+                            } catch {
+                                storeFailure = storeFailure ?? "cannot partition stage \(stage.name): \(error)"
+                                return
+                            }
+                        }
+                        if stage.phase != .finished {
+                            stage.phase = .ready
+                            stage.record.state = .ready
+                            write { try store.updateStage(run: run.id, stage.record) }
+                        }
+                        run.changed = true
+                        progressed = true
+                    }
+                default:
+                    break
+                }
+            }
+        }
+        if run.isComplete { end(run, at: now) }
+    }
+
+    /// A stage whose microtasks have all ended: it succeeds while its
+    /// failures stay within `max_failures`.
+    private func settle(_ stage: EngineStage, of run: EngineRun, at now: Instant) {
+        let total = stage.record.count ?? 0
+        let unsuccessful = stage.counts.failed + stage.counts.cancelled
+        let allowed = stage.definition.maxFailures.allowed(of: total)
+        if run.cancelRequested && stage.counts.cancelled > 0 {
+            stage.record.state = .cancelled
+            stage.record.reason = "run cancelled"
+        } else if unsuccessful > allowed {
+            stage.record.state = .failed
+            stage.record.reason =
+                "\(unsuccessful) of \(total) microtask(s) did not succeed"
+                + (allowed > 0 ? " (max_failures allows \(allowed))" : "")
+        } else {
+            stage.record.state = .succeeded
+            if unsuccessful > 0 {
+                stage.record.reason =
+                    "\(unsuccessful) of \(total) microtask(s) did not succeed, within max_failures (\(allowed))"
+            }
+        }
+        stage.phase = .finished
+        write { try store.updateStage(run: run.id, stage.record) }
+        delegate?.engine(self, finished: stage, of: run)
+    }
+
+    /// Marks a stage that will never run as finished, its microtasks cancelled.
+    private func skip(_ stage: EngineStage, of run: EngineRun, because reason: String, at now: Instant) {
+        cancelQueued(of: stage, in: run, reason: reason == "run cancelled" ? reason : reason, at: now)
+        stage.phase = .finished
+        stage.record.state = .cancelled
+        stage.record.reason = reason
+        write { try store.updateStage(run: run.id, stage.record) }
+        run.changed = true
+        delegate?.engine(self, finished: stage, of: run)
+    }
+
+    private func end(_ run: EngineRun, at now: Instant) {
+        guard !run.state.isFinal else { return }
+        let failed = run.stages.first { $0.record.state != .succeeded }
+        let final: RunState = run.cancelRequested ? .cancelled : (failed != nil ? .failed : .succeeded)
+        run.state = final
+        run.finishedAt = now.wall
+        if run.cancelRequested {
+            run.reason = "cancelled"
+        } else if let failed {
+            run.reason = "stage \(failed.name): \(failed.record.reason ?? "failed")"
+        } else if let tolerated = run.stages.first(where: { $0.record.reason != nil }) {
+            run.reason = "stage \(tolerated.name): \(tolerated.record.reason!)"
+        }
+        write {
+            try store.setRunState(
+                run: run.id, state: final, startedAt: run.startedAt ?? now.wall, finishedAt: now.wall,
+                reason: run.reason)
+        }
+        files.remove(run: run.id)
+        runs.removeValue(forKey: run.id)
+        order.removeAll { $0 === run }
+        if roundRobin >= order.count { roundRobin = 0 }
+        run.changed = true
+        delegate?.engine(self, ended: run)
+    }
+
+    /// Runs a store write; the first failure is kept and stops the engine.
+    private func write(_ body: () throws -> Void) {
+        guard storeFailure == nil else { return }
+        do {
+            try body()
+        } catch {
+            storeFailure = "cannot write state: \(error)"
+        }
+    }
+}
+
+/// Refuses a source that yields more items than a stage may have.
+struct CappedStream: ItemStream {
+    var inner: any ItemStream
+    let what: String
+    var count = 0
+
+    mutating func next() throws(PartitionFailure) -> String? {
+        guard let item = try inner.next() else { return nil }
+        count += 1
+        if count > ItemSource.maximumCount {
+            throw PartitionFailure(
+                "\(what): more than \(ItemSource.maximumCount) items, the most a stage may have")
+        }
+        return item
+    }
+}

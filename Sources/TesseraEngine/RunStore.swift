@@ -1,0 +1,240 @@
+// RunStore.swift
+//
+// Why this file exists: the engine decides, the store remembers. This is
+// the store as the engine needs it, and nothing more: runs, their stages
+// and microtasks, written as the engine changes them and read back in
+// bounded batches (a stage's queue, the results a downstream stage is made
+// from), so that no source and no result set is ever held whole. The
+// SQLite store (TesseraStore) conforms to it; a second store (PostgreSQL)
+// would too, without the engine changing. Writes are grouped by the caller
+// (the daemon commits once per loop iteration); `inTransaction` runs a
+// body in a transaction of its own that is committed when it returns, for
+// what must be durable before anyone hears of it (a new run).
+
+import TesseraProtocol
+
+/// A point in time as the shell that drives the engine sees it: the wall
+/// clock for records, a monotonic clock in milliseconds for limits.
+public struct Instant: Sendable, Equatable {
+    public var wall: Double
+    public var monotonic: UInt64
+
+    public init(wall: Double, monotonic: UInt64) {
+        self.wall = wall
+        self.monotonic = monotonic
+    }
+}
+
+/// What a finished microtask leaves behind.
+public struct TaskCompletion: Sendable {
+    public var state: TaskState
+    public var exitCode: Int?
+    public var signal: String?
+    public var reason: String?
+    public var result: [UInt8]?
+    public var cpuSeconds: Double?
+    public var maxRSS: Int64?
+    public var finishedAt: Double
+    public var duration: Double?
+    public var stdout: [UInt8]
+    public var stderr: [UInt8]
+    public var stdoutTruncated: Bool
+    public var stderrTruncated: Bool
+
+    public init(
+        state: TaskState, exitCode: Int? = nil, signal: String? = nil, reason: String? = nil,
+        result: [UInt8]? = nil, cpuSeconds: Double? = nil, maxRSS: Int64? = nil, finishedAt: Double,
+        duration: Double? = nil, stdout: [UInt8] = [], stderr: [UInt8] = [],
+        stdoutTruncated: Bool = false, stderrTruncated: Bool = false
+    ) {
+        self.state = state
+        self.exitCode = exitCode
+        self.signal = signal
+        self.reason = reason
+        self.result = result
+        self.cpuSeconds = cpuSeconds
+        self.maxRSS = maxRSS
+        self.finishedAt = finishedAt
+        self.duration = duration
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdoutTruncated = stdoutTruncated
+        self.stderrTruncated = stderrTruncated
+    }
+}
+
+/// How a run was started, as it is recorded.
+public struct NewRun: Sendable {
+    public var job: String
+    /// The run-time parameter overrides, as a JSON object of strings.
+    public var params: String
+    /// The job file the definition came from.
+    public var definition: String
+    public var createdAt: Double
+    /// Who asked for it (a user name, or "uid 1000").
+    public var startedBy: String
+    /// The run this one reruns.
+    public var rerunOf: Int64?
+
+    public init(
+        job: String, params: String, definition: String, createdAt: Double, startedBy: String, rerunOf: Int64?
+    ) {
+        self.job = job
+        self.params = params
+        self.definition = definition
+        self.createdAt = createdAt
+        self.startedBy = startedBy
+        self.rerunOf = rerunOf
+    }
+}
+
+/// Where a stage of a run stands, as recorded.
+public enum StageState: String, Sendable, CaseIterable {
+    /// Waiting for the stages it depends on.
+    case waiting
+    /// Partitioned; its microtasks run.
+    case ready
+    case succeeded
+    case failed
+    /// Not run: the run was cancelled or a stage it depends on failed.
+    case cancelled
+
+    public var isFinal: Bool { self == .succeeded || self == .failed || self == .cancelled }
+}
+
+/// A stage of a run as recorded: its microtasks are the run-wide indices
+/// `firstIndex ..< firstIndex + count`, known once it is partitioned.
+public struct StageRecord: Sendable, Equatable {
+    public var position: Int
+    public var name: String
+    /// Where its items came from, in words (ItemSource.summary, or
+    /// "caller: 12 items", "rerun of run 4: …").
+    public var source: String
+    public var firstIndex: Int?
+    public var count: Int?
+    public var state: StageState
+    public var reason: String?
+
+    public init(
+        position: Int, name: String, source: String, firstIndex: Int? = nil, count: Int? = nil,
+        state: StageState = .waiting, reason: String? = nil
+    ) {
+        self.position = position
+        self.name = name
+        self.source = source
+        self.firstIndex = firstIndex
+        self.count = count
+        self.state = state
+        self.reason = reason
+    }
+
+    /// The run-wide indices of its microtasks (empty until partitioned).
+    public var range: Range<Int> {
+        guard let firstIndex, let count else { return 0..<0 }
+        return firstIndex..<(firstIndex + count)
+    }
+}
+
+/// A run as the store has it.
+public struct SavedRun: Sendable {
+    public var id: Int64
+    public var job: String
+    public var state: RunState
+    public var params: String
+    public var definition: String
+    public var createdAt: Double
+    public var startedAt: Double?
+    public var finishedAt: Double?
+    public var startedBy: String
+    public var rerunOf: Int64?
+    public var reason: String?
+    public var total: Int
+    public var stages: [StageRecord]
+
+    public init(
+        id: Int64, job: String, state: RunState, params: String, definition: String, createdAt: Double,
+        startedAt: Double?, finishedAt: Double?, startedBy: String, rerunOf: Int64?, reason: String?, total: Int,
+        stages: [StageRecord]
+    ) {
+        self.id = id
+        self.job = job
+        self.state = state
+        self.params = params
+        self.definition = definition
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.startedBy = startedBy
+        self.rerunOf = rerunOf
+        self.reason = reason
+        self.total = total
+        self.stages = stages
+    }
+}
+
+/// A queued microtask, read back for dispatch.
+public struct QueuedTask: Sendable, Equatable {
+    public var index: Int
+    public var item: String
+    /// Attempts made so far (0 for a microtask that never ran).
+    public var attempts: Int
+
+    public init(index: Int, item: String, attempts: Int) {
+        self.index = index
+        self.item = item
+        self.attempts = attempts
+    }
+}
+
+/// A succeeded microtask's result.
+public struct ResultRow: Sendable {
+    public var index: Int
+    public var item: String
+    public var result: [UInt8]
+
+    public init(index: Int, item: String, result: [UInt8]) {
+        self.index = index
+        self.item = item
+        self.result = result
+    }
+}
+
+/// The store as the engine uses it. Every method may throw; the engine
+/// then stops changing state and reports the failure (Engine.storeFailure),
+/// and the shell stops rather than report what may not be durable.
+public protocol RunStore: AnyObject {
+    /// Runs `body` in a transaction of its own, committed when it returns
+    /// and rolled back when it throws.
+    func inTransaction<T>(_ body: () throws -> T) throws -> T
+
+    func insertRun(_ run: NewRun) throws -> Int64
+    func insertStage(run: Int64, _ stage: StageRecord) throws
+    func updateStage(run: Int64, _ stage: StageRecord) throws
+    func insertTask(run: Int64, index: Int, stage: String, item: String) throws
+    /// Removes microtasks that never ran (a partition that failed half way).
+    func deleteTasks(run: Int64, in range: Range<Int>) throws
+    func setRunTotal(run: Int64, total: Int) throws
+    func setRunState(run: Int64, state: RunState, startedAt: Double?, finishedAt: Double?, reason: String?) throws
+
+    func markRunning(run: Int64, index: Int, at time: Double) throws
+    func finishTask(run: Int64, index: Int, _ completion: TaskCompletion) throws
+    /// Cancels the queued microtasks among `range`; returns how many.
+    @discardableResult
+    func cancelQueuedTasks(run: Int64, in range: Range<Int>, reason: String, at time: Double) throws -> Int
+
+    /// Queued microtasks among `range`, in index order, at most `limit`.
+    func queuedTasks(run: Int64, in range: Range<Int>, limit: Int) throws -> [QueuedTask]
+    /// Results of the succeeded microtasks among `range`, in index order.
+    func results(run: Int64, in range: Range<Int>, limit: Int) throws -> [ResultRow]
+    /// Items among `range` in index order; only of microtasks that did not
+    /// succeed when `unsuccessfulOnly`.
+    func items(run: Int64, in range: Range<Int>, unsuccessfulOnly: Bool, limit: Int) throws -> [(
+        index: Int, item: String
+    )]
+    func taskCounts(run: Int64, in range: Range<Int>) throws -> TaskCounts
+
+    func savedRun(id: Int64) throws -> SavedRun?
+    /// Runs left queued or running by an earlier daemon. Their running
+    /// microtasks are put back in the queue first: their processes died.
+    func unfinishedRuns() throws -> [SavedRun]
+}
