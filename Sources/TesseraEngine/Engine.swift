@@ -37,11 +37,17 @@ public final class Engine {
         public var defaultLimits: Limits
         /// Between SIGTERM and SIGKILL, for wall limits and cancellation.
         public var killGrace: UInt64
+        /// The most items a stage may have (ItemSource.maximumCount).
+        public var maximumItems: Int
 
-        public init(slots: Int, defaultLimits: Limits = Limits(), killGrace: UInt64 = 2000) {
+        public init(
+            slots: Int, defaultLimits: Limits = Limits(), killGrace: UInt64 = 2000,
+            maximumItems: Int = ItemSource.maximumCount
+        ) {
             self.slots = slots
             self.defaultLimits = defaultLimits
             self.killGrace = killGrace
+            self.maximumItems = maximumItems
         }
     }
 
@@ -238,7 +244,7 @@ public final class Engine {
             // Recorded items are already chunked; they are taken as they are.
             return CappedStream(
                 inner: StoredItemsStream(store: store, run: old, range: range, unsuccessfulOnly: unsuccessfulOnly),
-                what: stage.record.source)
+                what: stage.record.source, limit: settings.maximumItems)
         case .definition:
             switch definition.items {
             case .list, .range, .none, .matrix: stream = StaticStream(definition.items)
@@ -254,7 +260,7 @@ public final class Engine {
                 preconditionFailure("reduce stages are partitioned by writeReduceInput")
             }
         }
-        stream = CappedStream(inner: stream, what: stage.record.source)
+        stream = CappedStream(inner: stream, what: stage.record.source, limit: settings.maximumItems)
         if let size = definition.chunk { stream = ChunkStream(inner: stream, size: size) }
         return stream
     }
@@ -659,14 +665,14 @@ public final class Engine {
 struct CappedStream: ItemStream {
     var inner: any ItemStream
     let what: String
+    let limit: Int
     var count = 0
 
     mutating func next() throws(PartitionFailure) -> String? {
         guard let item = try inner.next() else { return nil }
         count += 1
-        if count > ItemSource.maximumCount {
-            throw PartitionFailure(
-                "\(what): more than \(ItemSource.maximumCount) items, the most a stage may have")
+        if count > limit {
+            throw PartitionFailure("\(what): more than \(limit) items, the most a stage may have")
         }
         return item
     }
