@@ -141,7 +141,10 @@ struct JobDecoder {
         KnownKey("reduce") { stage, node in
             if let source = node.reduceStages() {
                 stage.sources.append(("reduce", source))
-                let nodes = node.list() ?? [node]
+                var nodes = [node]
+                if case .sequence = node.node, let items = node.list(), items.count == source.upstream.count {
+                    nodes = items
+                }
                 for (name, item) in zip(source.upstream, nodes.count == source.upstream.count ? nodes : [node]) {
                     stage.references.append(StageReference(name: name, node: item, key: "reduce"))
                 }

@@ -305,6 +305,102 @@ let brokenFiles: [BrokenFile] = [
         "etc/tessera/jobs.d/hello.yaml:4:1: a stage has exactly one source of items; \"items\" and \"range\" cannot both be given"
     ),
     .job(
+        "glob and lines both",
+        """
+        name: hello
+        executor: noop
+        glob: /data/*.txt
+        lines: /data/list
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:1: a stage has exactly one source of items; \"glob\" and \"lines\" cannot both be given"
+    ),
+    .job(
+        "from a stage that does not exist",
+        """
+        name: hello
+        stages:
+          - {name: list, executor: noop}
+          - {name: each, executor: noop, from: lsit}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:40: stages[1].from: unknown stage \"lsit\"; did you mean \"list\"?"),
+    .job(
+        "reduce of a stage that does not exist, written as one name",
+        """
+        name: hello
+        stages:
+          - {name: map, executor: noop}
+          - {name: sum, executor: noop, reduce: mpa}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:41: stages[1].reduce: unknown stage \"mpa\"; did you mean \"map\"?"),
+    .job(
+        "from and reduce forming a cycle",
+        """
+        name: hello
+        stages:
+          - {name: a, executor: noop, from: b}
+          - {name: b, executor: noop, reduce: [a]}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:40: stages[1].reduce[0]: \"reduce\" forms a cycle: a after b after a"),
+    .job(
+        "chunk 0",
+        """
+        name: hello
+        executor: noop
+        range: {from: 0, to: 10}
+        chunk: 0
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:8: chunk: expected a positive integer, found \"0\""),
+    .job(
+        "an unknown template, at its column",
+        """
+        name: hello
+        executor: shell
+        params:
+          command: [echo, "{{item}} {{colour}}"]
+        items: [a]
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:29: params.command[1]: unknown template {{colour}} (templates: item, "
+            + "items, index, run, job, stage, attempt, run_dir)"),
+    .job(
+        "a matrix key misspelt",
+        """
+        name: hello
+        executor: echo
+        params: {text: "{{colr}}"}
+        matrix: {color: [red, blue], size: [1, 2]}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:17: params.text: unknown template {{colr}}; did you mean \"color\"? "
+            + "(templates: item, items, index, run, job, stage, attempt, run_dir; the items have the keys color, size)"),
+    .job(
+        "input outside a reduce stage",
+        """
+        name: hello
+        executor: echo
+        params: {text: "{{ input }}"}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:17: params.text: {{input}} is the input file of a reduce stage; this stage "
+            + "has no \"reduce:\""),
+    .job(
+        "braces that are not a template",
+        """
+        name: hello
+        executor: echo
+        params: {text: "awk {{print}} {{ }}"}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:21: params.text: unknown template {{print}} (templates: item, items, "
+            + "index, run, job, stage, attempt, run_dir)",
+        "etc/tessera/jobs.d/hello.yaml:3:31: params.text: \"{{ }}\" does not start a template: write {{name}} "
+            + "with a name such as item or index"),
+    .job(
+        "max_failures over 100%",
+        """
+        name: hello
+        executor: noop
+        max_failures: 120%
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:15: max_failures: expected a number of microtasks (0 or more) or a "
+            + "percentage from 0% to 100%, such as 3 or 5%, found \"120%\""),
+    .job(
         "range step 0",
         """
         name: hello

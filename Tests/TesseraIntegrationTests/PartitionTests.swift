@@ -1,0 +1,362 @@
+// Microtask computing on the real daemon: stages partitioned from files,
+// sweeps and the caller's items; results flowing from stage to stage (map,
+// then reduce); templates, the run directory and plugin ABI 1.1; partial
+// success, reruns and results streamed out.
+
+import TesseraProtocol
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Writes `bytes` to `path`.
+func writeBytes(_ path: String, _ bytes: [UInt8]) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    precondition(fd >= 0, "cannot write \(path)")
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        precondition(n > 0)
+        offset += n
+    }
+    close(fd)
+}
+
+@Suite("Partitioning and results on the real daemon")
+struct PartitionTests {
+    @Test("a word count of 50 MiB as split, map (wc -w, result: stdout), reduce gives what wc -w gives")
+    func wordCount() throws {
+        let data = makeTemporaryDirectory()
+        defer { removeTree(data) }
+        // Lines of varying length and spacing, so blocks end mid-way through lines.
+        var text: [UInt8] = []
+        text.reserveCapacity(51 << 20)
+        var line = 0
+        while text.count < 50 << 20 {
+            line += 1
+            let words = (0..<(line % 23 + 1)).map { "w\($0 * line % 9973)" }
+            text += Array((words.joined(separator: line % 3 == 0 ? "  " : " ") + (line % 5 == 0 ? " \n" : "\n")).utf8)
+        }
+        writeBytes(data + "/text", text)
+        let daemon = try Daemon(
+            jobs: [
+                "wc.yaml": """
+                name: wc
+                stages:
+                  - name: count
+                    executor: shell
+                    split: {file: \(data)/text, block: 4MiB}
+                    result: stdout
+                    params:
+                      command: [sh, -c, 'tail -c +$(($1 + 1)) "$2" | head -c "$3" | wc -w', sh, "{{offset}}", "{{path}}", "{{length}}"]
+                    sandbox: {filesystem: {tmp: shared}}
+                  - name: total
+                    executor: shell
+                    reduce: count
+                    result: stdout
+                    params:
+                      command: [awk, '-F"result":', '{sub(/}$/, "", $2); s += $2} END {print s}', "{{input}}"]
+                """
+            ])
+        let id = try daemon.startRun("wc")
+        let run = try daemon.wait(forRun: id, timeout: 120)
+        let tasks = try daemon.tasks(id)
+        #expect(run.state == .succeeded, "\(tasks.filter { $0.state != .succeeded })")
+        #expect(tasks.filter { $0.stage == "count" }.count == 13)
+        let expected = runProgram(["sh", "-c", "wc -w < \(data)/text"]).stdout.trimmingWhitespace
+        let total = try #require(tasks.last { $0.stage == "total" })
+        #expect(total.result?.trimmingWhitespace == expected)
+        #expect(!expected.isEmpty)
+    }
+
+    @Test("a glob over a tree of a few hundred files gives the digests sha256sum gives, in bytewise order")
+    func globChecksums() throws {
+        let data = makeTemporaryDirectory()
+        defer { removeTree(data) }
+        var files: [String] = []
+        for a in ["A", "b", "b-c", "é"] {
+            mkdir(data + "/" + a, 0o755)
+            for b in 0..<8 {
+                mkdir("\(data)/\(a)/\(b)", 0o755)
+                for c in 0..<10 {
+                    let path = "\(data)/\(a)/\(b)/f\(c).dat"
+                    writeFile(path, String(repeating: "\(a)\(b)\(c)", count: c * 37 + 1))
+                    files.append(path)
+                }
+                writeFile("\(data)/\(a)/\(b)/skip.txt", "not matched")
+            }
+        }
+        files.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let daemon = try Daemon(
+            jobs: [
+                "sum.yaml": """
+                name: sum
+                executor: checksum
+                glob: \(data)/**/*.dat
+                sandbox: {filesystem: {tmp: shared}}
+                """
+            ], plugins: ["checksum"])
+        let id = try daemon.startRun("sum")
+        #expect(try daemon.wait(forRun: id, timeout: 120).state == .succeeded)
+        let tasks = try daemon.tasks(id)
+        #expect(tasks.map(\.item) == files)
+        let sums = runProgram(["sha256sum"] + files).stdout.split(separator: "\n").map { String($0.prefix(64)) }
+        #expect(sums.count == 320)
+        let digests = try tasks.map { try JSON.parse(try #require($0.result))["sha256"]?.stringValue ?? "" }
+        #expect(digests == sums)
+    }
+
+    @Test("a shell command that prints file names partitions the next stage through from:")
+    func shellPartitioner() throws {
+        let data = makeTemporaryDirectory()
+        defer { removeTree(data) }
+        for name in ["one", "three", "two"] {
+            writeFile("\(data)/\(name).txt", String(repeating: "x", count: name.count))
+        }
+        let daemon = try Daemon(
+            jobs: [
+                "fan.yaml": """
+                name: fan
+                stages:
+                  - name: list
+                    executor: shell
+                    result: stdout
+                    params: {command: [sh, -c, 'ls -1 "$1"/*.txt', sh, \(data)]}
+                    sandbox: {filesystem: {tmp: shared}}
+                  - name: size
+                    executor: shell
+                    from: list
+                    result: stdout
+                    params: {command: [sh, -c, 'wc -c < "$1"', sh, "{{item}}"]}
+                    sandbox: {filesystem: {tmp: shared}}
+                """
+            ])
+        let id = try daemon.startRun("fan")
+        let run = try daemon.wait(forRun: id)
+        #expect(run.state == .succeeded && run.total == 4)
+        let sizes = try daemon.tasks(id).filter { $0.stage == "size" }
+        #expect(sizes.map(\.item) == ["\(data)/one.txt", "\(data)/three.txt", "\(data)/two.txt"])
+        #expect(sizes.map { $0.result?.trimmingWhitespace } == ["3", "5", "3"])
+    }
+
+    @Test("templates, TESSERA_* variables and the ABI 1.1 host functions give a microtask the same values")
+    func templatesAndABI() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "info.yaml": """
+                name: info
+                stages:
+                  - name: sweep
+                    executor: task_info
+                    matrix: {x: [1, 2], y: [a]}
+                  - name: args
+                    executor: shell
+                    matrix: {x: [7]}
+                    result: stdout
+                    params:
+                      command: [sh, -c, 'printf "%s|" "$@"; printf "%s|" "$TESSERA_RUN" "$TESSERA_JOB" "$TESSERA_STAGE" "$TESSERA_INDEX" "$TESSERA_ATTEMPT" "$TESSERA_ITEM" "$TESSERA_RUN_DIR"', sh, "{{run}}", "{{job}}", "{{stage}}", "{{ index }}", "{{attempt}}", "{{x}}", "{{run_dir}}"]
+                  - name: chunks
+                    executor: shell
+                    items: [p, q, r]
+                    chunk: 2
+                    result: stdout
+                    params: {command: [sh, -c, 'printf "%s," "$@"', sh, "{{items}}"]}
+                  - name: old
+                    executor: abi10_echo
+                    items: [z]
+                    params: {text: "{{item}}-{{index}}"}
+                """
+            ], plugins: ["shell", "test-hostile", "test-abi10"], slots: 4)
+        let id = try daemon.startRun("info")
+        #expect(try daemon.wait(forRun: id).state == .succeeded)
+        let tasks = try daemon.tasks(id)
+        let runDir = daemon.directory + "/state/runs/\(id)"
+        let first = try JSON.parse(try #require(tasks[0].result))
+        #expect(first["run"]?.intValue == id)
+        #expect(first["job"]?.stringValue == "info" && first["stage"]?.stringValue == "sweep")
+        #expect(first["attempt"]?.intValue == 1 && first["index"]?.intValue == 0)
+        #expect(first["item"]?.stringValue == #"{"x":1,"y":"a"}"#)
+        #expect(first["field_x"]?.stringValue == "1")
+        #expect(first["run_dir"]?.stringValue == runDir)
+        #expect(first["input"] == .null)
+        #expect(try JSON.parse(try #require(tasks[1].result))["field_x"]?.stringValue == "2")
+        let args = try #require(tasks.first { $0.stage == "args" })
+        #expect(
+            args.result
+                == "\(id)|info|args|2|1|7|\(runDir)|\(id)|info|args|2|1|{\"x\":7}|\(runDir)|")
+        #expect(tasks.filter { $0.stage == "chunks" }.map(\.result) == ["p,q,", "r,"])
+        #expect(tasks.filter { $0.stage == "chunks" }.map(\.item) == [#"["p","q"]"#, #"["r"]"#])
+        #expect(tasks.last?.result == "z-5", "a plugin built for ABI 1.0 loads and gets its parameters substituted")
+    }
+
+    @Test("the run directory carries files from one stage to the next and goes away with the run")
+    func runDirectory() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "dir.yaml": """
+                name: dir
+                stages:
+                  - name: write
+                    executor: shell
+                    range: {from: 0, to: 3}
+                    params: {command: [sh, -c, 'echo "part $1" > "$2/part-$1"', sh, "{{item}}", "{{run_dir}}"]}
+                  - name: read
+                    executor: shell
+                    after: [write]
+                    result: stdout
+                    params: {command: [sh, -c, 'cat "$TESSERA_RUN_DIR"/part-*']}
+                """
+            ])
+        let id = try daemon.startRun("dir")
+        #expect(try daemon.wait(forRun: id).state == .succeeded)
+        #expect(try daemon.tasks(id).last?.result == "part 0\npart 1\npart 2\n")
+        #expect(access(daemon.directory + "/state/runs/\(id)", F_OK) != 0)
+    }
+
+    @Test("result: stdout past limits.result fails the microtask with that reason")
+    func resultLimit() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "big.yaml": """
+                name: big
+                executor: shell
+                result: stdout
+                limits: {result: 1KiB}
+                items: [1000, 2000]
+                params: {command: [sh, -c, 'head -c "$1" /dev/zero | tr "\\\\0" x', sh, "{{item}}"]}
+                """
+            ])
+        let id = try daemon.startRun("big")
+        #expect(try daemon.wait(forRun: id).state == .failed)
+        let tasks = try daemon.tasks(id)
+        #expect(tasks[0].state == .succeeded && tasks[0].result?.count == 1000)
+        #expect(tasks[1].state == .failed && tasks[1].reason == "result limit 1KiB exceeded")
+    }
+
+    @Test("items from the caller over the socket, from standard input and from a file for a named stage")
+    func callerItems() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "take.yaml": """
+                name: take
+                stages:
+                  - name: first
+                    executor: shell
+                    items: [unused]
+                    chunk: 5000
+                    result: stdout
+                    params: {command: [sh, -c, 'echo "$#"; echo "$1"', sh, "{{items}}"]}
+                  - name: second
+                    executor: shell
+                    result: stdout
+                    params: {command: [echo, "{{item}}"]}
+                """
+            ])
+        // 60,000 lines: several AddItems messages.
+        let lines = (0..<60_000).map { "item-\($0)-" + String(repeating: "y", count: $0 % 20) }
+        let fromStdin = runProgram(
+            ["\(binDirectory)/tessera", "run", "take", "--items", "-", "--wait"],
+            environment: ["TESSERA_SOCKET": daemon.socket], stdin: lines.joined(separator: "\n") + "\n\n")
+        #expect(fromStdin.status == 0, "\(fromStdin.stderr)")
+        let runs = try daemon.call("ListRuns")["runs"]?.arrayValue ?? []
+        let id = try #require(runs.first?["id"]?.intValue)
+        let tasks = try daemon.tasks(id)
+        #expect(tasks.filter { $0.stage == "first" }.count == 12)
+        #expect(tasks.first?.result == "5000\nitem-0-\n")
+        #expect(
+            tasks.filter { $0.stage == "first" }.last?.result
+                == "5000\nitem-55000-\(String(repeating: "y", count: 0))\n")
+
+        let file = daemon.directory + "/names"
+        writeFile(file, "b\r\na\n")
+        let named = daemon.cli(["run", "take", "--items", "second=\(file)", "--wait"])
+        #expect(named.status == 0, "\(named.stderr)")
+        let second = try #require(try daemon.call("ListRuns")["runs"]?.arrayValue?.first?["id"]?.intValue)
+        #expect(try daemon.tasks(second).filter { $0.stage == "second" }.map(\.result) == ["b\n", "a\n"])
+        let shown = daemon.cli(["show", String(second)])
+        #expect(shown.stdout.contains("caller: 2 items"), "\(shown.stdout)")
+        #expect(shown.stdout.contains("started by: root"))
+
+        let wrong = daemon.cli(["run", "take", "--items", "nostage=\(file)"])
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("job take has no stage \"nostage\""), "\(wrong.stderr)")
+    }
+
+    @Test("max_failures, rerun --failed and results streamed as jsonl, csv and tsv")
+    func partialSuccessAndResults() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "flaky.yaml": """
+                name: flaky
+                stages:
+                  - name: map
+                    executor: shell
+                    items: [a, b, c, d]
+                    max_failures: 50%
+                    result: stdout
+                    params: {command: [sh, -c, 'test "$1" != b && printf "{\\"v\\": \\"%s\\"}" "$1"', sh, "{{item}}"]}
+                  - name: sum
+                    executor: shell
+                    reduce: map
+                    result: stdout
+                    params: {command: [wc, -l, "{{input}}"]}
+                """
+            ])
+        let id = try daemon.startRun("flaky")
+        let run = try daemon.wait(forRun: id)
+        #expect(run.state == .succeeded && run.counts.failed == 1)
+        #expect(run.reason == "stage map: 1 of 4 microtask(s) did not succeed, within max_failures (2)")
+        #expect(try daemon.tasks(id).last?.result?.hasPrefix("3 ") == true)
+
+        let csv = daemon.cli(["results", String(id), "--format", "csv", "--stage", "map"])
+        #expect(csv.status == 0)
+        #expect(
+            csv.stdout
+                == "stage,index,item,state,result\r\nmap,0,a,succeeded,\"{\"\"v\"\": \"\"a\"\"}\"\r\n"
+                + "map,1,b,failed,\r\nmap,2,c,succeeded,\"{\"\"v\"\": \"\"c\"\"}\"\r\n"
+                + "map,3,d,succeeded,\"{\"\"v\"\": \"\"d\"\"}\"\r\n")
+        let jsonl = daemon.cli(["results", String(id)]).stdout.split(separator: "\n")
+        #expect(jsonl.count == 5)
+        #expect(jsonl[0] == #"{"stage":"map","index":0,"item":"a","state":"succeeded","result":{"v":"a"}}"#)
+        #expect(jsonl[1] == #"{"stage":"map","index":1,"item":"b","state":"failed","result":""}"#)
+        let tsv = daemon.cli(["results", String(id), "--format", "tsv", "--stage", "sum"])
+        #expect(tsv.stdout.hasPrefix("stage\tindex\titem\tstate\tresult\nsum\t4\t"))
+        #expect(daemon.cli(["results", String(id), "--stage", "nope"]).stderr.contains("nope"))
+
+        let rerun = daemon.cli(["rerun", String(id), "--failed", "--wait"])
+        #expect(rerun.status == 1, "b fails again: the reduce over nothing but failures fails the stage")
+        let again = try #require(try daemon.call("ListRuns")["runs"]?.arrayValue?.first?["id"]?.intValue)
+        #expect(again != id)
+        #expect(try daemon.tasks(again).filter { $0.stage == "map" }.map(\.item) == ["b"])
+        let shown = daemon.cli(["show", String(again)])
+        #expect(shown.stdout.contains("reruns:     run \(id)"), "\(shown.stdout)")
+
+        let whole = daemon.cli(["rerun", String(id), "--wait"])
+        #expect(whole.status == 0, "\(whole.stdout)\(whole.stderr)")
+    }
+
+    @Test("tasks says when it shows part of a run")
+    func tasksPaging() throws {
+        let daemon = try Daemon(
+            jobs: ["five.yaml": "name: five\nexecutor: noop\nrange: {from: 0, to: 5}\n"])
+        let id = try daemon.startRun("five")
+        #expect(try daemon.wait(forRun: id).state == .succeeded)
+        let part = daemon.cli(["tasks", String(id), "--limit", "2", "--offset", "1"])
+        #expect(part.status == 0)
+        #expect(part.stderr == "showing 2-3 of 5; --limit/--offset for more\n")
+        #expect(daemon.cli(["tasks", String(id)]).stderr.isEmpty)
+    }
+
+    @Test("a source that cannot be read fails the run at once, with where and what")
+    func sourceFailsAtStart() throws {
+        let daemon = try Daemon(
+            jobs: ["lines.yaml": "name: lines\nexecutor: noop\nlines: /nonexistent/list.txt\n"])
+        let started = daemon.cli(["run", "lines"])
+        #expect(started.status == 1)
+        #expect(
+            started.stdout.contains(
+                "failed at once: stage main: lines: /nonexistent/list.txt: No such file or directory"),
+            "\(started.stdout)")
+    }
+}
