@@ -91,6 +91,9 @@ public final class Engine {
     /// The first store write that failed; once set the shell must stop.
     public private(set) var storeFailure: String?
 
+    /// Microtasks written to the store per statement when partitioning.
+    public static let insertBatch = 64
+
     public init(settings: Settings, store: any RunStore, files: RunFiles) {
         self.settings = settings
         self.store = store
@@ -206,14 +209,24 @@ public final class Engine {
             if stage.isReduce {
                 let path = try writeReduceInput(stage, of: run)
                 stage.inputPath = path
-                try store.insertTask(run: run.id, index: first, stage: stage.name, item: path)
+                try store.insertTasks(run: run.id, firstIndex: first, stage: stage.name, items: [path])
                 count = 1
             } else {
+                // Written in batches: one statement per batch costs a
+                // fraction of one per row.
                 var stream = try makeStream(for: stage, of: run)
+                var batch: [String] = []
+                batch.reserveCapacity(Engine.insertBatch)
                 while let item = try stream.next() {
-                    try store.insertTask(run: run.id, index: first + count, stage: stage.name, item: item)
-                    count += 1
+                    batch.append(item)
+                    if batch.count == Engine.insertBatch {
+                        try store.insertTasks(run: run.id, firstIndex: first + count, stage: stage.name, items: batch)
+                        count += batch.count
+                        batch.removeAll(keepingCapacity: true)
+                    }
                 }
+                try store.insertTasks(run: run.id, firstIndex: first + count, stage: stage.name, items: batch)
+                count += batch.count
             }
         } catch let failure as PartitionFailure {
             if count > 0 { try store.deleteTasks(run: run.id, in: first..<(first + count)) }

@@ -16,83 +16,133 @@
     import Glibc
 #endif
 
-/// One file-name pattern, walked in bytewise order.
+/// One file-name pattern, walked in bytewise order. Matching is a small
+/// NFA over the pattern's components: each directory on the way keeps the
+/// set of pattern positions its path can have reached, so a file costs one
+/// fnmatch per live position and no allocation unless it matches.
 struct GlobWalker {
-    private let components: [String]
+    /// The pattern's components below the base, NUL-terminated for fnmatch.
+    private let components: [[CChar]]
+    private let isGlobstar: [Bool]
     private let base: String
-    private let baseDepth: Int
     private let pattern: String
     private var stack: [Frame] = []
     private var started = false
 
+    /// A directory entry: its name (NUL-terminated) at `offset` in its
+    /// directory's buffer. One buffer per directory, not an array per
+    /// name: sorting a thousand entries then moves integers, not arrays.
     private struct Entry {
-        let name: [UInt8]
+        let offset: Int
+        /// Without the NUL.
+        let length: Int
         let isDirectory: Bool
-        /// The key directories and files sort by: a directory's name with "/".
-        let key: [UInt8]
+    }
+
+    /// A directory's entries, sorted so a depth-first walk is bytewise.
+    private struct Listing {
+        var names: [UInt8] = []
+        var entries: [Entry] = []
     }
 
     private struct Frame {
         let path: String
-        let relative: [String]
-        var entries: [Entry]
+        /// Pattern positions reachable at this directory.
+        let states: [Int]
+        var listing: Listing
         var next = 0
     }
 
     init(pattern: String) {
         self.pattern = pattern
-        components = pattern.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        let all = pattern.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         var literal = 0
-        while literal < components.count - 1, !GlobWalker.hasWildcard(components[literal]) { literal += 1 }
-        baseDepth = literal
-        base = "/" + components.prefix(literal).joined(separator: "/")
+        while literal < all.count - 1, !GlobWalker.hasWildcard(all[literal]) { literal += 1 }
+        base = "/" + all.prefix(literal).joined(separator: "/")
+        let rest = all[literal...]
+        components = rest.map { Array($0.utf8CString) }
+        isGlobstar = rest.map { $0 == "**" }
     }
 
     static func hasWildcard(_ component: String) -> Bool {
         component.contains { $0 == "*" || $0 == "?" || $0 == "[" }
     }
 
+    /// `states` with every position after a `**` that matches no directory.
+    private func closure(_ states: [Int]) -> [Int] {
+        var result: [Int] = []
+        for var state in states {
+            while true {
+                if !result.contains(state) { result.append(state) }
+                guard state < components.count, isGlobstar[state] else { break }
+                state += 1
+            }
+        }
+        return result
+    }
+
+    /// The positions reachable from `states` through one component `name`.
+    private func step(_ states: [Int], _ name: UnsafePointer<CChar>, hidden: Bool) -> [Int] {
+        var next: [Int] = []
+        for state in states where state < components.count {
+            if isGlobstar[state] {
+                if !hidden { next.append(state) }
+            } else if components[state].withUnsafeBufferPointer({ fnmatch($0.baseAddress!, name, FNM_PERIOD) }) == 0 {
+                next.append(state + 1)
+            }
+        }
+        return closure(next)
+    }
+
     /// The next matching path, nil at the end.
     mutating func next() throws(PartitionFailure) -> String? {
         if !started {
             started = true
-            stack.append(Frame(path: base, relative: [], entries: try read(base)))
+            stack.append(Frame(path: base, states: closure([0]), listing: try read(base)))
         }
         while !stack.isEmpty {
             let top = stack.count - 1
-            guard stack[top].next < stack[top].entries.count else {
+            guard stack[top].next < stack[top].listing.entries.count else {
                 stack.removeLast()
                 continue
             }
-            let entry = stack[top].entries[stack[top].next]
+            let entry = stack[top].listing.entries[stack[top].next]
             stack[top].next += 1
-            guard let name = String(validating: entry.name, as: UTF8.self) else {
-                throw PartitionFailure(
-                    "glob \(pattern): a file name in \(stack[top].path) is not UTF-8; items are text")
-            }
-            let path = (stack[top].path == "/" ? "" : stack[top].path) + "/" + name
-            let relative = stack[top].relative + [name]
-            let rest = components[baseDepth...]
-            if entry.isDirectory {
-                if GlobWalker.canMatchBelow(rest, relative[...]) {
-                    stack.append(Frame(path: path, relative: relative, entries: try read(path)))
+            let states = stack[top].listing.names.withUnsafeBufferPointer { bytes in
+                bytes.withMemoryRebound(to: CChar.self) { names in
+                    step(
+                        stack[top].states, names.baseAddress! + entry.offset,
+                        hidden: bytes[entry.offset] == UInt8(ascii: "."))
                 }
-            } else if GlobWalker.matches(rest, relative[...]) {
-                return path
+            }
+            if entry.isDirectory {
+                guard states.contains(where: { $0 < components.count }) else { continue }
+                let path = try pathOf(entry, in: stack[top])
+                stack.append(Frame(path: path, states: states, listing: try read(path)))
+            } else if states.contains(components.count) {
+                return try pathOf(entry, in: stack[top])
             }
         }
         return nil
     }
 
+    private func pathOf(_ entry: Entry, in frame: Frame) throws(PartitionFailure) -> String {
+        let bytes = frame.listing.names[entry.offset..<(entry.offset + entry.length)]
+        guard let name = String(validating: bytes, as: UTF8.self) else {
+            throw PartitionFailure("glob \(pattern): a file name in \(frame.path) is not UTF-8; items are text")
+        }
+        return (frame.path == "/" ? "" : frame.path) + "/" + name
+    }
+
     /// The entries of a directory, sorted so a depth-first walk is bytewise.
-    private func read(_ directory: String) throws(PartitionFailure) -> [Entry] {
+    private func read(_ directory: String) throws(PartitionFailure) -> Listing {
         guard let handle = opendir(directory) else {
             throw PartitionFailure(
                 "glob \(pattern): cannot read the directory \(directory): \(String(cString: strerror(errno)))")
         }
         defer { closedir(handle) }
         let fd = dirfd(handle)
-        var entries: [Entry] = []
+        var listing = Listing()
         while true {
             errno = 0
             guard let raw = readdir(handle) else {
@@ -102,10 +152,11 @@ struct GlobWalker {
                 }
                 break
             }
-            let name = withUnsafeBytes(of: raw.pointee.d_name) { bytes in
-                Array(bytes.prefix { $0 != 0 })
+            let length = withUnsafeBytes(of: raw.pointee.d_name) { bytes in bytes.firstIndex(of: 0) ?? bytes.count }
+            let isDot = withUnsafeBytes(of: raw.pointee.d_name) { bytes in
+                bytes[0] == 0x2E && (length == 1 || (length == 2 && bytes[1] == 0x2E))
             }
-            if name == [0x2E] || name == [0x2E, 0x2E] { continue }
+            if isDot { continue }
             var isDirectory = false
             var isFile = false
             switch Int32(raw.pointee.d_type) {
@@ -123,37 +174,24 @@ struct GlobWalker {
             default: break
             }
             guard isDirectory || isFile else { continue }
-            entries.append(Entry(name: name, isDirectory: isDirectory, key: isDirectory ? name + [0x2F] : name))
+            let offset = listing.names.count
+            withUnsafeBytes(of: raw.pointee.d_name) { bytes in listing.names += bytes[0...length] }
+            listing.entries.append(Entry(offset: offset, length: length, isDirectory: isDirectory))
         }
-        entries.sort { $0.key.lexicographicallyPrecedes($1.key) }
-        return entries
-    }
-
-    /// Whether `path` (components below the base) matches `pattern`.
-    static func matches(_ pattern: ArraySlice<String>, _ path: ArraySlice<String>) -> Bool {
-        guard let first = pattern.first else { return path.isEmpty }
-        if first == "**" {
-            var rest = path
-            while true {
-                if matches(pattern.dropFirst(), rest) { return true }
-                guard let component = rest.first, !component.hasPrefix(".") else { return false }
-                rest = rest.dropFirst()
+        // Bytewise by name, a directory's name compared as if "/" followed it.
+        listing.names.withUnsafeBufferPointer { names in
+            listing.entries.sort { a, b in
+                let common = min(a.length, b.length)
+                let order = memcmp(names.baseAddress! + a.offset, names.baseAddress! + b.offset, common)
+                if order != 0 { return order < 0 }
+                // One is a prefix of the other: the next byte is "/" for a
+                // directory, nothing for a file.
+                let nextA: Int = a.length > common ? Int(names[a.offset + common]) : (a.isDirectory ? 0x2F : -1)
+                let nextB: Int = b.length > common ? Int(names[b.offset + common]) : (b.isDirectory ? 0x2F : -1)
+                return nextA < nextB
             }
         }
-        guard let component = path.first, fnmatch(first, component, FNM_PERIOD) == 0 else { return false }
-        return matches(pattern.dropFirst(), path.dropFirst())
-    }
-
-    /// Whether some path below the directory `path` could match `pattern`.
-    static func canMatchBelow(_ pattern: ArraySlice<String>, _ path: ArraySlice<String>) -> Bool {
-        guard let component = path.first else { return !pattern.isEmpty }
-        guard let first = pattern.first else { return false }
-        if first == "**" {
-            if !component.hasPrefix(".") { return true }
-            return canMatchBelow(pattern.dropFirst(), path)
-        }
-        guard fnmatch(first, component, FNM_PERIOD) == 0 else { return false }
-        return canMatchBelow(pattern.dropFirst(), path.dropFirst())
+        return listing
     }
 }
 

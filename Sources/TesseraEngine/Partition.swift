@@ -182,7 +182,8 @@ final class SplitStream: ItemStream {
 
 /// `from: STAGE`: each succeeded upstream microtask's result, in index
 /// order, split into items: a JSON array gives its elements, anything else
-/// its non-empty lines.
+/// its non-empty lines. A result is split as it is read (ResultSplitter),
+/// so a result of a million lines is never a million strings at once.
 final class ResultsStream: ItemStream {
     private let store: any RunStore
     private let run: Int64
@@ -190,8 +191,7 @@ final class ResultsStream: ItemStream {
     private var range: Range<Int>
     private var batch: [ResultRow] = []
     private var batchPosition = 0
-    private var pending: [String] = []
-    private var pendingPosition = 0
+    private var splitter: ResultSplitter?
 
     init(store: any RunStore, run: Int64, stage: String, range: Range<Int>) {
         self.store = store
@@ -202,10 +202,8 @@ final class ResultsStream: ItemStream {
 
     func next() throws(PartitionFailure) -> String? {
         while true {
-            if pendingPosition < pending.count {
-                defer { pendingPosition += 1 }
-                return pending[pendingPosition]
-            }
+            if let item = try splitter?.next() { return item }
+            splitter = nil
             if batchPosition >= batch.count {
                 guard !range.isEmpty else { return nil }
                 do {
@@ -218,22 +216,120 @@ final class ResultsStream: ItemStream {
                 range = (last.index + 1)..<range.upperBound
             }
             let row = batch[batchPosition]
+            batch[batchPosition].result = []
             batchPosition += 1
-            pending = try Self.items(of: row.result, stage: stage, index: row.index)
-            pendingPosition = 0
+            splitter = ResultSplitter(row.result, stage: stage, index: row.index)
+        }
+    }
+}
+
+/// One result's items, one at a time: the elements of a JSON array (a
+/// string element as its text, any other as its JSON), else the non-empty
+/// lines. The array is scanned for the bounds of its elements, and only
+/// each element is parsed.
+struct ResultSplitter {
+    private let bytes: [UInt8]
+    private let stage: String
+    private let index: Int
+    private var position = 0
+    private var isArray: Bool
+
+    init(_ bytes: [UInt8], stage: String, index: Int) {
+        self.stage = stage
+        self.index = index
+        var start = 0
+        while start < bytes.count, [0x20, 0x0A, 0x09, 0x0D].contains(bytes[start]) { start += 1 }
+        self.bytes = bytes
+        var end = bytes.count
+        while end > start, [0x20, 0x0A, 0x09, 0x0D].contains(bytes[end - 1]) { end -= 1 }
+        isArray = false
+        position = 0
+        if start < end, bytes[start] == UInt8(ascii: "["), bytes[end - 1] == UInt8(ascii: "]") {
+            // A first pass parses each element on its own (memory for one
+            // element at a time, not the whole array): only a valid array
+            // is taken as one.
+            var probe = self
+            probe.position = start + 1
+            var valid = true
+            while let element = probe.scanElement() {
+                if element.value == nil { valid = false }
+            }
+            if valid && probe.position >= end - 1 {
+                isArray = true
+                position = start + 1
+            }
         }
     }
 
-    static func items(of result: [UInt8], stage: String, index: Int) throws(PartitionFailure) -> [String] {
-        let firstByte = result.first { $0 != 0x20 && $0 != 0x0A && $0 != 0x09 && $0 != 0x0D }
-        if firstByte == UInt8(ascii: "["), let array = (try? JSON.parse(result))?.arrayValue {
-            return array.map { element in element.stringValue ?? element.serialized() }
+    mutating func next() throws(PartitionFailure) -> String? {
+        isArray ? scanElement()?.value : try nextLine()
+    }
+
+    private mutating func nextLine() throws(PartitionFailure) -> String? {
+        while position < bytes.count {
+            let start = position
+            var end = start
+            while end < bytes.count, bytes[end] != 0x0A { end += 1 }
+            position = end + 1
+            var last = end
+            if last > start, bytes[last - 1] == 0x0D { last -= 1 }
+            guard last > start else { continue }
+            guard let text = String(validating: bytes[start..<last], as: UTF8.self) else {
+                throw PartitionFailure(
+                    "from: the result of microtask \(index) of stage \(stage) is not UTF-8 text or a JSON array")
+            }
+            return text
         }
-        guard let text = String(validating: result, as: UTF8.self) else {
-            throw PartitionFailure(
-                "from: the result of microtask \(index) of stage \(stage) is not UTF-8 text or a JSON array")
+        return nil
+    }
+
+    /// The next element of the array: its item, or nil as the value when
+    /// it is not valid JSON; nil at the end.
+    private mutating func scanElement() -> Element? {
+        func skipSpace() {
+            while position < bytes.count, [0x20, 0x0A, 0x09, 0x0D, UInt8(ascii: ",")].contains(bytes[position]) {
+                position += 1
+            }
         }
-        return text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).filter { !$0.isEmpty }.map(String.init)
+        skipSpace()
+        guard position < bytes.count, bytes[position] != UInt8(ascii: "]") else { return nil }
+        defer { if position < bytes.count, bytes[position] == UInt8(ascii: ",") { position += 1 } }
+        let start = position
+        var depth = 0
+        var inString = false
+        while position < bytes.count {
+            let byte = bytes[position]
+            if inString {
+                if byte == UInt8(ascii: "\\") {
+                    position += 1
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+            } else {
+                switch byte {
+                case UInt8(ascii: "\""): inString = true
+                case UInt8(ascii: "["), UInt8(ascii: "{"): depth += 1
+                case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                    if depth == 0 { return Element(value: element(start..<position)) }
+                    depth -= 1
+                case UInt8(ascii: ","):
+                    if depth == 0 { return Element(value: element(start..<position)) }
+                default: break
+                }
+            }
+            position += 1
+        }
+        return Element(value: element(start..<position))
+    }
+
+    /// An element of the array; `value` is nil when it is not valid JSON.
+    private struct Element {
+        let value: String?
+    }
+
+    private func element(_ range: Range<Int>) -> String? {
+        guard let value = try? JSON.parse(Array(bytes[range])) else { return nil }
+        return value.stringValue ?? value.serialized()
     }
 }
 

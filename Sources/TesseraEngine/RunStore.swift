@@ -210,7 +210,8 @@ public protocol RunStore: AnyObject {
     func insertRun(_ run: NewRun) throws -> Int64
     func insertStage(run: Int64, _ stage: StageRecord) throws
     func updateStage(run: Int64, _ stage: StageRecord) throws
-    func insertTask(run: Int64, index: Int, stage: String, item: String) throws
+    /// Inserts queued microtasks numbered from `firstIndex`, in order.
+    func insertTasks(run: Int64, firstIndex: Int, stage: String, items: [String]) throws
     /// Removes microtasks that never ran (a partition that failed half way).
     func deleteTasks(run: Int64, in range: Range<Int>) throws
     func setRunTotal(run: Int64, total: Int) throws

@@ -9,6 +9,10 @@
 // thousands of microtasks a second. Every read the engine makes is a
 // bounded batch over an index range (a stage's microtasks are the run-wide
 // indices firstIndex ..< firstIndex + count), so no read holds a stage.
+// Those reads walk the primary key (run, index) from where the last one
+// stopped; an index on the state would cost every insert and every state
+// change more than it saves (a million-item partition took half again as
+// long with one).
 
 import TesseraEngine
 import TesseraProtocol
@@ -120,7 +124,6 @@ public final class Store: RunStore {
                   SELECT run_id, row_number() OVER (PARTITION BY run_id ORDER BY min(idx)) - 1, stage,
                     'items', min(idx), count(*), 'waiting'
                   FROM tasks GROUP BY run_id, stage;
-                CREATE INDEX tasks_state ON tasks(run_id, state, idx);
                 INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '2');
                 COMMIT;
                 """)
@@ -199,11 +202,32 @@ public final class Store: RunStore {
         ]
     }
 
-    public func insertTask(run: Int64, index: Int, stage: String, item: String) throws {
+    public func insertTasks(run: Int64, firstIndex: Int, stage: String, items: [String]) throws {
+        guard !items.isEmpty else { return }
         try beginIfNeeded()
-        try statement("INSERT INTO tasks(run_id, idx, stage, item, state) VALUES(?, ?, ?, ?, 'queued')").run([
-            .int(run), .int(Int64(index)), .text(stage), .text(item),
-        ])
+        var values: [Statement.Value] = []
+        values.reserveCapacity(items.count * 4)
+        for (offset, item) in items.enumerated() {
+            values += [.int(run), .int(Int64(firstIndex + offset)), .text(stage), .text(item)]
+        }
+        // Full batches share one prepared statement; a last, short one is
+        // prepared for the occasion.
+        if items.count == Engine.insertBatch {
+            try statement(Store.insertTasksSQL(Engine.insertBatch)).run(values)
+        } else {
+            try db.prepare(Store.insertTasksSQL(items.count)).run(values)
+        }
+    }
+
+    private static let fullBatchSQL = batchSQL(Engine.insertBatch)
+
+    private static func insertTasksSQL(_ count: Int) -> String {
+        count == Engine.insertBatch ? fullBatchSQL : batchSQL(count)
+    }
+
+    private static func batchSQL(_ count: Int) -> String {
+        "INSERT INTO tasks(run_id, idx, stage, item, state) VALUES"
+            + Array(repeating: "(?, ?, ?, ?, 'queued')", count: count).joined(separator: ", ")
     }
 
     public func deleteTasks(run: Int64, in range: Range<Int>) throws {

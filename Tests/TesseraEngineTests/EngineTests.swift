@@ -3,9 +3,10 @@
 // finished by the test with the state and result it chooses.
 
 import TesseraConfig
-import TesseraEngine
 import TesseraProtocol
 import Testing
+
+@testable import TesseraEngine
 
 #if canImport(Glibc)
     import Glibc
@@ -432,5 +433,31 @@ struct EngineControlTests {
         #expect(bench.engine.storeFailure != nil)
         #expect(run.state != .succeeded)
         #expect(throws: EngineError.self) { try bench.start(job(stage("b"))) }
+    }
+}
+
+@Suite("engine: splitting a result into items")
+struct ResultSplittingTests {
+    func items(_ text: String) throws -> [String] { try items(Array(text.utf8)) }
+
+    func items(_ bytes: [UInt8]) throws -> [String] {
+        var splitter = ResultSplitter(bytes, stage: "s", index: 0)
+        var items: [String] = []
+        while let item = try splitter.next() { items.append(item) }
+        return items
+    }
+
+    @Test("a JSON array by element, scanned one element at a time; anything else by non-empty line")
+    func splitting() throws {
+        #expect(
+            try items(#" [ "a,b", "[x]", "q\"uote", {"k": [1, {"j": "]"}]}, 2.5, null ] "#) == [
+                "a,b", "[x]", "q\"uote", #"{"k":[1,{"j":"]"}]}"#, "2.5", "null",
+            ])
+        #expect(try items("[]") == [])
+        #expect(try items("[INFO] started\n[INFO] done]\n") == ["[INFO] started", "[INFO] done]"])
+        #expect(try items("[1, 2\n") == ["[1, 2"])
+        #expect(try items("[1, oops]") == ["[1, oops]"], "an array that is not valid JSON is text")
+        #expect(try items("one\r\n\r\ntwo") == ["one", "two"])
+        #expect(throws: PartitionFailure.self) { try items([0x61, 0xFF, 0x0A]) }
     }
 }

@@ -59,10 +59,12 @@ final class MemoryStore: RunStore {
         }
     }
 
-    func insertTask(run: Int64, index: Int, stage: String, item: String) throws {
+    func insertTasks(run: Int64, firstIndex: Int, stage: String, items: [String]) throws {
         try check()
-        precondition(tasks[run]?[index] == nil, "index \(index) inserted twice")
-        tasks[run]?[index] = Task(stage: stage, item: item)
+        for (offset, item) in items.enumerated() {
+            precondition(tasks[run]?[firstIndex + offset] == nil, "index \(firstIndex + offset) inserted twice")
+            tasks[run]?[firstIndex + offset] = Task(stage: stage, item: item)
+        }
     }
 
     func deleteTasks(run: Int64, in range: Range<Int>) throws {
