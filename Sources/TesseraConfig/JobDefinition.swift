@@ -25,6 +25,27 @@ public struct StageDefinition: Sendable, Equatable {
     public var maxFailures: FailureTolerance
     /// Whether the result is what the executor sets or what it prints.
     public var result: ResultSource
+    /// Whether the stage's microtasks get the run directory: when a
+    /// parameter names it ({{run_dir}}, or {{input}}, which lies in it) or
+    /// the stage is a reduce. Others are not given it: least privilege,
+    /// and a bind mount less per microtask (about a tenth of a sandboxed
+    /// microtask's cost here).
+    public var usesRunDirectory: Bool {
+        if case .reduce = items { return true }
+        return params.contains { param in
+            let texts: [String]
+            switch param.value {
+            case .string(let text): texts = [text]
+            case .list(let list): texts = list
+            case .map(let entries): texts = entries.map(\.value)
+            default: texts = []
+            }
+            return texts.contains { text in
+                templateUses(in: text).contains { $0.name == "run_dir" || $0.name == "input" }
+            }
+        }
+    }
+
     /// Every stage this one waits for: `after`, and the stages its source
     /// reads results from.
     public var dependencies: [String] {

@@ -222,7 +222,7 @@ struct ResolvedSandbox: Equatable {
         } else {
             identity = "uid \(uid) gid \(gid)"
         }
-        let written = (writable + ["the run directory"]).joined(separator: " ")
+        let written = (writable + ["the run directory, if the stage names it"]).joined(separator: " ")
         var filesystem = "filesystem: read-only \(readOnly.joined(separator: " ")); writable \(written)"
         if !has(TW_SANDBOX_NS_MOUNT) {
             filesystem =

@@ -126,13 +126,16 @@ extension Daemon: EngineDelegate {
     }
 
     /// A stage's effective sandbox in a run: its settings over the
-    /// server's defaults, with the run's directory writable.
+    /// server's defaults, with the run's directory writable when the stage
+    /// uses it.
     func sandbox(of stage: EngineStage, in run: EngineRun) -> ResolvedSandbox {
         let key = StageKey(run: run.id, stage: stage.position)
         if let known = sandboxes[key] { return known }
-        let resolved = ResolvedSandbox(
-            stage.definition.sandbox.overlaid(on: config.defaultSandbox), protected: config.protectedPaths
-        ).withRunDirectory(engine.files.directory(of: run.id))
+        var resolved = ResolvedSandbox(
+            stage.definition.sandbox.overlaid(on: config.defaultSandbox), protected: config.protectedPaths)
+        if stage.definition.usesRunDirectory {
+            resolved = resolved.withRunDirectory(engine.files.directory(of: run.id))
+        }
         sandboxes[key] = resolved
         return resolved
     }
@@ -166,7 +169,7 @@ extension Daemon: EngineDelegate {
         frame.u64(UInt64(run.id))
         frame.str(run.job.name)
         frame.str(stage.name)
-        frame.str(engine.files.directory(of: run.id))
+        frame.str(stage.definition.usesRunDirectory ? engine.files.directory(of: run.id) : "")
         frame.str(stage.inputPath ?? "")
         return frame
     }

@@ -178,7 +178,8 @@ struct PartitionTests {
         #expect(first["attempt"]?.intValue == 1 && first["index"]?.intValue == 0)
         #expect(first["item"]?.stringValue == #"{"x":1,"y":"a"}"#)
         #expect(first["field_x"]?.stringValue == "1")
-        #expect(first["run_dir"]?.stringValue == runDir)
+        // This stage names no {{run_dir}}: it is not given one.
+        #expect(first["run_dir"] == .null)
         #expect(first["input"] == .null)
         #expect(try JSON.parse(try #require(tasks[1].result))["field_x"]?.stringValue == "2")
         let args = try #require(tasks.first { $0.stage == "args" })
@@ -205,12 +206,22 @@ struct PartitionTests {
                     executor: shell
                     after: [write]
                     result: stdout
-                    params: {command: [sh, -c, 'cat "$TESSERA_RUN_DIR"/part-*']}
+                    params:
+                      command: [sh, -c, 'cat "$TESSERA_RUN_DIR"/part-*']
+                      env: {DIRECTORY: "{{run_dir}}"}
+                  - name: elsewhere
+                    executor: shell
+                    after: [write]
+                    result: stdout
+                    params: {command: [sh, -c, 'echo "[$TESSERA_RUN_DIR]"']}
                 """
             ])
         let id = try daemon.startRun("dir")
         #expect(try daemon.wait(forRun: id).state == .succeeded)
-        #expect(try daemon.tasks(id).last?.result == "part 0\npart 1\npart 2\n")
+        let tasks = try daemon.tasks(id)
+        #expect(tasks.first { $0.stage == "read" }?.result == "part 0\npart 1\npart 2\n")
+        // A stage that does not name the run directory is not given it.
+        #expect(tasks.first { $0.stage == "elsewhere" }?.result == "[]\n")
         #expect(access(daemon.directory + "/state/runs/\(id)", F_OK) != 0)
     }
 
