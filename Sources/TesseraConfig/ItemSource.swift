@@ -96,8 +96,8 @@ public enum ItemSource: Sendable, Equatable {
         }
     }
 
-    /// One line saying where the items come from, for `tessera show` and
-    /// the store (a recovered run checks its source is still the same).
+    /// One line saying where the items come from, for `tessera show`,
+    /// `tesserad --check` and the store's record of each stage.
     public var summary: String {
         switch self {
         case .list(let items): return "items: \(items.count) listed"

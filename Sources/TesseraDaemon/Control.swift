@@ -268,6 +268,11 @@ extension Daemon {
             guard let saved = try storeRead({ try store.savedRun(id: id) }) else {
                 throw ControlError(ManagerError.runNotFound, ["id": .int(id)])
             }
+            guard saved.state.isFinal, engine.runs[id] == nil else {
+                throw ControlError(
+                    ManagerError.invalidParameter,
+                    ["parameter": "id", "reason": .string("run \(id) has not ended; rerun it when it has")])
+            }
             let overrides = (try? JSON.parse(saved.params))?.objectValue?.compactMap { key, value in
                 value.stringValue.map { (key, $0) }
             }

@@ -106,8 +106,17 @@ public final class Daemon {
         }
         engine = Engine(
             settings: Engine.Settings(slots: server.slots, defaultLimits: server.defaults, killGrace: 2000),
-            store: store, files: RunFiles(stateDirectory: server.stateDir))
+            store: store, files: RunFiles(stateDirectory: Daemon.absolute(server.stateDir)))
         engine.delegate = self
+    }
+
+    /// A directory that exists, as an absolute path without symbolic links:
+    /// the sandbox mounts run directories by absolute path, and templates
+    /// hand them to commands that may change directory.
+    static func absolute(_ directory: String) -> String {
+        guard let resolved = realpath(directory, nil) else { return directory }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     /// Unblocks every signal. A mask inherited from whoever started us (a

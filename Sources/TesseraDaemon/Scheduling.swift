@@ -313,7 +313,8 @@ extension Daemon: EngineDelegate {
         }
         if c.has(UInt32(TW_FLAG_RESULT_LIMIT.rawValue)) {
             state = .failed
-            reason = "result limit \(formatSize(limits.result ?? Limits.defaultResult)) exceeded"
+            let cap = UInt64(TW_OUTPUT_CAP)
+            reason = "result limit \(formatSize(min(limits.result ?? Limits.defaultResult, cap))) exceeded"
             quotesError = false
         }
         if quotesError, let line = lastErrorLine(logged: c.errorLine, stderr: c.stderr), let cause = reason {

@@ -126,9 +126,10 @@ public final class Engine {
         }
         if let (saved, failedOnly) = request.rerun {
             for (position, stage) in job.stages.enumerated() {
-                // A reduce stage is made again from this run's results.
+                // A reduce stage is made again from this run's results, and
+                // so is a stage whose source failed (it has no items to take).
                 guard let old = saved.stages.first(where: { $0.name == stage.name }), old.count != nil,
-                    !isReduce(stage)
+                    !isReduce(stage), !(old.state == .failed && old.count == 0)
                 else { continue }
                 if failedOnly {
                     plans[position] = (

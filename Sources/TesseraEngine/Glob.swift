@@ -163,13 +163,19 @@ struct GlobWalker {
             case Int32(DT_DIR): isDirectory = true
             case Int32(DT_REG): isFile = true
             case Int32(DT_LNK), Int32(DT_UNKNOWN):
+                // What the entry is itself, then, for a link, what it names:
+                // a link to a file matches; a link to a directory is not
+                // followed (no loops).
                 var info = stat()
-                let flags: Int32 = Int32(raw.pointee.d_type) == Int32(DT_LNK) ? 0 : AT_SYMLINK_NOFOLLOW
-                if fstatat(fd, raw.pointee.d_name_pointer, &info, flags) == 0 {
-                    let kind = info.st_mode & S_IFMT
-                    isFile = kind == S_IFREG
-                    // A link to a directory is not followed (no loops).
-                    isDirectory = kind == S_IFDIR && Int32(raw.pointee.d_type) != Int32(DT_LNK)
+                let name = withUnsafeBytes(of: raw.pointee.d_name) { bytes in
+                    bytes.prefix(length).map { CChar(bitPattern: $0) } + [0]
+                }
+                guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { break }
+                if info.st_mode & S_IFMT == S_IFLNK {
+                    isFile = fstatat(fd, name, &info, 0) == 0 && info.st_mode & S_IFMT == S_IFREG
+                } else {
+                    isFile = info.st_mode & S_IFMT == S_IFREG
+                    isDirectory = info.st_mode & S_IFMT == S_IFDIR
                 }
             default: break
             }
@@ -192,13 +198,6 @@ struct GlobWalker {
             }
         }
         return listing
-    }
-}
-
-extension dirent {
-    /// The entry's name as a C string, for the *at() calls.
-    fileprivate var d_name_pointer: UnsafePointer<CChar> {
-        withUnsafePointer(to: d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { $0 } }
     }
 }
 

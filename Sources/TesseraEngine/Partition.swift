@@ -77,8 +77,10 @@ struct FileReader {
             }
             if atEnd {
                 guard start < buffer.count else { return nil }
+                var end = buffer.count
+                if buffer[end - 1] == 0x0D { end -= 1 }
                 defer { start = buffer.count }
-                return buffer[start...]
+                return buffer[start..<end]
             }
             if start > 0 {
                 buffer.removeSubrange(0..<start)

@@ -49,6 +49,9 @@ public enum VarlinkClientError: Error, Sendable, CustomStringConvertible {
         case ManagerError.runFinished:
             return
                 "run \(p["id"]?.intValue.map(String.init) ?? "?") has already ended (\(p["state"]?.stringValue ?? "?"))"
+        case ManagerError.stageNotFound:
+            return
+                "run \(p["run"]?.intValue.map(String.init) ?? "?") has no stage \"\(p["stage"]?.stringValue ?? "?")\""
         case ManagerError.shuttingDown:
             return "the daemon is shutting down: it lets its \(p["runningTasks"]?.intValue ?? 0) running "
                 + "microtask(s) finish and takes no new runs or reloads"

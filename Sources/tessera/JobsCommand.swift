@@ -17,7 +17,9 @@ struct Jobs: ParsableCommand {
             let tasks = counts.contains(nil) ? "-" : String(counts.reduce(Int64(0)) { $0 + ($1 ?? 0) })
             return [
                 job["name"]?.stringValue ?? "", String(stages.count), tasks,
-                stages.compactMap { $0["executor"]?.stringValue }.joined(separator: ","),
+                stages.compactMap { $0["executor"]?.stringValue }.reduce(into: [String]()) { names, name in
+                    if !names.contains(name) { names.append(name) }
+                }.joined(separator: ","),
                 job["description"]?.stringValue ?? "",
             ]
         }

@@ -100,12 +100,17 @@ struct Run: ParsableCommand {
             guard let text = String(validating: bytes, as: UTF8.self) else {
                 throw CLIError("\(path):\(line): the line is not UTF-8; items are text")
             }
-            guard bytes.count < 512 << 10 else {
-                throw CLIError("\(path):\(line): an item of \(bytes.count) bytes; an item may have at most 512 KiB")
+            // Its size in the message: a control character, a quote or a
+            // backslash takes up to six bytes once escaped as JSON.
+            let size = bytes.reduce(2) { $0 + ($1 < 0x20 ? 6 : ($1 == 0x22 || $1 == 0x5C ? 2 : 1)) }
+            guard size <= 512 << 10 else {
+                throw CLIError(
+                    "\(path):\(line): an item of \(bytes.count) bytes (\(size) as JSON); an item may take at most "
+                        + "512 KiB in a message")
             }
-            if pendingBytes + bytes.count + 8 > 512 << 10 { try send() }
+            if pendingBytes + size + 1 > 512 << 10 { try send() }
             pending.append(.string(text))
-            pendingBytes += bytes.count + 8
+            pendingBytes += size + 1
         }
         while true {
             let n = block.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }

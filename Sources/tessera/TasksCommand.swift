@@ -45,7 +45,11 @@ struct Tasks: ParsableCommand {
         let rows = tasks.compactMap(TaskInfo.init(json:)).map { t in
             // A running microtask's time is how long it has been running.
             let time = t.state == .running ? t.startedAt.map { max(0, now - $0) } : t.durationSeconds
-            let said = t.resultBytes.map { escaped($0) } ?? t.reason ?? (t.progress.map { "\(Int($0 * 100))%" } ?? "")
+            // Why it failed matters more than what it printed on the way.
+            let result = t.resultBytes.map { escaped($0) }
+            let said =
+                (t.state == .failed || t.state == .cancelled ? t.reason ?? result : result ?? t.reason)
+                ?? (t.progress.map { "\(Int($0 * 100))%" } ?? "")
             return [
                 String(t.index), t.stage, t.item, t.state.rawValue,
                 t.exitCode.map(String.init) ?? t.signal ?? "-", formatSeconds(time),

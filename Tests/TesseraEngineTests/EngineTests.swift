@@ -274,11 +274,14 @@ struct EngineSourceTests {
         {
             write(root + "/" + file, file)
         }
+        // A link to a file matches; a link to a directory is not followed.
+        symlink(root + "/n.md", root + "/a/link.txt")
+        symlink(root + "/a", root + "/loop")
         let bench = Bench(slots: 100)
         _ = try bench.start(job(stage("g", .glob([root + "/**/*.txt", root + "/a/*.txt"]))))
         #expect(
             bench.shell.started.map(\.item) == [
-                root + "/a-c/z.txt", root + "/a.txt", root + "/a/b/y.txt", root + "/a/x.txt",
+                root + "/a-c/z.txt", root + "/a.txt", root + "/a/b/y.txt", root + "/a/link.txt", root + "/a/x.txt",
             ])
         let hidden = Bench(slots: 100)
         _ = try hidden.start(job(stage("g", .glob([root + "/.*/*.txt", root + "/a/.e.txt"]))))
@@ -301,7 +304,7 @@ struct EngineSourceTests {
     @Test("lines: each non-empty line; split: ranges that cover the file and end after a newline")
     func linesAndSplit() throws {
         let root = temporaryDirectory()
-        write(root + "/list", "one\n\ntwo\r\nthree")
+        write(root + "/list", "one\n\ntwo\r\nthree\r")
         let bench = Bench(slots: 100)
         _ = try bench.start(job(stage("l", .lines(root + "/list"))))
         #expect(bench.shell.started.map(\.item) == ["one", "two", "three"])

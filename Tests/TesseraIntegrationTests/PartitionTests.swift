@@ -87,6 +87,11 @@ struct PartitionTests {
                 writeFile("\(data)/\(a)/\(b)/skip.txt", "not matched")
             }
         }
+        // A relative link to a file matches (and is summed as its target);
+        // a link to a directory is not followed.
+        symlink("f3.dat", "\(data)/b/2/link.dat")
+        files.append("\(data)/b/2/link.dat")
+        symlink(data + "/A", data + "/b/loop")
         files.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         let daemon = try Daemon(
             jobs: [
@@ -102,7 +107,7 @@ struct PartitionTests {
         let tasks = try daemon.tasks(id)
         #expect(tasks.map(\.item) == files)
         let sums = runProgram(["sha256sum"] + files).stdout.split(separator: "\n").map { String($0.prefix(64)) }
-        #expect(sums.count == 320)
+        #expect(sums.count == 321)
         let digests = try tasks.map { try JSON.parse(try #require($0.result))["sha256"]?.stringValue ?? "" }
         #expect(digests == sums)
     }
@@ -289,6 +294,11 @@ struct PartitionTests {
         #expect(shown.stdout.contains("caller: 2 items"), "\(shown.stdout)")
         #expect(shown.stdout.contains("started by: root"))
 
+        // A rerun takes the caller's items again from the run it reruns.
+        #expect(daemon.cli(["rerun", String(second), "--wait"]).status == 0)
+        let third = try #require(try daemon.call("ListRuns")["runs"]?.arrayValue?.first?["id"]?.intValue)
+        #expect(try daemon.tasks(third).filter { $0.stage == "second" }.map(\.item) == ["b", "a"])
+
         let wrong = daemon.cli(["run", "take", "--items", "nostage=\(file)"])
         #expect(wrong.status == 1)
         #expect(wrong.stderr.contains("job take has no stage \"nostage\""), "\(wrong.stderr)")
@@ -320,6 +330,10 @@ struct PartitionTests {
         #expect(run.reason == "stage map: 1 of 4 microtask(s) did not succeed, within max_failures (2)")
         #expect(try daemon.tasks(id).last?.result?.hasPrefix("3 ") == true)
 
+        // tasks shows why a microtask failed, not the (empty) output it printed.
+        let listed = daemon.cli(["tasks", String(id), "--state", "failed"])
+        #expect(listed.stdout.contains("exited with code 1"), "\(listed.stdout)")
+
         let csv = daemon.cli(["results", String(id), "--format", "csv", "--stage", "map"])
         #expect(csv.status == 0)
         #expect(
@@ -333,7 +347,9 @@ struct PartitionTests {
         #expect(jsonl[1] == #"{"stage":"map","index":1,"item":"b","state":"failed","result":""}"#)
         let tsv = daemon.cli(["results", String(id), "--format", "tsv", "--stage", "sum"])
         #expect(tsv.stdout.hasPrefix("stage\tindex\titem\tstate\tresult\nsum\t4\t"))
-        #expect(daemon.cli(["results", String(id), "--stage", "nope"]).stderr.contains("nope"))
+        #expect(
+            daemon.cli(["results", String(id), "--stage", "nope"]).stderr
+                == "tessera: run \(id) has no stage \"nope\"\n")
 
         let rerun = daemon.cli(["rerun", String(id), "--failed", "--wait"])
         #expect(rerun.status == 1, "b fails again: the reduce over nothing but failures fails the stage")
@@ -359,15 +375,30 @@ struct PartitionTests {
         #expect(daemon.cli(["tasks", String(id)]).stderr.isEmpty)
     }
 
-    @Test("a source that cannot be read fails the run at once, with where and what")
+    @Test("a source that cannot be read fails the run at once; rerun --failed reads it again")
     func sourceFailsAtStart() throws {
+        let list = "/tmp/tessera-lines-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { unlink(list) }
         let daemon = try Daemon(
-            jobs: ["lines.yaml": "name: lines\nexecutor: noop\nlines: /nonexistent/list.txt\n"])
+            jobs: [
+                "lines.yaml": "name: lines\nexecutor: noop\nlines: \(list)\n",
+                "slow.yaml": "name: slow\nexecutor: shell\nparams: {command: [sleep, '30']}\n",
+            ])
         let started = daemon.cli(["run", "lines"])
         #expect(started.status == 1)
         #expect(
-            started.stdout.contains(
-                "failed at once: stage main: lines: /nonexistent/list.txt: No such file or directory"),
+            started.stdout.contains("failed at once: stage main: lines: \(list): No such file or directory"),
             "\(started.stdout)")
+        writeFile(list, "x\ny\n")
+        let rerun = daemon.cli(["rerun", "1", "--failed", "--wait"])
+        #expect(rerun.status == 0, "\(rerun.stdout)\(rerun.stderr)")
+        #expect(try daemon.tasks(2).map(\.item) == ["x", "y"])
+
+        // A run that has not ended cannot be rerun yet.
+        let slow = try daemon.startRun("slow")
+        let early = daemon.cli(["rerun", String(slow)])
+        #expect(early.status == 1)
+        #expect(early.stderr.contains("run \(slow) has not ended"), "\(early.stderr)")
+        _ = try daemon.call("CancelRun", ["id": .int(slow)])
     }
 }
