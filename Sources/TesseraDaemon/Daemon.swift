@@ -225,7 +225,7 @@ public final class Daemon {
                         stage.sandbox.overlaid(on: server.defaultSandbox), protected: protected)
                     summary.append("  stage \(stage.name) (executor \(stage.executor)):")
                     summary.append(
-                        "    items: \(stage.items.summary)" + (stage.chunk.map { ", \($0) per microtask" } ?? ""))
+                        "    source: \(stage.items.summary)" + (stage.chunk.map { ", \($0) per microtask" } ?? ""))
                     let limits = stage.limits.overlaid(on: server.defaults)
                     summary += sandbox.summary(limits: limits).map { "    " + $0 }
                 }
