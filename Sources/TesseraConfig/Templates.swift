@@ -54,6 +54,25 @@ func templateUses(in text: String) -> [TemplateUse] {
     return uses
 }
 
+extension StageDefinition {
+    /// What is wrong with the templates of a value given at run time (a
+    /// `--param`), in the words of the load-time check; nil when nothing.
+    public func templateProblem(in text: String) -> String? {
+        var isReduce = false
+        if case .reduce = items { isReduce = true }
+        for use in templateUses(in: text) {
+            guard let name = use.name else { return "\(quoted(use.text)) does not start a template" }
+            if name == "input" && !isReduce { return "{{input}} is the input file of a reduce stage" }
+            if builtinTemplateNames.contains(name) { continue }
+            if chunk != nil { return "unknown template {{\(name)}}: with \"chunk\" the item has no keys" }
+            if let keys = items.itemKeys, !keys.contains(name) {
+                return "unknown template {{\(name)}}\(didYouMean(name, among: builtinTemplateNames + keys))"
+            }
+        }
+        return nil
+    }
+}
+
 extension ConfigNode {
     /// Checks the templates of a parameter's value (a scalar, or the
     /// scalars of a list or mapping). `keys` are the item keys the stage's

@@ -408,6 +408,10 @@ public final class Daemon {
                 guard let executor = loaded.catalog.executors[job.stages[stagePosition].executor],
                     let spec = executor.params.first(where: { $0.name == name })
                 else { continue }
+                if let problem = job.stages[stagePosition].templateProblem(in: text) {
+                    throw ControlError(
+                        ManagerError.invalidParameter, ["parameter": .string(name), "reason": .string(problem)])
+                }
                 guard let value = ConfigLoader.convertRunParam(text, to: spec.type) else {
                     throw ControlError(
                         ManagerError.invalidParameter,

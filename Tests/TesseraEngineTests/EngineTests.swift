@@ -337,6 +337,12 @@ struct EngineSourceTests {
         #expect(run.reason == "stage l: lines: /nonexistent-tessera/list: No such file or directory")
         #expect(run.total == 0)
 
+        let root = temporaryDirectory()
+        for name in ["a", "b", "c"] { write(root + "/" + name, name) }
+        let globbed = Bench(maximumItems: 2)
+        let many = try globbed.start(job(stage("g", .glob([root + "/*"]))))
+        #expect(many.reason == "stage g: glob: \(root)/*: more than 2 items, the most a stage may have")
+
         let capped = Bench(maximumItems: 5)
         let over = try capped.start(job(stage("r", .range(from: 0, to: 6, step: 1))))
         #expect(over.state == .failed)

@@ -171,6 +171,14 @@ struct PartitionTests {
                     executor: abi10_echo
                     items: [z]
                     params: {text: "{{item}}-{{index}}"}
+                  - name: gather
+                    executor: read_input
+                    reduce: [chunks]
+                  - name: count
+                    executor: shell
+                    reduce: chunks
+                    result: stdout
+                    params: {command: [sh, -c, 'test "$TESSERA_INPUT" = "$1" && wc -l < "$1"', sh, "{{input}}"]}
                 """
             ], plugins: ["shell", "test-hostile", "test-abi10"], slots: 4)
         let id = try daemon.startRun("info")
@@ -193,7 +201,17 @@ struct PartitionTests {
                 == "\(id)|info|args|2|1|7|\(runDir)|\(id)|info|args|2|1|{\"x\":7}|\(runDir)|")
         #expect(tasks.filter { $0.stage == "chunks" }.map(\.result) == ["p,q,", "r,"])
         #expect(tasks.filter { $0.stage == "chunks" }.map(\.item) == [#"["p","q"]"#, #"["r"]"#])
-        #expect(tasks.last?.result == "z-5", "a plugin built for ABI 1.0 loads and gets its parameters substituted")
+        #expect(
+            tasks.first { $0.stage == "old" }?.result == "z-5",
+            "a plugin built for ABI 1.0 loads and gets its parameters substituted")
+        // host->input_path and TESSERA_INPUT name the reduce input.
+        #expect(
+            tasks.first { $0.stage == "gather" }?.result == """
+                {"stage":"chunks","index":3,"item":["p","q"],"result":"p,q,"}
+                {"stage":"chunks","index":4,"item":["r"],"result":"r,"}
+
+                """)
+        #expect(tasks.first { $0.stage == "count" }?.result == "2\n")
     }
 
     @Test("the run directory carries files from one stage to the next and goes away with the run")
@@ -298,6 +316,11 @@ struct PartitionTests {
         #expect(daemon.cli(["rerun", String(second), "--wait"]).status == 0)
         let third = try #require(try daemon.call("ListRuns")["runs"]?.arrayValue?.first?["id"]?.intValue)
         #expect(try daemon.tasks(third).filter { $0.stage == "second" }.map(\.item) == ["b", "a"])
+
+        // A template given at run time is checked as the job file's are.
+        let badParam = daemon.cli(["run", "take", "--param", "command=echo,{{colour}}"])
+        #expect(badParam.status == 1)
+        #expect(badParam.stderr.contains("unknown template {{colour}}"), "\(badParam.stderr)")
 
         let wrong = daemon.cli(["run", "take", "--items", "nostage=\(file)"])
         #expect(wrong.status == 1)
