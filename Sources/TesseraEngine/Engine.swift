@@ -162,6 +162,9 @@ public final class Engine {
                     rerunOf: request.rerun?.run.id, stages: stages)
                 for stage in stages { try store.insertStage(run: id, stage.record) }
                 do {
+                    // Fresh: a creation that crashed before its commit
+                    // may have left one under the same id.
+                    files.remove(run: id)
                     try files.create(run: id)
                 } catch {
                     throw EngineError("\(error)")
