@@ -271,7 +271,8 @@ extension ConfigNode {
         }
         if scalar.style == .plain {
             if scalar.value == "true" || scalar.value == "false" { return scalar.value }
-            if Int64(scalar.value) != nil { return scalar.value }
+            // As JSON writes it: "+5" and "007" are 5 and 7.
+            if let integer = Int64(scalar.value) { return String(integer) }
             if let number = parseNumber(scalar.value) { return "\(number)" }
             if scalar.isNull { return "null" }
         }

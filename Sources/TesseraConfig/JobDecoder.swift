@@ -301,7 +301,13 @@ struct JobDecoder {
     private func checkAfter(_ stages: [StageDraft]) {
         let names = stages.compactMap(\.name)
         for stage in stages {
+            var seen: [String: Mark] = [:]
             for reference in stage.references {
+                if let first = seen[reference.name] {
+                    reference.node.report("stage \(quoted(reference.name)) is already listed (at \(first))")
+                    continue
+                }
+                seen[reference.name] = reference.node.mark
                 if reference.name == stage.name {
                     reference.node.report("a stage cannot take the results of itself")
                 } else if !names.contains(reference.name) {

@@ -324,7 +324,7 @@ extension Daemon {
                 throw ControlError(ServiceError.expectedMore, [:])
             }
             connection.results = ResultStream(run: id, stage: stage)
-            pumpResults()
+            resultsStarting = true
             return nil
         case "io.tessera.Manager.ListRuns":
             let limit = try p.optionalInt("limit") ?? 50

@@ -48,6 +48,9 @@ public final class Daemon {
     lazy var restartTimer = Timer(loop: loop)
     lazy var watchTimer = Timer(loop: loop)
     lazy var resultTimer = Timer(loop: loop)
+    /// Set when a ListResults stream began this iteration: its first batch
+    /// goes out after the commit, behind the replies queued before it.
+    var resultsStarting = false
     var watchTimerArmed = false
     /// Set at the first SIGTERM: no new microtasks start; running ones may
     /// finish for up to shutdown_timeout.
@@ -314,8 +317,14 @@ public final class Daemon {
             stop()
             return
         }
+        engine.committed()
         for (connection, bytes) in pendingReplies { connection.write(bytes) }
         pendingReplies.removeAll(keepingCapacity: true)
+        // Result streams read what is committed, after the replies before them.
+        if resultsStarting {
+            resultsStarting = false
+            pumpResults()
+        }
         for (run, watchers) in finishedSinceFlush {
             notifyWatchers(run, watchers)
         }
@@ -384,8 +393,11 @@ public final class Daemon {
         } catch {
             throw ControlError(ManagerError.invalidParameter, ["parameter": "job", "reason": .string(error.message)])
         }
-        runShells[run.id] = RunShell()
-        runShells[run.id]?.worker = currentWorker
+        // A run may have ended already (no items, or a source that failed).
+        if engine.runs[run.id] != nil {
+            runShells[run.id] = RunShell()
+            runShells[run.id]?.worker = currentWorker
+        }
         logInfo(
             "run \(run.id) of \(job.name) queued by \(startedBy): \(run.total) microtask(s)"
                 + (rerun.map { " (rerun of run \($0.run.id)\($0.failedOnly ? ", what did not succeed" : ""))" } ?? ""),

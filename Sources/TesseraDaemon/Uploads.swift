@@ -91,7 +91,11 @@ final class ItemUpload {
                     buffer.removeSubrange(0..<position)
                     position = 0
                 }
-                var block = [UInt8](repeating: 0, count: max(needed, 1 << 20))
+                // Never past what was spooled whole (a write that failed
+                // half way may have left bytes beyond it).
+                let wanted = min(max(needed, 1 << 20), size - offset)
+                guard wanted > 0 else { throw PartitionFailure("the spooled items are incomplete") }
+                var block = [UInt8](repeating: 0, count: wanted)
                 let n = block.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
                 guard n > 0 else { throw PartitionFailure("the spooled items are incomplete") }
                 buffer += block[0..<n]

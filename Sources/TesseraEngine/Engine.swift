@@ -88,6 +88,9 @@ public final class Engine {
     public private(set) var running: [UInt64: RunningMicrotask] = [:]
     private var runningPerJob: [String: Int] = [:]
     private var nextToken: UInt64 = 0
+    private var lastDispatch = Instant(wall: 0, monotonic: 0)
+    /// Runs that ended since the shell last said their end is committed.
+    private var endedSinceCommit: [Int64] = []
     /// The first store write that failed; once set the shell must stop.
     public private(set) var storeFailure: String?
 
@@ -314,6 +317,14 @@ public final class Engine {
         return path
     }
 
+    /// Tells the engine that what it wrote is committed: the directories of
+    /// runs whose end is now durable are removed (before, a crash would
+    /// take the run up again without the files its last microtasks need).
+    public func committed() {
+        for run in endedSinceCommit { files.remove(run: run) }
+        endedSinceCommit.removeAll()
+    }
+
     // MARK: Recovery
 
     /// Takes up runs an earlier daemon accepted but did not finish. Their
@@ -342,6 +353,7 @@ public final class Engine {
                         run: record.id, state: .failed, startedAt: record.startedAt ?? now.wall, finishedAt: now.wall,
                         reason: "job definition changed while the run was unfinished")
                 }
+                endedSinceCommit.append(record.id)
                 continue
             }
             let stages = zip(job.stages, record.stages).map { definition, saved in
@@ -376,6 +388,14 @@ public final class Engine {
             }
             _ = try? files.create(run: run.id)
             activate(run)
+            if record.cancelRequested {
+                // Cancelled before the crash: what was running stays
+                // cancelled instead of running again.
+                run.cancelRequested = true
+                for stage in run.stages where stage.phase != .finished {
+                    cancelQueued(of: stage, in: run, reason: "run cancelled", at: now)
+                }
+            }
             advance(run, at: now)
         }
         return problems
@@ -386,7 +406,8 @@ public final class Engine {
     /// Starts queued microtasks while slots, job concurrency and the shell allow.
     public func dispatch(at now: Instant) {
         guard !paused, storeFailure == nil else { return }
-        while running.count < settings.slots {
+        lastDispatch = now
+        while running.count < settings.slots, storeFailure == nil {
             guard let (run, stage) = nextRunnable() else { return }
             guard let task = takeNext(of: stage, in: run) else { continue }
             start(task, of: stage, in: run, at: now)
@@ -432,6 +453,7 @@ public final class Engine {
                 // believe the store.
                 run.counts.queued -= stage.counts.queued
                 stage.counts.queued = 0
+                advance(run, at: lastDispatch)
                 return nil
             }
             stage.cursor = last.index + 1
@@ -502,6 +524,7 @@ public final class Engine {
     public func cancel(_ run: EngineRun, at now: Instant) {
         guard !run.cancelRequested, !run.state.isFinal else { return }
         run.cancelRequested = true
+        write { try store.recordCancel(run: run.id) }
         for stage in run.stages where stage.phase != .finished {
             cancelQueued(of: stage, in: run, reason: "run cancelled", at: now)
         }
@@ -659,7 +682,7 @@ public final class Engine {
                 run: run.id, state: final, startedAt: run.startedAt ?? now.wall, finishedAt: now.wall,
                 reason: run.reason)
         }
-        files.remove(run: run.id)
+        endedSinceCommit.append(run.id)
         runs.removeValue(forKey: run.id)
         order.removeAll { $0 === run }
         if roundRobin >= order.count { roundRobin = 0 }

@@ -55,14 +55,19 @@ struct FileReader {
 
     init(path: String) throws(PartitionFailure) {
         self.path = path
-        fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO must not hold the daemon up at open.
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw PartitionFailure("\(path): \(String(cString: strerror(errno)))") }
         var info = stat()
-        if fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFDIR {
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
             Glibc.close(fd)
-            throw PartitionFailure("\(path): is a directory, not a file")
+            throw PartitionFailure("\(path): not a regular file")
         }
+        _ = fcntl(fd, F_SETFL, 0)
     }
+
+    /// The longest line read as one item.
+    static let maximumLine = 1 << 20
 
     func close() { Glibc.close(fd) }
 
@@ -85,6 +90,9 @@ struct FileReader {
             if start > 0 {
                 buffer.removeSubrange(0..<start)
                 start = 0
+            }
+            guard buffer.count <= FileReader.maximumLine else {
+                throw PartitionFailure("\(path): a line longer than 1 MiB; an item may not be that long")
             }
             var block = [UInt8](repeating: 0, count: 1 << 20)
             let n = block.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -147,7 +155,7 @@ final class SplitStream: ItemStream {
 
     func next() throws(PartitionFailure) -> String? {
         if fd < 0 {
-            fd = open(path, O_RDONLY | O_CLOEXEC)
+            fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
             guard fd >= 0 else { throw PartitionFailure("split: \(path): \(String(cString: strerror(errno)))") }
             var info = stat()
             guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
@@ -253,8 +261,15 @@ struct ResultSplitter {
             var probe = self
             probe.position = start + 1
             var valid = true
+            var last = probe.position
             while let element = probe.scanElement() {
                 if element.value == nil { valid = false }
+                // Every element moves on; should one not, this is no array.
+                guard probe.position > last else {
+                    valid = false
+                    break
+                }
+                last = probe.position
             }
             if valid && probe.position >= end - 1 {
                 isArray = true
@@ -312,7 +327,15 @@ struct ResultSplitter {
                 case UInt8(ascii: "\""): inString = true
                 case UInt8(ascii: "["), UInt8(ascii: "{"): depth += 1
                 case UInt8(ascii: "]"), UInt8(ascii: "}"):
-                    if depth == 0 { return Element(value: element(start..<position)) }
+                    if depth == 0 {
+                        // A "}" that closes nothing: not JSON; step over it
+                        // so that every call moves on.
+                        if byte == UInt8(ascii: "}") {
+                            position += 1
+                            return Element(value: nil)
+                        }
+                        return Element(value: element(start..<position))
+                    }
                     depth -= 1
                 case UInt8(ascii: ","):
                     if depth == 0 { return Element(value: element(start..<position)) }

@@ -102,6 +102,8 @@ public struct RunFiles: Sendable {
             if buffer.count >= 1 << 20 { try flush() }
         }
         try flush()
+        // Durable before the stage it feeds is recorded as partitioned.
+        fsync(fd)
         return path
     }
 }

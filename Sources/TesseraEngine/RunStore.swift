@@ -150,12 +150,15 @@ public struct SavedRun: Sendable {
     public var reason: String?
     public var total: Int
     public var stages: [StageRecord]
+    /// A cancel was asked for (and acknowledged) before the run ended.
+    public var cancelRequested: Bool
 
     public init(
         id: Int64, job: String, state: RunState, params: String, definition: String, createdAt: Double,
         startedAt: Double?, finishedAt: Double?, startedBy: String, rerunOf: Int64?, reason: String?, total: Int,
-        stages: [StageRecord]
+        stages: [StageRecord], cancelRequested: Bool = false
     ) {
+        self.cancelRequested = cancelRequested
         self.id = id
         self.job = job
         self.state = state
@@ -216,6 +219,9 @@ public protocol RunStore: AnyObject {
     func deleteTasks(run: Int64, in range: Range<Int>) throws
     func setRunTotal(run: Int64, total: Int) throws
     func setRunState(run: Int64, state: RunState, startedAt: Double?, finishedAt: Double?, reason: String?) throws
+    /// Records that the run is to be cancelled, so that a restart finishes
+    /// the cancel instead of running what was cancelled.
+    func recordCancel(run: Int64) throws
 
     func markRunning(run: Int64, index: Int, at time: Double) throws
     func finishTask(run: Int64, index: Int, _ completion: TaskCompletion) throws

@@ -109,6 +109,7 @@ public final class Store: RunStore {
                 ALTER TABLE runs ADD COLUMN started_by TEXT NOT NULL DEFAULT '';
                 ALTER TABLE runs ADD COLUMN rerun_of INTEGER;
                 ALTER TABLE runs ADD COLUMN reason TEXT;
+                ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
                 CREATE TABLE stages(
                   run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
                   position INTEGER NOT NULL,
@@ -258,6 +259,11 @@ public final class Store: RunStore {
         ])
     }
 
+    public func recordCancel(run: Int64) throws {
+        try beginIfNeeded()
+        try statement("UPDATE runs SET cancel_requested = 1 WHERE id = ?").run([.int(run)])
+    }
+
     public func markRunning(run: Int64, index: Int, at time: Double) throws {
         try beginIfNeeded()
         try statement(
@@ -363,7 +369,7 @@ public final class Store: RunStore {
         try statement(
             """
             SELECT id, job, state, params, definition, created_at, started_at, finished_at, started_by, rerun_of,
-              reason, total
+              reason, total, cancel_requested
             FROM runs WHERE id = ?
             """
         ).query([.int(id)]) { row in found = savedRun(row) }
@@ -377,7 +383,8 @@ public final class Store: RunStore {
             id: row.int(0), job: row.text(1), state: RunState(rawValue: row.text(2)) ?? .failed,
             params: row.text(3), definition: row.text(4), createdAt: row.double(5),
             startedAt: row.optionalDouble(6), finishedAt: row.optionalDouble(7), startedBy: row.text(8),
-            rerunOf: row.optionalInt(9), reason: row.optionalText(10), total: Int(row.int(11)), stages: [])
+            rerunOf: row.optionalInt(9), reason: row.optionalText(10), total: Int(row.int(11)), stages: [],
+            cancelRequested: row.int(12) != 0)
     }
 
     /// The stages of a run, in the order of its job.
@@ -409,7 +416,7 @@ public final class Store: RunStore {
         try statement(
             """
             SELECT id, job, state, params, definition, created_at, started_at, finished_at, started_by, rerun_of,
-              reason, total
+              reason, total, cancel_requested
             FROM runs WHERE state IN ('queued', 'running') ORDER BY id
             """
         ).query { row in runs.append(savedRun(row)) }

@@ -86,7 +86,10 @@ struct Results: ParsableCommand {
 /// RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled.
 func csvLine(_ cells: [String]) -> String {
     cells.map { cell in
-        guard cell.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return cell }
+        // By scalar: "\r\n" is one Character, equal to neither "\r" nor "\n".
+        guard cell.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else {
+            return cell
+        }
         return "\"" + cell.replacingAll("\"", with: "\"\"") + "\""
     }.joined(separator: ",") + "\r\n"
 }
@@ -95,13 +98,13 @@ func csvLine(_ cells: [String]) -> String {
 func tsvLine(_ cells: [String]) -> String {
     cells.map { cell in
         var out = ""
-        for character in cell {
-            switch character {
+        for scalar in cell.unicodeScalars {
+            switch scalar {
             case "\t": out += "\\t"
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\\": out += "\\\\"
-            default: out.append(character)
+            default: out.unicodeScalars.append(scalar)
             }
         }
         return out
@@ -111,8 +114,8 @@ func tsvLine(_ cells: [String]) -> String {
 extension String {
     func replacingAll(_ target: Character, with replacement: String) -> String {
         var out = ""
-        for character in self {
-            if character == target { out += replacement } else { out.append(character) }
+        for scalar in unicodeScalars {
+            if Character(scalar) == target { out += replacement } else { out.unicodeScalars.append(scalar) }
         }
         return out
     }

@@ -333,6 +333,15 @@ let brokenFiles: [BrokenFile] = [
         """,
         "etc/tessera/jobs.d/hello.yaml:4:41: stages[1].reduce: unknown stage \"mpa\"; did you mean \"map\"?"),
     .job(
+        "reduce naming a stage twice",
+        """
+        name: hello
+        stages:
+          - {name: map, executor: noop}
+          - {name: sum, executor: noop, reduce: [map, map]}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:47: stages[1].reduce[1]: stage \"map\" is already listed (at 4:42)"),
+    .job(
         "from and reduce forming a cycle",
         """
         name: hello

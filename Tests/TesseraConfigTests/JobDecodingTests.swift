@@ -4,6 +4,7 @@
 // multi-stage form, the single-stage short form, declared defaults, and how
 // values of each parameter type are taken from YAML.
 
+import Foundation
 import TesseraConfig
 import Testing
 
@@ -180,4 +181,42 @@ struct JobDecodingTests {
         let job = try decode("name: down\nexecutor: noop\nrange: {from: 10, to: 0, step: -3}\n")
         #expect(job.stages[0].items == .range(from: 10, to: 0, step: -3))
     }
+
+    @Test("a matrix keeps its values' types, written as JSON writes them")
+    func matrixValues() throws {
+        let job = try decode(
+            "name: m\nexecutor: noop\nmatrix: {n: [+5, 007, -1, 2.5], b: [true], s: [\"007\", x, ~]}\n")
+        #expect(job.stages[0].items.knownCount == 12)
+        #expect(job.stages[0].items.item(at: 0) == #"{"n":5,"b":true,"s":"007"}"#)
+        #expect(job.stages[0].items.item(at: 5) == #"{"n":7,"b":true,"s":null}"#)
+        #expect(job.stages[0].items.item(at: 9) == #"{"n":2.5,"b":true,"s":"007"}"#)
+    }
+
+    @Test("every source and key of a stage decodes; relative paths are the job file's")
+    func sources() throws {
+        let job = try decode(
+            """
+            name: s
+            stages:
+              - {name: g, executor: noop, glob: [data/*.txt, /abs/**/x], chunk: 10, max_failures: 5%}
+              - {name: l, executor: noop, lines: list.txt, max_failures: 3}
+              - {name: p, executor: noop, split: {file: /big, block: 1MiB}, result: stdout}
+              - {name: f, executor: noop, from: g}
+              - {name: r, executor: noop, reduce: [f, l]}
+            """)
+        let stages = job.stages
+        #expect(stages[0].items == .glob(["etc/tessera/jobs.d/data/*.txt".absoluteFromCwd, "/abs/**/x"]))
+        #expect(stages[0].chunk == 10 && stages[0].maxFailures == .percent(5))
+        #expect(stages[1].items == .lines("etc/tessera/jobs.d/list.txt".absoluteFromCwd))
+        #expect(stages[1].maxFailures == .count(3))
+        #expect(stages[2].items == .split(file: "/big", block: 1 << 20) && stages[2].result == .stdout)
+        #expect(stages[3].items == .from("g") && stages[3].dependencies == ["g"])
+        #expect(stages[4].items == .reduce(["f", "l"]) && stages[4].usesRunDirectory)
+        #expect(!stages[3].usesRunDirectory)
+    }
+}
+
+extension String {
+    /// This relative path under the working directory.
+    var absoluteFromCwd: String { FileManager.default.currentDirectoryPath + "/" + self }
 }

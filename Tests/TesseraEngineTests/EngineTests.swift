@@ -90,6 +90,7 @@ final class Bench {
         engine.finished(
             token: task.token,
             TaskCompletion(state: state, result: result.map { Array($0.utf8) }, finishedAt: clock.wall), at: clock)
+        engine.committed()
         dispatch()
     }
 
@@ -433,6 +434,25 @@ struct EngineControlTests {
         #expect(bench.store.runs[run.id]?.state == .failed)
     }
 
+    @Test("a cancel survives a crash: what was running is not run again")
+    func cancelRecovered() throws {
+        let bench = Bench(slots: 2)
+        let run = try bench.start(job(stage("a", .range(from: 0, to: 4, step: 1))))
+        bench.engine.cancel(run, at: bench.clock)
+        #expect(bench.store.runs[run.id]?.cancelRequested == true)
+        // The daemon dies before the two running microtasks report.
+        let shell = RecordingShell()
+        let engine = Engine(
+            settings: Engine.Settings(slots: 10), store: bench.store,
+            files: RunFiles(stateDirectory: bench.stateDirectory))
+        engine.delegate = shell
+        _ = engine.recover(try bench.store.unfinishedRuns(), at: bench.clock) { _ in run.job }
+        engine.dispatch(at: bench.clock)
+        #expect(shell.started.isEmpty)
+        #expect(bench.store.runs[run.id]?.state == .cancelled)
+        #expect(bench.store.tasks[run.id]?.values.allSatisfy { $0.state == .cancelled } == true)
+    }
+
     @Test("a store that fails stops the engine, which says why")
     func storeFailure() throws {
         let bench = Bench()
@@ -466,6 +486,8 @@ struct ResultSplittingTests {
         #expect(try items("[INFO] started\n[INFO] done]\n") == ["[INFO] started", "[INFO] done]"])
         #expect(try items("[1, 2\n") == ["[1, 2"])
         #expect(try items("[1, oops]") == ["[1, oops]"], "an array that is not valid JSON is text")
+        #expect(try items("[}]") == ["[}]"], "a stray brace ends the scan instead of spinning")
+        #expect(try items("[1}, 2]") == ["[1}, 2]"])
         #expect(try items("one\r\n\r\ntwo") == ["one", "two"])
         #expect(throws: PartitionFailure.self) { try items([0x61, 0xFF, 0x0A]) }
     }

@@ -84,6 +84,11 @@ final class MemoryStore: RunStore {
         if let reason { runs[run]?.reason = reason }
     }
 
+    func recordCancel(run: Int64) throws {
+        try check()
+        runs[run]?.cancelRequested = true
+    }
+
     func markRunning(run: Int64, index: Int, at time: Double) throws {
         try check()
         tasks[run]?[index]?.state = .running

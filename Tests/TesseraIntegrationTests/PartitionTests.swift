@@ -386,6 +386,27 @@ struct PartitionTests {
         #expect(whole.status == 0, "\(whole.stdout)\(whole.stderr)")
     }
 
+    @Test("csv quotes and tsv escapes a result with CRLF line ends")
+    func crlfResults() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "crlf.yaml": """
+                name: crlf
+                executor: shell
+                result: stdout
+                params: {command: [printf, 'a\\r\\nb']}
+                """
+            ])
+        let id = try daemon.startRun("crlf")
+        #expect(try daemon.wait(forRun: id).state == .succeeded)
+        #expect(
+            daemon.cli(["results", String(id), "--format", "csv"]).stdout
+                == "stage,index,item,state,result\r\nmain,0,,succeeded,\"a\r\nb\"\r\n")
+        #expect(
+            daemon.cli(["results", String(id), "--format", "tsv"]).stdout
+                == "stage\tindex\titem\tstate\tresult\nmain\t0\t\tsucceeded\ta\\r\\nb\n")
+    }
+
     @Test("tasks says when it shows part of a run")
     func tasksPaging() throws {
         let daemon = try Daemon(
