@@ -235,6 +235,8 @@ public final class Engine {
                 try store.insertTasks(run: run.id, firstIndex: first + count, stage: stage.name, items: batch)
                 count += batch.count
             }
+        } catch let failure as PartitionFailure where failure.isStoreFailure {
+            throw EngineError(failure.message)
         } catch let failure as PartitionFailure {
             if count > 0 { try store.deleteTasks(run: run.id, in: first..<(first + count)) }
             stage.record.firstIndex = first
@@ -300,7 +302,8 @@ public final class Engine {
                         rows = try store.results(run: run.id, in: range, limit: 256)
                     } catch {
                         storeError = error
-                        throw PartitionFailure("cannot read the results of stage \(source.name)")
+                        throw PartitionFailure(
+                            "cannot read the results of stage \(source.name): \(error)", storeFailed: true)
                     }
                     guard let last = rows.last else { break }
                     for row in rows {

@@ -17,7 +17,13 @@ import TesseraProtocol
 /// Why a source could not be partitioned, in words for the run's reason.
 public struct PartitionFailure: Error, CustomStringConvertible, Sendable {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// The store failed, not the source: the engine stops rather than
+    /// record a stage failure it cannot vouch for.
+    public let isStoreFailure: Bool
+    public init(_ message: String, storeFailed: Bool = false) {
+        self.message = message
+        isStoreFailure = storeFailed
+    }
     public var description: String { message }
 }
 
@@ -219,7 +225,8 @@ final class ResultsStream: ItemStream {
                 do {
                     batch = try store.results(run: run, in: range, limit: 256)
                 } catch {
-                    throw PartitionFailure("from: cannot read the results of stage \(stage): \(error)")
+                    throw PartitionFailure(
+                        "from: cannot read the results of stage \(stage): \(error)", storeFailed: true)
                 }
                 batchPosition = 0
                 guard let last = batch.last else { return nil }
@@ -380,7 +387,7 @@ final class StoredItemsStream: ItemStream {
             do {
                 batch = try store.items(run: run, in: range, unsuccessfulOnly: unsuccessfulOnly, limit: 1024)
             } catch {
-                throw PartitionFailure("cannot read the items of run \(run): \(error)")
+                throw PartitionFailure("cannot read the items of run \(run): \(error)", storeFailed: true)
             }
             position = 0
             guard let last = batch.last else { return nil }
