@@ -235,6 +235,16 @@ extension Daemon {
                         ])
                 }
                 let stage = try items.optionalString("stage") ?? loaded.jobs[job]?.stages.first?.name ?? ""
+                if let definition = loaded.jobs[job], !definition.stages.contains(where: { $0.name == stage }) {
+                    throw ControlError(
+                        ManagerError.invalidParameter,
+                        [
+                            "parameter": "items.stage",
+                            "reason": .string(
+                                "job \(job) has no stage \"\(stage)\" (stages: "
+                                    + definition.stages.map(\.name).joined(separator: ", ") + ")"),
+                        ])
+                }
                 callerItems = (stage, upload?.stream() ?? ItemUpload.empty, Int(count))
             }
             let run = try startRun(
