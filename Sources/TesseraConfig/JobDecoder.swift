@@ -57,7 +57,8 @@ struct JobDecoder {
             definitions.count == stages.count
         else { return nil }
         return JobDefinition(
-            name: name, description: job.description, concurrency: job.concurrency, stages: definitions,
+            name: name, description: job.description, concurrency: job.concurrency, priority: job.priority,
+            stages: definitions,
             file: diagnostics.file, nameMark: nameMark)
     }
 
@@ -69,6 +70,7 @@ struct JobDecoder {
         var nameMark: Mark?
         var description = ""
         var concurrency: Int?
+        var priority = JobDefinition.defaultPriority
     }
 
     /// What one stage says, before it is checked against the catalogue and the other stages.
@@ -82,6 +84,7 @@ struct JobDecoder {
         var sources: [(key: String, source: ItemSource)] = []
         var references: [StageReference] = []
         var chunk: Int?
+        var concurrency: Int?
         var maxFailures: FailureTolerance = .count(0)
         var result: ResultSource = .executor
         var limits = Limits()
@@ -110,6 +113,7 @@ struct JobDecoder {
         },
         KnownKey("description", \.description) { $0.string() },
         KnownKey("concurrency", \.concurrency) { $0.positiveInteger() },
+        KnownKey("priority", \.priority) { $0.priority() },
     ]
 
     /// The keys of a stage.
@@ -151,6 +155,7 @@ struct JobDecoder {
             }
         },
         KnownKey("chunk", \.chunk) { $0.positiveInteger() },
+        KnownKey("concurrency", \.concurrency) { $0.positiveInteger() },
         KnownKey("max_failures", \.maxFailures) { $0.failureTolerance() },
         KnownKey("result", \.result) { node in
             guard let text = node.string(expected: "executor or stdout") else { return nil }
@@ -226,7 +231,8 @@ struct JobDecoder {
         }
         return StageDefinition(
             name: name, executor: executor, params: params, items: source, limits: stage.limits,
-            sandbox: stage.sandbox, after: stage.after.map(\.name), chunk: stage.chunk, maxFailures: stage.maxFailures,
+            sandbox: stage.sandbox, after: stage.after.map(\.name), chunk: stage.chunk, concurrency: stage.concurrency,
+            maxFailures: stage.maxFailures,
             result: stage.result, mark: stage.mapping.mark)
     }
 
@@ -371,6 +377,16 @@ struct JobDecoder {
 }
 
 extension ConfigNode {
+    /// `priority:`, an integer from 0 to 100.
+    func priority() -> Int? {
+        guard let value = integer(expected: "a priority from 0 to 100") else { return nil }
+        guard (0...100).contains(value) else {
+            reportExpected("a priority from 0 to 100")
+            return nil
+        }
+        return Int(value)
+    }
+
     /// A job or stage name: `[a-z0-9][a-z0-9_-]*`, at most 64 characters.
     func jobOrStageName() -> String? {
         guard let name = string(expected: "a name") else { return nil }

@@ -21,6 +21,8 @@ public struct StageDefinition: Sendable, Equatable {
     public var after: [String]
     /// Consecutive items per microtask (the item is then a JSON array); nil: one.
     public var chunk: Int?
+    /// How many of the stage's microtasks may run at once, in each run; nil: no cap of its own.
+    public var concurrency: Int?
     /// How many microtasks may fail while the stage still succeeds (default none).
     public var maxFailures: FailureTolerance
     /// Whether the result is what the executor sets or what it prints.
@@ -58,7 +60,7 @@ public struct StageDefinition: Sendable, Equatable {
     public init(
         name: String, executor: String, params: [Param] = [], items: ItemSource = .none,
         limits: Limits = Limits(), sandbox: SandboxSettings = SandboxSettings(), after: [String] = [],
-        chunk: Int? = nil,
+        chunk: Int? = nil, concurrency: Int? = nil,
         maxFailures: FailureTolerance = .count(0), result: ResultSource = .executor, mark: Mark
     ) {
         self.name = name
@@ -69,6 +71,7 @@ public struct StageDefinition: Sendable, Equatable {
         self.sandbox = sandbox
         self.after = after
         self.chunk = chunk
+        self.concurrency = concurrency
         self.maxFailures = maxFailures
         self.result = result
         self.mark = mark
@@ -83,6 +86,10 @@ public struct JobDefinition: Sendable, Equatable {
     public var description: String
     /// How many of the job's microtasks may run at once; nil for no limit of its own.
     public var concurrency: Int?
+    /// 0 to 100: a queued microtask of a run of higher priority starts
+    /// before any of a lower one. A run may be given its own.
+    public var priority: Int
+    public static let defaultPriority = 50
     /// In the order written; `after` orders their execution.
     public var stages: [StageDefinition]
     /// The file the job was read from, as the loader was given it.
@@ -91,12 +98,14 @@ public struct JobDefinition: Sendable, Equatable {
     public var nameMark: Mark
 
     public init(
-        name: String, description: String = "", concurrency: Int? = nil, stages: [StageDefinition],
+        name: String, description: String = "", concurrency: Int? = nil, priority: Int = defaultPriority,
+        stages: [StageDefinition],
         file: String, nameMark: Mark
     ) {
         self.name = name
         self.description = description
         self.concurrency = concurrency
+        self.priority = priority
         self.stages = stages
         self.file = file
         self.nameMark = nameMark

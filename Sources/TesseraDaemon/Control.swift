@@ -221,6 +221,15 @@ extension Daemon {
                     overrides.append((key, text))
                 }
             }
+            var priority: Int?
+            if let value = try p.optionalInt("priority") {
+                guard (0...100).contains(value) else {
+                    throw ControlError(
+                        ManagerError.invalidParameter,
+                        ["parameter": "priority", "reason": .string("expected 0 to 100, found \(value)")])
+                }
+                priority = Int(value)
+            }
             try refuseWhileDraining()
             var callerItems: (stage: String, items: any ItemStream, count: Int)?
             if let items = p["items"], !items.isNull {
@@ -249,7 +258,7 @@ extension Daemon {
             }
             let run = try startRun(
                 jobName: job, overrides: overrides, startedBy: connection.peer?.userName ?? "unknown",
-                callerItems: callerItems)
+                priority: priority, callerItems: callerItems)
             if callerItems != nil { uploads.removeValue(forKey: ObjectIdentifier(connection)) }
             return VarlinkReply(parameters: ["id": .int(run.id)])
         case "io.tessera.Manager.AddItems":
@@ -535,7 +544,7 @@ extension Daemon {
     private func jobJSON(_ job: JobDefinition) -> JSON {
         [
             "name": .string(job.name), "description": .string(job.description), "file": .string(job.file),
-            "concurrency": .optional(job.concurrency) { .int(Int64($0)) },
+            "concurrency": .optional(job.concurrency) { .int(Int64($0)) }, "priority": .int(Int64(job.priority)),
             "stages": .array(
                 job.stages.map { stage in
                     [

@@ -378,7 +378,7 @@ public final class Daemon {
     /// Creates a run of a job with run-time parameter overrides, items from
     /// the caller, or as a rerun of an earlier run.
     func startRun(
-        jobName: String, overrides: [(String, String)], startedBy: String,
+        jobName: String, overrides: [(String, String)], startedBy: String, priority: Int? = nil,
         callerItems: (stage: String, items: any ItemStream, count: Int)? = nil,
         rerun: (run: SavedRun, failedOnly: Bool)? = nil
     ) throws(ControlError) -> EngineRun {
@@ -388,7 +388,8 @@ public final class Daemon {
         do {
             run = try engine.createRun(
                 Engine.RunRequest(
-                    job: job, params: paramsJSON, startedBy: startedBy, callerItems: callerItems, rerun: rerun),
+                    job: job, params: paramsJSON, startedBy: startedBy, priority: priority, callerItems: callerItems,
+                    rerun: rerun),
                 at: now())
         } catch {
             throw ControlError(ManagerError.invalidParameter, ["parameter": "job", "reason": .string(error.message)])

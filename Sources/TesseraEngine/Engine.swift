@@ -58,19 +58,22 @@ public final class Engine {
         /// The run-time parameter overrides, as a JSON object of strings.
         public var params: String
         public var startedBy: String
+        /// The run's priority (0-100) when not the job's.
+        public var priority: Int?
         /// Items sent by the caller for one stage, and how many there are.
         public var callerItems: (stage: String, items: any ItemStream, count: Int)?
         /// The run this one reruns, and whether only what did not succeed.
         public var rerun: (run: SavedRun, failedOnly: Bool)?
 
         public init(
-            job: JobDefinition, params: String = "{}", startedBy: String,
+            job: JobDefinition, params: String = "{}", startedBy: String, priority: Int? = nil,
             callerItems: (stage: String, items: any ItemStream, count: Int)? = nil,
             rerun: (run: SavedRun, failedOnly: Bool)? = nil
         ) {
             self.job = job
             self.params = params
             self.startedBy = startedBy
+            self.priority = priority
             self.callerItems = callerItems
             self.rerun = rerun
         }
@@ -153,16 +156,17 @@ public final class Engine {
                 limits: definition.limits.overlaid(on: settings.defaultLimits), plan: plans[position].0,
                 source: plans[position].1)
         }
+        let priority = request.priority ?? request.rerun?.run.priority ?? job.priority
         let record = NewRun(
             job: job.name, params: request.params, definition: job.file, createdAt: now.wall,
-            startedBy: request.startedBy, rerunOf: request.rerun?.run.id)
+            startedBy: request.startedBy, rerunOf: request.rerun?.run.id, priority: priority)
         let run: EngineRun
         do {
             run = try store.inTransaction { () throws -> EngineRun in
                 let id = try store.insertRun(record)
                 let run = EngineRun(
                     id: id, job: job, createdAt: now.wall, params: request.params, startedBy: request.startedBy,
-                    rerunOf: request.rerun?.run.id, stages: stages)
+                    rerunOf: request.rerun?.run.id, priority: priority, stages: stages)
                 for stage in stages { try store.insertStage(run: id, stage.record) }
                 do {
                     // Fresh: a creation that crashed before its commit
@@ -369,7 +373,7 @@ public final class Engine {
             }
             let run = EngineRun(
                 id: record.id, job: job, createdAt: record.createdAt, params: record.params,
-                startedBy: record.startedBy, rerunOf: record.rerunOf, stages: stages)
+                startedBy: record.startedBy, rerunOf: record.rerunOf, priority: record.priority, stages: stages)
             run.startedAt = record.startedAt
             if record.startedAt != nil { run.state = .running }
             run.total = record.total
@@ -417,23 +421,31 @@ public final class Engine {
         }
     }
 
-    /// The next (run, stage) with a queued microtask whose job has room,
-    /// taking runs in turn so one large run does not starve the others.
+    /// The next (run, stage) with a queued microtask whose job and stage
+    /// have room: from the runs of the highest priority that have one, and
+    /// among those the next in turn, so that one large run does not starve
+    /// others of its priority.
     private func nextRunnable() -> (EngineRun, EngineStage)? {
         let count = order.count
         guard count > 0 else { return nil }
+        var best: (step: Int, run: EngineRun, stage: EngineStage)?
         for step in 0..<count {
             let run = order[(roundRobin + step) % count]
+            if let best, run.priority <= best.run.priority { continue }
             if run.cancelRequested { continue }
             if let limit = run.job.concurrency, (runningPerJob[run.job.name] ?? 0) >= limit { continue }
-            guard let stage = run.stages.first(where: { $0.phase == .ready && $0.counts.queued > 0 }) else {
-                continue
-            }
+            guard
+                let stage = run.stages.first(where: { stage in
+                    stage.phase == .ready && stage.counts.queued > 0
+                        && stage.definition.concurrency.map { stage.counts.running < $0 } != false
+                })
+            else { continue }
             guard delegate?.engine(self, canStart: run) ?? true else { continue }
-            roundRobin = (roundRobin + step + 1) % count
-            return (run, stage)
+            best = (step, run, stage)
         }
-        return nil
+        guard let best else { return nil }
+        roundRobin = (roundRobin + best.step + 1) % count
+        return (best.run, best.stage)
     }
 
     /// The stage's next queued microtask, read ahead from the store in batches.

@@ -68,6 +68,8 @@ public final class EngineRun {
     public let params: String
     public let startedBy: String
     public let rerunOf: Int64?
+    /// 0-100; higher runs first (JobDefinition.priority).
+    public let priority: Int
     public internal(set) var startedAt: Double?
     public internal(set) var finishedAt: Double?
     public internal(set) var state: RunState = .queued
@@ -83,8 +85,9 @@ public final class EngineRun {
 
     init(
         id: Int64, job: JobDefinition, createdAt: Double, params: String, startedBy: String, rerunOf: Int64?,
-        stages: [EngineStage]
+        priority: Int, stages: [EngineStage]
     ) {
+        self.priority = priority
         self.id = id
         self.job = job
         self.createdAt = createdAt
@@ -103,6 +106,7 @@ public final class EngineRun {
             id: id, job: job.name, state: state, createdAt: createdAt, startedAt: startedAt,
             finishedAt: finishedAt, total: total, counts: counts)
         info.reason = reason
+        info.priority = priority
         return info
     }
 

@@ -75,10 +75,13 @@ public struct NewRun: Sendable {
     public var startedBy: String
     /// The run this one reruns.
     public var rerunOf: Int64?
+    public var priority: Int
 
     public init(
-        job: String, params: String, definition: String, createdAt: Double, startedBy: String, rerunOf: Int64?
+        job: String, params: String, definition: String, createdAt: Double, startedBy: String, rerunOf: Int64?,
+        priority: Int = 50
     ) {
+        self.priority = priority
         self.job = job
         self.params = params
         self.definition = definition
@@ -152,13 +155,15 @@ public struct SavedRun: Sendable {
     public var stages: [StageRecord]
     /// A cancel was asked for (and acknowledged) before the run ended.
     public var cancelRequested: Bool
+    public var priority: Int
 
     public init(
         id: Int64, job: String, state: RunState, params: String, definition: String, createdAt: Double,
         startedAt: Double?, finishedAt: Double?, startedBy: String, rerunOf: Int64?, reason: String?, total: Int,
-        stages: [StageRecord], cancelRequested: Bool = false
+        stages: [StageRecord], cancelRequested: Bool = false, priority: Int = 50
     ) {
         self.cancelRequested = cancelRequested
+        self.priority = priority
         self.id = id
         self.job = job
         self.state = state

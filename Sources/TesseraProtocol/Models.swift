@@ -89,11 +89,14 @@ public struct RunInfo: Sendable, Equatable {
     /// Why a run failed, or what it tolerated (`stage map: 2 of 100
     /// microtasks failed`); nil when there is nothing to say.
     public var reason: String?
+    /// 0-100; a run of higher priority has its microtasks started first.
+    public var priority: Int
 
     public init(
         id: Int64, job: String, state: RunState, createdAt: Double, startedAt: Double?,
-        finishedAt: Double?, total: Int, counts: TaskCounts, reason: String? = nil
+        finishedAt: Double?, total: Int, counts: TaskCounts, reason: String? = nil, priority: Int = 50
     ) {
+        self.priority = priority
         self.id = id
         self.job = job
         self.state = state
@@ -110,6 +113,7 @@ public struct RunInfo: Sendable, Equatable {
             "id": .int(id), "job": .string(job), "state": .string(state.rawValue), "createdAt": .double(createdAt),
             "startedAt": .optional(startedAt, JSON.double), "finishedAt": .optional(finishedAt, JSON.double),
             "total": .int(Int64(total)), "counts": counts.json, "reason": .optional(reason, JSON.string),
+            "priority": .int(Int64(priority)),
         ]
     }
 
@@ -121,7 +125,7 @@ public struct RunInfo: Sendable, Equatable {
             id: id, job: job, state: state, createdAt: json["createdAt"]?.doubleValue ?? 0,
             startedAt: json["startedAt"]?.doubleValue, finishedAt: json["finishedAt"]?.doubleValue,
             total: Int(json["total"]?.intValue ?? 0), counts: TaskCounts(json: json["counts"] ?? .null),
-            reason: json["reason"]?.stringValue)
+            reason: json["reason"]?.stringValue, priority: Int(json["priority"]?.intValue ?? 50))
     }
 }
 

@@ -110,6 +110,7 @@ public final class Store: RunStore {
                 ALTER TABLE runs ADD COLUMN rerun_of INTEGER;
                 ALTER TABLE runs ADD COLUMN reason TEXT;
                 ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE runs ADD COLUMN priority INTEGER NOT NULL DEFAULT 50;
                 CREATE TABLE stages(
                   run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
                   position INTEGER NOT NULL,
@@ -165,12 +166,12 @@ public final class Store: RunStore {
         try beginIfNeeded()
         try statement(
             """
-            INSERT INTO runs(job, state, params, definition, total, created_at, started_by, rerun_of)
-            VALUES(?, 'queued', ?, ?, 0, ?, ?, ?)
+            INSERT INTO runs(job, state, params, definition, total, created_at, started_by, rerun_of, priority)
+            VALUES(?, 'queued', ?, ?, 0, ?, ?, ?, ?)
             """
         ).run([
             .text(run.job), .text(run.params), .text(run.definition), .double(run.createdAt), .text(run.startedBy),
-            run.rerunOf.map { .int($0) } ?? .null,
+            run.rerunOf.map { .int($0) } ?? .null, .int(Int64(run.priority)),
         ])
         return db.lastInsertRowID
     }
@@ -369,7 +370,7 @@ public final class Store: RunStore {
         try statement(
             """
             SELECT id, job, state, params, definition, created_at, started_at, finished_at, started_by, rerun_of,
-              reason, total, cancel_requested
+              reason, total, cancel_requested, priority
             FROM runs WHERE id = ?
             """
         ).query([.int(id)]) { row in found = savedRun(row) }
@@ -384,7 +385,7 @@ public final class Store: RunStore {
             params: row.text(3), definition: row.text(4), createdAt: row.double(5),
             startedAt: row.optionalDouble(6), finishedAt: row.optionalDouble(7), startedBy: row.text(8),
             rerunOf: row.optionalInt(9), reason: row.optionalText(10), total: Int(row.int(11)), stages: [],
-            cancelRequested: row.int(12) != 0)
+            cancelRequested: row.int(12) != 0, priority: Int(row.int(13)))
     }
 
     /// The stages of a run, in the order of its job.
@@ -416,7 +417,7 @@ public final class Store: RunStore {
         try statement(
             """
             SELECT id, job, state, params, definition, created_at, started_at, finished_at, started_by, rerun_of,
-              reason, total, cancel_requested
+              reason, total, cancel_requested, priority
             FROM runs WHERE state IN ('queued', 'running') ORDER BY id
             """
         ).query { row in runs.append(savedRun(row)) }
@@ -430,7 +431,7 @@ public final class Store: RunStore {
         RunInfo(
             id: row.int(0), job: row.text(1), state: RunState(rawValue: row.text(2)) ?? .failed,
             createdAt: row.double(3), startedAt: row.optionalDouble(4), finishedAt: row.optionalDouble(5),
-            total: Int(row.int(6)), counts: TaskCounts(), reason: row.optionalText(7))
+            total: Int(row.int(6)), counts: TaskCounts(), reason: row.optionalText(7), priority: Int(row.int(8)))
     }
 
     private func counts(run: Int64) throws(StoreError) -> TaskCounts {
@@ -444,7 +445,7 @@ public final class Store: RunStore {
     public func run(id: Int64) throws(StoreError) -> RunInfo? {
         var found: RunInfo?
         try statement(
-            "SELECT id, job, state, created_at, started_at, finished_at, total, reason FROM runs WHERE id = ?"
+            "SELECT id, job, state, created_at, started_at, finished_at, total, reason, priority FROM runs WHERE id = ?"
         ).query([.int(id)]) { row in found = runInfo(row) }
         guard var run = found else { return nil }
         run.counts = try counts(run: id)
@@ -457,7 +458,7 @@ public final class Store: RunStore {
         var runs: [RunInfo] = []
         try statement(
             """
-            SELECT id, job, state, created_at, started_at, finished_at, total, reason FROM runs
+            SELECT id, job, state, created_at, started_at, finished_at, total, reason, priority FROM runs
             ORDER BY id DESC LIMIT ?
             """
         ).query([.int(Int64(limit))]) { row in runs.append(runInfo(row)) }

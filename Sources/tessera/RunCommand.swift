@@ -29,10 +29,18 @@ struct Run: ParsableCommand {
                 + "STAGE=FILE for another stage.", valueName: "file"))
     var items: String?
 
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("This run's priority, 0 to 100, in place of the job's.", valueName: "n"))
+    var priority: Int?
+
     @Flag(help: "Wait for the run to end, showing its progress.")
     var wait = false
 
     func validate() throws {
+        if let priority, !(0...100).contains(priority) {
+            throw ValidationError("--priority must be from 0 to 100, found \(priority)")
+        }
         for param in params where !param.contains("=") || param.hasPrefix("=") {
             throw ValidationError("--param takes name=value, found \"\(param)\"")
         }
@@ -47,6 +55,7 @@ struct Run: ParsableCommand {
         }
         var parameters: [(String, JSON)] = [("job", .string(job))]
         if !overrides.isEmpty { parameters.append(("params", .object(overrides))) }
+        if let priority { parameters.append(("priority", .int(Int64(priority)))) }
         let client = try options.connect()
         if let items {
             var stage: String?

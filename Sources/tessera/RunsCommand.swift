@@ -49,6 +49,7 @@ struct Show: ParsableCommand {
         print("run \(info.id) of \(info.job): \(info.state.rawValue)")
         if let reason = info.reason { print("reason:     \(escaped(Array(reason.utf8)))") }
         print("started by: \(escaped(Array((reply["startedBy"]?.stringValue ?? "").utf8)))")
+        print("priority:   \(info.priority)")
         if let rerun = reply["rerunOf"]?.intValue { print("reruns:     run \(rerun)") }
         let params = reply["params"]?.objectValue ?? []
         if !params.isEmpty {

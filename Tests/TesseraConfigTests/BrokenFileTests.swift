@@ -351,6 +351,14 @@ let brokenFiles: [BrokenFile] = [
         """,
         "etc/tessera/jobs.d/hello.yaml:4:40: stages[1].reduce[0]: \"reduce\" forms a cycle: a after b after a"),
     .job(
+        "priority over 100",
+        """
+        name: hello
+        priority: 101
+        executor: noop
+        """,
+        "etc/tessera/jobs.d/hello.yaml:2:11: priority: expected a priority from 0 to 100, found \"101\""),
+    .job(
         "chunk 0",
         """
         name: hello

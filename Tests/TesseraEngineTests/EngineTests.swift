@@ -23,8 +23,9 @@ func stage(
         maxFailures: maxFailures, mark: mark)
 }
 
-func job(_ stages: StageDefinition..., concurrency: Int? = nil) -> JobDefinition {
-    JobDefinition(name: "j", concurrency: concurrency, stages: stages, file: "/jobs/j.yaml", nameMark: mark)
+func job(_ stages: StageDefinition..., concurrency: Int? = nil, priority: Int = 50) -> JobDefinition {
+    JobDefinition(
+        name: "j", concurrency: concurrency, priority: priority, stages: stages, file: "/jobs/j.yaml", nameMark: mark)
 }
 
 func temporaryDirectory() -> String {
@@ -71,9 +72,10 @@ final class Bench {
         engine.delegate = shell
     }
 
-    func start(_ job: JobDefinition, rerun: (SavedRun, Bool)? = nil) throws -> EngineRun {
+    func start(_ job: JobDefinition, priority: Int? = nil, rerun: (SavedRun, Bool)? = nil) throws -> EngineRun {
         let run = try engine.createRun(
-            Engine.RunRequest(job: job, startedBy: "tester", rerun: rerun.map { ($0.0, $0.1) }), at: clock)
+            Engine.RunRequest(
+                job: job, startedBy: "tester", priority: priority, rerun: rerun.map { ($0.0, $0.1) }), at: clock)
         dispatch()
         return run
     }
@@ -143,6 +145,33 @@ struct EngineRunTests {
         let capped = Bench(slots: 8)
         _ = try capped.start(job(stage("a", .range(from: 0, to: 10, step: 1)), concurrency: 2))
         #expect(capped.engine.running.count == 2)
+    }
+
+    @Test("a run of higher priority starts its microtasks before any of a lower one; equals take turns")
+    func priorities() throws {
+        let bench = Bench(slots: 1)
+        let low = try bench.start(job(stage("a", .range(from: 0, to: 10, step: 1)), priority: 10))
+        let other = try bench.start(job(stage("a", .range(from: 0, to: 10, step: 1)), priority: 10))
+        let high = try bench.start(job(stage("a", .range(from: 0, to: 3, step: 1))), priority: 90)
+        #expect(high.priority == 90 && bench.store.runs[high.id]?.priority == 90)
+        bench.drain()
+        let order = bench.shell.started.map(\.run.id)
+        // The first of the low run was running already; then all of the high run.
+        #expect(Array(order.prefix(4)) == [low.id, high.id, high.id, high.id])
+        // Then the two low runs alternate.
+        #expect(Array(order[4..<8]) == [low.id, other.id, low.id, other.id])
+        // A rerun keeps the run's priority.
+        let saved = try #require(try bench.store.savedRun(id: high.id))
+        #expect(try bench.start(job(stage("a")), rerun: (saved, false)).priority == 90)
+    }
+
+    @Test("a stage's concurrency caps its microtasks in each run")
+    func stageConcurrency() throws {
+        let bench = Bench(slots: 8)
+        var capped = stage("a", .range(from: 0, to: 10, step: 1))
+        capped.concurrency = 2
+        let run = try bench.start(job(capped, stage("b", .range(from: 0, to: 10, step: 1))))
+        #expect(run.stages[0].counts.running == 2 && run.stages[1].counts.running == 6)
     }
 
     @Test("the shell can hold dispatch back, and the engine resumes when asked")

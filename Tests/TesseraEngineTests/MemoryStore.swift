@@ -42,7 +42,7 @@ final class MemoryStore: RunStore {
         runs[nextID] = SavedRun(
             id: nextID, job: run.job, state: .queued, params: run.params, definition: run.definition,
             createdAt: run.createdAt, startedAt: nil, finishedAt: nil, startedBy: run.startedBy, rerunOf: run.rerunOf,
-            reason: nil, total: 0, stages: [])
+            reason: nil, total: 0, stages: [], priority: run.priority)
         tasks[nextID] = [:]
         return nextID
     }

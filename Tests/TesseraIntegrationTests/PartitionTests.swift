@@ -407,6 +407,31 @@ struct PartitionTests {
                 == "stage\tindex\titem\tstate\tresult\nmain\t0\t\tsucceeded\ta\\r\\nb\n")
     }
 
+    @Test("a high-priority run started after a long low-priority run finishes first")
+    func priority() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "work.yaml": """
+                name: work
+                priority: 10
+                executor: shell
+                range: {from: 0, to: 12}
+                params: {command: [sleep, '0.2']}
+                """
+            ], slots: 1)
+        let low = try daemon.startRun("work")
+        try waitUntil("the low run to start") { try daemon.tasks(low, state: .running).count == 1 }
+        let started = daemon.cli(["run", "work", "--priority", "90", "--wait"])
+        #expect(started.status == 0, "\(started.stderr)")
+        let high = try #require(try daemon.call("ListRuns")["runs"]?.arrayValue?.first?["id"]?.intValue)
+        let lowNow = try #require(RunInfo(json: try daemon.call("GetRun", ["id": .int(low)])["run"] ?? .null))
+        #expect(!lowNow.state.isFinal && lowNow.counts.queued > 0, "the low run had work left when the high one ended")
+        #expect(RunInfo(json: try daemon.call("GetRun", ["id": .int(high)])["run"] ?? .null)?.priority == 90)
+        #expect(daemon.cli(["show", String(high)]).stdout.contains("priority:   90"))
+        #expect(daemon.cli(["run", "work", "--priority", "101"]).stderr.contains("--priority must be from 0 to 100"))
+        _ = try daemon.call("CancelRun", ["id": .int(low)])
+    }
+
     @Test("tasks says when it shows part of a run")
     func tasksPaging() throws {
         let daemon = try Daemon(
