@@ -85,6 +85,7 @@ struct JobDecoder {
         var references: [StageReference] = []
         var chunk: Int?
         var concurrency: Int?
+        var requests = ResourceRequests()
         var maxFailures: FailureTolerance = .count(0)
         var result: ResultSource = .executor
         var limits = Limits()
@@ -156,6 +157,7 @@ struct JobDecoder {
         },
         KnownKey("chunk", \.chunk) { $0.positiveInteger() },
         KnownKey("concurrency", \.concurrency) { $0.positiveInteger() },
+        KnownKey("requests", \.requests) { ResourceRequests.decode($0) },
         KnownKey("max_failures", \.maxFailures) { $0.failureTolerance() },
         KnownKey("result", \.result) { node in
             guard let text = node.string(expected: "executor or stdout") else { return nil }
@@ -177,7 +179,7 @@ struct JobDecoder {
     /// The stage keys that may stand at the top level of a single-stage job.
     private static let shorthandKeys = [
         "executor", "params", "items", "range", "matrix", "glob", "lines", "split", "chunk", "max_failures",
-        "result", "limits", "sandbox",
+        "result", "requests", "limits", "sandbox",
     ]
 
     // MARK: Stages
@@ -229,11 +231,13 @@ struct JobDecoder {
                 value.checkTemplates(keys: source.itemKeys, isReduce: isReduce, chunked: stage.chunk != nil)
             }
         }
-        return StageDefinition(
+        var definition = StageDefinition(
             name: name, executor: executor, params: params, items: source, limits: stage.limits,
             sandbox: stage.sandbox, after: stage.after.map(\.name), chunk: stage.chunk, concurrency: stage.concurrency,
-            maxFailures: stage.maxFailures,
+            requests: stage.requests, maxFailures: stage.maxFailures,
             result: stage.result, mark: stage.mapping.mark)
+        definition.requestsMark = stage.mapping["requests"]?.node.mark
+        return definition
     }
 
     /// The stage's parameters checked against `spec`, with the declared

@@ -23,6 +23,10 @@ public struct StageDefinition: Sendable, Equatable {
     public var chunk: Int?
     /// How many of the stage's microtasks may run at once, in each run; nil: no cap of its own.
     public var concurrency: Int?
+    /// What each microtask needs of the server's capacity.
+    public var requests: ResourceRequests
+    /// Where `requests` is written, for a request the server cannot hold.
+    public var requestsMark: Mark?
     /// How many microtasks may fail while the stage still succeeds (default none).
     public var maxFailures: FailureTolerance
     /// Whether the result is what the executor sets or what it prints.
@@ -60,7 +64,7 @@ public struct StageDefinition: Sendable, Equatable {
     public init(
         name: String, executor: String, params: [Param] = [], items: ItemSource = .none,
         limits: Limits = Limits(), sandbox: SandboxSettings = SandboxSettings(), after: [String] = [],
-        chunk: Int? = nil, concurrency: Int? = nil,
+        chunk: Int? = nil, concurrency: Int? = nil, requests: ResourceRequests = ResourceRequests(),
         maxFailures: FailureTolerance = .count(0), result: ResultSource = .executor, mark: Mark
     ) {
         self.name = name
@@ -72,6 +76,7 @@ public struct StageDefinition: Sendable, Equatable {
         self.after = after
         self.chunk = chunk
         self.concurrency = concurrency
+        self.requests = requests
         self.maxFailures = maxFailures
         self.result = result
         self.mark = mark

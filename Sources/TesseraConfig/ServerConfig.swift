@@ -44,6 +44,8 @@ public struct ServerConfig: Sendable, Equatable {
     public static let logLevels = ["error", "warning", "notice", "info", "debug"]
     /// The file the configuration was read from, as the loader was given it.
     public var file: String
+    /// What microtasks' `requests` are admitted against (`capacity:`).
+    public var capacity: Capacity = .automatic
 
     /// A configuration with every key at its default; `slots` defaults to the
     /// number of online CPUs. Relative paths are kept as written, for the
@@ -76,6 +78,7 @@ public struct ServerConfig: Sendable, Equatable {
         KnownKey("access", \.access) { AccessRules.decode($0) },
         KnownKey("shutdown_timeout", \.shutdownTimeout) { $0.duration() },
         KnownKey("plugin_timeout", \.pluginTimeout) { $0.duration() },
+        KnownKey("capacity", \.capacity) { Capacity.decode($0) },
         KnownKey("log_level", \.logLevel) { node in
             guard let text = node.string(), ServerConfig.logLevels.contains(text) else {
                 node.reportExpected(ServerConfig.logLevels.joined(separator: ", "))

@@ -108,7 +108,8 @@ public final class Daemon {
             throw StartupError(message: "\(server.stateDir): \(error)")
         }
         engine = Engine(
-            settings: Engine.Settings(slots: server.slots, defaultLimits: server.defaults, killGrace: 2000),
+            settings: Engine.Settings(
+                slots: server.slots, defaultLimits: server.defaults, killGrace: 2000, capacity: server.capacity),
             store: store, files: RunFiles(stateDirectory: Daemon.absolute(server.stateDir)))
         engine.delegate = self
     }
@@ -175,6 +176,12 @@ public final class Daemon {
                 Daemon.unsupportedSandbox(stage.sandbox.overlaid(on: server.defaultSandbox)).map {
                     Diagnostic(file: job.file, position: stage.mark, path: "stages[\(index)].sandbox", message: $0)
                 }
+                    + Daemon.unfitRequests(stage.requests, server.capacity).map {
+                        Diagnostic(
+                            file: job.file, position: stage.requestsMark ?? stage.mark,
+                            path: "stages[\(index)].requests",
+                            message: $0)
+                    }
             }
             unsupported += problems
             return !problems.isEmpty
@@ -201,6 +208,22 @@ public final class Daemon {
         return problems
     }
 
+    /// What a stage requests that no microtask could ever be given.
+    static func unfitRequests(_ requests: ResourceRequests, _ capacity: Capacity) -> [String] {
+        var problems: [String] = []
+        if let cpu = requests.cpu, cpu > capacity.cpu {
+            problems.append(
+                "each microtask requests \(cpu.formatted) CPU(s), more than the server's capacity of "
+                    + "\(capacity.cpu.formatted) (capacity.cpu in the server configuration)")
+        }
+        if let memory = requests.memory, memory > capacity.memory {
+            problems.append(
+                "each microtask requests \(formatSize(memory)) of memory, more than the server's capacity of "
+                    + "\(formatSize(capacity.memory)) (capacity.memory in the server configuration)")
+        }
+        return problems
+    }
+
     static let dynamicUserMessage =
         "user \"dynamic\" needs tesserad to run as root: it switches each microtask to a uid of its own"
 
@@ -213,7 +236,10 @@ public final class Daemon {
             return ([], diagnostics.diagnostics.map(\.description))
         case .success(let server):
             let (configuration, problems) = load(server: server, worker: workerExecutable)
-            var summary = ["\(configPath): slots \(server.slots), socket \(server.socket), state in \(server.stateDir)"]
+            var summary = [
+                "\(configPath): slots \(server.slots), capacity \(server.capacity.cpu.formatted) CPU(s) and "
+                    + "\(formatSize(server.capacity.memory)), socket \(server.socket), state in \(server.stateDir)"
+            ]
             for plugin in configuration.catalog.plugins {
                 summary.append(
                     "plugin \(plugin.name) \(plugin.version) (\(plugin.path)): executors "
@@ -229,6 +255,15 @@ public final class Daemon {
                     summary.append("  stage \(stage.name) (executor \(stage.executor)):")
                     summary.append(
                         "    source: \(stage.items.summary)" + (stage.chunk.map { ", \($0) per microtask" } ?? ""))
+                    if stage.requests.cpu != nil || stage.requests.memory != nil {
+                        let parts = [
+                            stage.requests.cpu.map { "cpu \($0.formatted) of \(server.capacity.cpu.formatted)" },
+                            stage.requests.memory.map {
+                                "memory \(formatSize($0)) of \(formatSize(server.capacity.memory))"
+                            },
+                        ].compactMap { $0 }
+                        summary.append("    requests: " + parts.joined(separator: ", ") + " (the server's capacity)")
+                    }
                     let limits = stage.limits.overlaid(on: server.defaults)
                     summary += sandbox.summary(limits: limits).map { "    " + $0 }
                 }
@@ -550,6 +585,7 @@ public final class Daemon {
         loaded = kept
         engine.settings.slots = kept.server.slots
         engine.settings.defaultLimits = kept.server.defaults
+        engine.settings.capacity = kept.server.capacity
         if pluginsChanged, let old = currentWorker {
             // Runs in flight keep the plugins they started with: the old
             // worker serves them and stops when none is left.
@@ -652,6 +688,11 @@ public final class Daemon {
         "\(engine.running.count) running, \(engine.queuedCount) queued, \(engine.runs.count) active run(s)"
     }
 
+}
+
+extension Double {
+    /// 2 -> "2", 0.5 -> "0.5".
+    var formatted: String { self == rounded() && abs(self) < 1e15 ? String(Int64(self)) : String(self) }
 }
 
 /// Creates a directory and its parents.

@@ -39,15 +39,23 @@ public final class Engine {
         public var killGrace: UInt64
         /// The most items a stage may have (ItemSource.maximumCount).
         public var maximumItems: Int
+        /// What the requests of the microtasks running at once must fit in;
+        /// nil: only slots count.
+        public var capacity: Capacity?
+        /// How long (ms) a stage whose request does not fit may wait while
+        /// smaller ones go ahead; after that nothing else starts until it has.
+        public var reservationAfter: UInt64
 
         public init(
             slots: Int, defaultLimits: Limits = Limits(), killGrace: UInt64 = 2000,
-            maximumItems: Int = ItemSource.maximumCount
+            maximumItems: Int = ItemSource.maximumCount, capacity: Capacity? = nil, reservationAfter: UInt64 = 5000
         ) {
             self.slots = slots
             self.defaultLimits = defaultLimits
             self.killGrace = killGrace
             self.maximumItems = maximumItems
+            self.capacity = capacity
+            self.reservationAfter = reservationAfter
         }
     }
 
@@ -92,6 +100,9 @@ public final class Engine {
     private var runningPerJob: [String: Int] = [:]
     private var nextToken: UInt64 = 0
     private var lastDispatch = Instant(wall: 0, monotonic: 0)
+    /// The sums of the requests of the running microtasks.
+    public private(set) var cpuInUse = 0.0
+    public private(set) var memoryInUse: UInt64 = 0
     /// Runs that ended since the shell last said their end is committed.
     private var endedSinceCommit: [Int64] = []
     /// The first store write that failed; once set the shell must stop.
@@ -428,24 +439,48 @@ public final class Engine {
     private func nextRunnable() -> (EngineRun, EngineStage)? {
         let count = order.count
         guard count > 0 else { return nil }
+        // A stage whose request has not fitted for reservationAfter is
+        // reserved for: nothing else starts until it has started one, so
+        // the microtasks that finish make room for it.
+        let now = lastDispatch.monotonic
+        let patience = settings.reservationAfter
+        let reserved = order.lazy.flatMap(\.stages).filter { stage in
+            stage.phase == .ready && stage.counts.queued > 0
+                && stage.blockedSince.map { now >= $0 + patience } == true
+        }.min { ($0.blockedSince ?? 0) < ($1.blockedSince ?? 0) }
         var best: (step: Int, run: EngineRun, stage: EngineStage)?
         for step in 0..<count {
             let run = order[(roundRobin + step) % count]
             if let best, run.priority <= best.run.priority { continue }
             if run.cancelRequested { continue }
             if let limit = run.job.concurrency, (runningPerJob[run.job.name] ?? 0) >= limit { continue }
-            guard
-                let stage = run.stages.first(where: { stage in
-                    stage.phase == .ready && stage.counts.queued > 0
-                        && stage.definition.concurrency.map { stage.counts.running < $0 } != false
-                })
-            else { continue }
+            var chosen: EngineStage?
+            for stage in run.stages where stage.phase == .ready && stage.counts.queued > 0 {
+                if let cap = stage.definition.concurrency, stage.counts.running >= cap { continue }
+                if let reserved, reserved !== stage { continue }
+                guard fits(stage.definition.requests) else {
+                    if stage.blockedSince == nil { stage.blockedSince = lastDispatch.monotonic }
+                    continue
+                }
+                chosen = stage
+                break
+            }
+            guard let stage = chosen else { continue }
             guard delegate?.engine(self, canStart: run) ?? true else { continue }
             best = (step, run, stage)
         }
         guard let best else { return nil }
         roundRobin = (roundRobin + best.step + 1) % count
+        best.stage.blockedSince = nil
         return (best.run, best.stage)
+    }
+
+    /// Whether a microtask with these requests fits beside those running.
+    private func fits(_ requests: ResourceRequests) -> Bool {
+        guard let capacity = settings.capacity else { return true }
+        if let cpu = requests.cpu, cpuInUse + cpu > capacity.cpu + 1e-9 { return false }
+        if let memory = requests.memory, memoryInUse + memory > capacity.memory { return false }
+        return true
     }
 
     /// The stage's next queued microtask, read ahead from the store in batches.
@@ -485,6 +520,8 @@ public final class Engine {
             token: token, run: run, stage: stage, index: task.index, attempt: attempt, startedAt: now.wall,
             wallDeadline: stage.limits.wall.map { now.monotonic + $0 })
         runningPerJob[run.job.name, default: 0] += 1
+        cpuInUse += stage.definition.requests.cpu ?? 0
+        memoryInUse += stage.definition.requests.memory ?? 0
         stage.counts.queued -= 1
         stage.counts.running += 1
         run.counts.queued -= 1
@@ -524,6 +561,8 @@ public final class Engine {
         let stage = task.stage
         write { try store.finishTask(run: run.id, index: task.index, completion) }
         runningPerJob[run.job.name, default: 1] -= 1
+        cpuInUse = max(0, cpuInUse - (stage.definition.requests.cpu ?? 0))
+        memoryInUse -= min(memoryInUse, stage.definition.requests.memory ?? 0)
         stage.counts.running -= 1
         stage.counts[completion.state] += 1
         run.counts.running -= 1

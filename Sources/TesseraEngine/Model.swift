@@ -33,6 +33,9 @@ public final class EngineStage {
     var bufferPosition = 0
     /// The input file of a reduce stage, once written.
     public internal(set) var inputPath: String?
+    /// Since when (monotonic ms) its next microtask's request has not
+    /// fitted beside those running; nil while it fits or has nothing queued.
+    var blockedSince: UInt64?
 
     init(definition: StageDefinition, position: Int, limits: Limits, plan: SourcePlan, source: String) {
         self.definition = definition

@@ -359,6 +359,16 @@ let brokenFiles: [BrokenFile] = [
         """,
         "etc/tessera/jobs.d/hello.yaml:2:11: priority: expected a priority from 0 to 100, found \"101\""),
     .job(
+        "a request of no CPUs",
+        """
+        name: hello
+        executor: noop
+        requests: {cpu: 0, memory: lots}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:17: requests.cpu: expected a number of CPUs greater than 0, such as 2 or 0.5, "
+            + "found \"0\"",
+        "etc/tessera/jobs.d/hello.yaml:3:28: requests.memory: expected a size such as 256MiB, found \"lots\""),
+    .job(
         "chunk 0",
         """
         name: hello
@@ -938,6 +948,11 @@ let brokenFiles: [BrokenFile] = [
         "defaults: {cpu: soon, sandbox: {filesystem: {tmp: public}}}\n",
         "etc/tessera/tessera.yaml:1:17: defaults.cpu: expected a duration such as 30s or 500ms, found \"soon\"",
         "etc/tessera/tessera.yaml:1:51: defaults.sandbox.filesystem.tmp: expected private or shared, found \"public\""),
+    .server(
+        "server: capacity with an unknown key and a bad size",
+        "capacity: {cpus: 2, memory: much}\n",
+        "etc/tessera/tessera.yaml:1:12: capacity: unknown key \"cpus\"; did you mean \"cpu\"?",
+        "etc/tessera/tessera.yaml:1:29: capacity.memory: expected a size such as 256MiB, found \"much\""),
     .server(
         "server: plugin_dirs is a string",
         "plugin_dirs: /opt/plugins\n",

@@ -65,9 +65,9 @@ final class Bench {
     /// Started microtasks the test has not finished yet, in start order.
     var pending: [MicrotaskStart] = []
 
-    init(slots: Int = 4, maximumItems: Int = ItemSource.maximumCount) {
+    init(slots: Int = 4, maximumItems: Int = ItemSource.maximumCount, capacity: Capacity? = nil) {
         engine = Engine(
-            settings: Engine.Settings(slots: slots, maximumItems: maximumItems), store: store,
+            settings: Engine.Settings(slots: slots, maximumItems: maximumItems, capacity: capacity), store: store,
             files: RunFiles(stateDirectory: stateDirectory))
         engine.delegate = shell
     }
@@ -172,6 +172,49 @@ struct EngineRunTests {
         capped.concurrency = 2
         let run = try bench.start(job(capped, stage("b", .range(from: 0, to: 10, step: 1))))
         #expect(run.stages[0].counts.running == 2 && run.stages[1].counts.running == 6)
+    }
+
+    @Test("requests are admitted within the capacity, whatever slots say")
+    func admissionByRequests() throws {
+        let bench = Bench(slots: 8, capacity: Capacity(cpu: 2, memory: 8 << 30))
+        var oneCPU = stage("a", .range(from: 0, to: 10, step: 1))
+        oneCPU.requests = ResourceRequests(cpu: 1)
+        var bigMemory = stage("b", .range(from: 0, to: 10, step: 1))
+        bigMemory.requests = ResourceRequests(memory: 3 << 30)
+        let run = try bench.start(job(oneCPU, bigMemory))
+        #expect(run.stages[0].counts.running == 2 && run.stages[1].counts.running == 2)
+        #expect(bench.engine.cpuInUse == 2 && bench.engine.memoryInUse == 6 << 30)
+        var most = 0
+        bench.drain { _ in
+            most = max(most, run.stages[0].counts.running)
+            return (.succeeded, nil)
+        }
+        #expect(most == 2 && run.state == .succeeded)
+        #expect(bench.engine.cpuInUse == 0 && bench.engine.memoryInUse == 0)
+    }
+
+    @Test("a large request waits while smaller ones go ahead, then is reserved for and starts")
+    func reservation() throws {
+        let bench = Bench(slots: 8, capacity: Capacity(cpu: 2, memory: 1 << 40))
+        var small = stage("small", .range(from: 0, to: 20, step: 1))
+        small.requests = ResourceRequests(cpu: 1)
+        var large = stage("large")
+        large.requests = ResourceRequests(cpu: 2)
+        let smalls = try bench.start(job(small))
+        let larges = try bench.start(job(large))
+        #expect(bench.engine.running.count == 2 && larges.counts.running == 0)
+        // Before the patience runs out, a finished small one makes room for the next small one.
+        bench.advance(1000)
+        bench.finish()
+        #expect(smalls.counts.running == 2 && larges.counts.running == 0)
+        // After it, nothing else starts until the large one has.
+        bench.advance(5000)
+        bench.finish()
+        #expect(smalls.counts.running == 1 && larges.counts.running == 0)
+        bench.finish()
+        #expect(larges.counts.running == 1 && smalls.counts.running == 0)
+        bench.finish()
+        #expect(larges.state == .succeeded && smalls.counts.running == 2)
     }
 
     @Test("the shell can hold dispatch back, and the engine resumes when asked")

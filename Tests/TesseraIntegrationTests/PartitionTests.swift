@@ -432,6 +432,40 @@ struct PartitionTests {
         _ = try daemon.call("CancelRun", ["id": .int(low)])
     }
 
+    @Test("with capacity.cpu 2 and requests.cpu 1 no more than two microtasks run at once, whatever slots say")
+    func admission() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "heavy.yaml": """
+                name: heavy
+                executor: shell
+                range: {from: 0, to: 8}
+                requests: {cpu: 1, memory: 64MiB}
+                params: {command: [sleep, '0.3']}
+                """
+            ], slots: 6, extraConfig: "capacity: {cpu: 2, memory: auto}")
+        let id = try daemon.startRun("heavy")
+        #expect(try daemon.wait(forRun: id).state == .succeeded)
+        // From the recorded times: at no moment did three overlap.
+        let spans = try daemon.tasks(id).compactMap { task in
+            task.startedAt.flatMap { s in task.finishedAt.map { (s, $0) } }
+        }
+        #expect(spans.count == 8)
+        let most = spans.map { span in spans.filter { $0.0 <= span.0 && span.0 < $0.1 }.count }.max() ?? 0
+        #expect(most == 2, "\(most) microtasks ran at once")
+
+        // A request larger than the whole capacity is an error when the job is loaded.
+        writeFile(
+            daemon.jobsDirectory + "/huge.yaml",
+            "name: huge\nexecutor: noop\nrequests: {cpu: 4}\n")
+        let check = runProgram(["\(binDirectory)/tesserad", "--check", "--config", daemon.configPath])
+        #expect(check.status != 0)
+        #expect(
+            check.stderr.contains(
+                "huge.yaml:3:11: stages[0].requests: each microtask requests 4 CPU(s), more than the server's "
+                    + "capacity of 2"), "\(check.stderr)")
+    }
+
     @Test("tasks says when it shows part of a run")
     func tasksPaging() throws {
         let daemon = try Daemon(
