@@ -90,3 +90,54 @@ extension ConfigNode {
         return scalar.value
     }
 }
+
+/// `pressure:`: thresholds on Linux pressure stall information (PSI, the
+/// `some avg10` line of `<source>/cpu`, `memory` and `io`). Above any of
+/// them no new microtask starts; nil thresholds are not watched.
+public struct PressureSettings: Sendable, Equatable {
+    public var cpu: Double?
+    public var memory: Double?
+    public var io: Double?
+    /// The directory of the pressure files.
+    public var source: String
+
+    public static let defaultSource = "/proc/pressure"
+
+    public init(cpu: Double? = nil, memory: Double? = nil, io: Double? = nil, source: String = defaultSource) {
+        self.cpu = cpu
+        self.memory = memory
+        self.io = io
+        self.source = source
+    }
+
+    /// The resources watched, with their thresholds in percent.
+    public var thresholds: [(resource: String, percent: Double)] {
+        [("cpu", cpu), ("memory", memory), ("io", io)].compactMap { name, value in value.map { (name, $0) } }
+    }
+
+    static let knownKeys: [KnownKey<PressureSettings>] = [
+        KnownKey("cpu", \.cpu) { $0.pressureThreshold() },
+        KnownKey("memory", \.memory) { $0.pressureThreshold() },
+        KnownKey("io", \.io) { $0.pressureThreshold() },
+        KnownKey("source", \.source) { $0.filePath() },
+    ]
+
+    static func decode(_ node: ConfigNode) -> PressureSettings? {
+        guard let mapping = node.mapping(expected: "a mapping such as {memory: 20%, io: 40%}") else { return nil }
+        var settings = PressureSettings()
+        mapping.decode(knownKeys, into: &settings)
+        return settings
+    }
+}
+
+extension ConfigNode {
+    /// A share of time stalled, `1%` to `100%`.
+    func pressureThreshold() -> Double? {
+        guard let value = percentage() else { return nil }
+        guard value <= 100 else {
+            reportExpected("a percentage from 1% to 100%")
+            return nil
+        }
+        return Double(value)
+    }
+}

@@ -46,6 +46,8 @@ public struct ServerConfig: Sendable, Equatable {
     public var file: String
     /// What microtasks' `requests` are admitted against (`capacity:`).
     public var capacity: Capacity = .automatic
+    /// When the machine is too busy to start more (`pressure:`); off by default.
+    public var pressure = PressureSettings()
 
     /// A configuration with every key at its default; `slots` defaults to the
     /// number of online CPUs. Relative paths are kept as written, for the
@@ -79,6 +81,7 @@ public struct ServerConfig: Sendable, Equatable {
         KnownKey("shutdown_timeout", \.shutdownTimeout) { $0.duration() },
         KnownKey("plugin_timeout", \.pluginTimeout) { $0.duration() },
         KnownKey("capacity", \.capacity) { Capacity.decode($0) },
+        KnownKey("pressure", \.pressure) { PressureSettings.decode($0) },
         KnownKey("log_level", \.logLevel) { node in
             guard let text = node.string(), ServerConfig.logLevels.contains(text) else {
                 node.reportExpected(ServerConfig.logLevels.joined(separator: ", "))

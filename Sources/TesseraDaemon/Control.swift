@@ -516,6 +516,9 @@ extension Daemon {
             "queuedTasks": .int(Int64(queued)), "activeRuns": .int(Int64(engine.runs.count)),
             "jobs": .int(Int64(loaded.jobs.count)), "plugins": .int(Int64(loaded.catalog.plugins.count)),
             "workers": .int(Int64(workers.filter(\.ready).count)), "shuttingDown": .bool(shuttingDown),
+            "admissionPaused": .optional(engine.pressureGate.pause) { pause in
+                .string("\(pause.description) since \(formatClock(pause.since))")
+            },
         ]
     }
 

@@ -37,6 +37,8 @@ public final class Daemon {
     var dynamicUsers = DynamicUsers()
     var stageIDs: [StageKey: UInt32] = [:]
     var sandboxes: [StageKey: ResolvedSandbox] = [:]
+    /// Pressure files already reported as unreadable.
+    var pressureUnreadable: Set<String> = []
     /// Items sent with AddItems, per connection, until a StartRun takes them.
     var uploads: [ObjectIdentifier: ItemUpload] = [:]
     var nextStageID: UInt32 = 0
@@ -48,6 +50,8 @@ public final class Daemon {
     lazy var restartTimer = Timer(loop: loop)
     lazy var watchTimer = Timer(loop: loop)
     lazy var resultTimer = Timer(loop: loop)
+    lazy var pressureTimer = Timer(loop: loop)
+    var pressureTimerArmed = false
     /// Set when a ListResults stream began this iteration: its first batch
     /// goes out after the commit, behind the replies queued before it.
     var resultsStarting = false
@@ -109,7 +113,8 @@ public final class Daemon {
         }
         engine = Engine(
             settings: Engine.Settings(
-                slots: server.slots, defaultLimits: server.defaults, killGrace: 2000, capacity: server.capacity),
+                slots: server.slots, defaultLimits: server.defaults, killGrace: 2000, capacity: server.capacity,
+                pressure: server.pressure.thresholds),
             store: store, files: RunFiles(stateDirectory: Daemon.absolute(server.stateDir)))
         engine.delegate = self
     }
@@ -296,6 +301,7 @@ public final class Daemon {
         cgroups = HostCapabilities.current.cgroup.flatMap(CgroupTree.init)
         startWorker()
         recoverRuns()
+        watchPressure()
         flusher = Check(loop: loop) { [unowned self] in self.flush() }
         logInfo(HostCapabilities.current.enforcementNote)
         warnIfRunDirectoriesUnreachable()
@@ -309,6 +315,44 @@ public final class Daemon {
         if !loop.closeAll() { logWarning("event loop closed with handles still open") }
         logInfo(exitCode == 0 ? "stopped" : "stopped with exit status \(exitCode)")
         return exitCode
+    }
+
+    /// Reads the pressure files every second while thresholds are set, and
+    /// lets the engine pause or resume admission by them.
+    func watchPressure() {
+        let watched = config.pressure.thresholds
+        guard !watched.isEmpty else {
+            if pressureTimerArmed {
+                pressureTimer.stop()
+                pressureTimerArmed = false
+                if engine.observePressure([:], at: now()) != nil { dispatch() }
+            }
+            return
+        }
+        guard !pressureTimerArmed else { return }
+        pressureTimerArmed = true
+        samplePressure()
+        pressureTimer.start(after: 1000, repeatEvery: 1000) { [unowned self] in self.samplePressure() }
+    }
+
+    private func samplePressure() {
+        var samples: [String: Double] = [:]
+        for (resource, _) in config.pressure.thresholds {
+            let path = "\(config.pressure.source)/\(resource)"
+            if let value = readText(path).flatMap(pressureAverage) {
+                samples[resource] = value
+            } else if !pressureUnreadable.contains(path) {
+                pressureUnreadable.insert(path)
+                logWarning("cannot read \(path) (some avg10): its pressure threshold is not watched")
+            }
+        }
+        guard let change = engine.observePressure(samples, at: now()) else { return }
+        if engine.pressureGate.pause == nil {
+            logInfo(change)
+            dispatch()
+        } else {
+            logWarning(change)
+        }
     }
 
     /// A run's directory lives under the state directory; a microtask with
@@ -586,6 +630,8 @@ public final class Daemon {
         engine.settings.slots = kept.server.slots
         engine.settings.defaultLimits = kept.server.defaults
         engine.settings.capacity = kept.server.capacity
+        engine.settings.pressure = kept.server.pressure.thresholds
+        watchPressure()
         if pluginsChanged, let old = currentWorker {
             // Runs in flight keep the plugins they started with: the old
             // worker serves them and stops when none is left.
@@ -654,6 +700,7 @@ public final class Daemon {
         restartTimer.close()
         watchTimer.close()
         resultTimer.close()
+        pressureTimer.close()
         drainTimer.close()
         serviceTimer.close()
         signalWatchers.forEach { $0.close() }
@@ -686,6 +733,7 @@ public final class Daemon {
 
     var statusLine: String {
         "\(engine.running.count) running, \(engine.queuedCount) queued, \(engine.runs.count) active run(s)"
+            + (engine.pressureGate.pause.map { "; admission paused: \($0.description)" } ?? "")
     }
 
 }

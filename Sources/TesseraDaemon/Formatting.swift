@@ -3,6 +3,10 @@
 
 import TesseraEngine
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The longest error line a reason quotes.
 let quotedErrorLimit = 240
 
@@ -31,4 +35,14 @@ extension String {
         let scalars = unicodeScalars.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()
         return String(String.UnicodeScalarView(scalars))
     }
+}
+
+/// A wall-clock time as UTC `2026-12-02 21:14:05Z`.
+func formatClock(_ seconds: Double) -> String {
+    var time = time_t(seconds)
+    var parts = tm()
+    gmtime_r(&time, &parts)
+    func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+    return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) "
+        + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
 }

@@ -42,14 +42,18 @@ public final class Engine {
         /// What the requests of the microtasks running at once must fit in;
         /// nil: only slots count.
         public var capacity: Capacity?
+        /// Pressure thresholds in percent (PressureSettings.thresholds).
+        public var pressure: [(resource: String, percent: Double)] = []
         /// How long (ms) a stage whose request does not fit may wait while
         /// smaller ones go ahead; after that nothing else starts until it has.
         public var reservationAfter: UInt64
 
         public init(
             slots: Int, defaultLimits: Limits = Limits(), killGrace: UInt64 = 2000,
-            maximumItems: Int = ItemSource.maximumCount, capacity: Capacity? = nil, reservationAfter: UInt64 = 5000
+            maximumItems: Int = ItemSource.maximumCount, capacity: Capacity? = nil,
+            pressure: [(resource: String, percent: Double)] = [], reservationAfter: UInt64 = 5000
         ) {
+            self.pressure = pressure
             self.slots = slots
             self.defaultLimits = defaultLimits
             self.killGrace = killGrace
@@ -93,6 +97,8 @@ public final class Engine {
     public weak var delegate: (any EngineDelegate)?
     /// While set, nothing new starts (the daemon is draining).
     public var paused = false
+    /// Admission held back by the machine's pressure.
+    public private(set) var pressureGate = PressureGate()
     public private(set) var runs: [Int64: EngineRun] = [:]
     private var order: [EngineRun] = []
     private var roundRobin = 0
@@ -423,7 +429,7 @@ public final class Engine {
 
     /// Starts queued microtasks while slots, job concurrency and the shell allow.
     public func dispatch(at now: Instant) {
-        guard !paused, storeFailure == nil else { return }
+        guard !paused, storeFailure == nil, pressureGate.pause == nil else { return }
         lastDispatch = now
         while running.count < settings.slots, storeFailure == nil {
             guard let (run, stage) = nextRunnable() else { return }
@@ -569,6 +575,14 @@ public final class Engine {
         run.counts[completion.state] += 1
         run.changed = true
         advance(run, at: now)
+    }
+
+    /// Takes a pressure sample (percent by resource); returns what changed,
+    /// for the log. Dispatch stops while admission is paused; the shell
+    /// dispatches again when this says it resumed.
+    @discardableResult
+    public func observePressure(_ samples: [String: Double], at now: Instant) -> String? {
+        pressureGate.observe(samples, thresholds: settings.pressure, at: now.wall)
     }
 
     // MARK: Cancellation and limits

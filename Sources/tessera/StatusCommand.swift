@@ -18,6 +18,9 @@ struct Status: ParsableCommand {
         print("tasks:   \(value("runningTasks")) running of \(value("slots")) slots, \(value("queuedTasks")) queued")
         print("runs:    \(value("activeRuns")) active")
         print("jobs:    \(value("jobs")), plugins: \(value("plugins")), workers: \(value("workers"))")
+        if let paused = status["admissionPaused"]?.stringValue {
+            print("admission: paused: \(paused)")
+        }
         if status["shuttingDown"]?.boolValue == true {
             print("state:   shutting down: the running microtasks may finish; no new runs")
         }

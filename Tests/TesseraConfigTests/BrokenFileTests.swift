@@ -954,6 +954,11 @@ let brokenFiles: [BrokenFile] = [
         "etc/tessera/tessera.yaml:1:12: capacity: unknown key \"cpus\"; did you mean \"cpu\"?",
         "etc/tessera/tessera.yaml:1:29: capacity.memory: expected a size such as 256MiB, found \"much\""),
     .server(
+        "server: a pressure threshold over 100%",
+        "pressure: {memory: 120%, sources: /tmp}\n",
+        "etc/tessera/tessera.yaml:1:20: pressure.memory: expected a percentage from 1% to 100%, found \"120%\"",
+        "etc/tessera/tessera.yaml:1:26: pressure: unknown key \"sources\"; did you mean \"source\"?"),
+    .server(
         "server: plugin_dirs is a string",
         "plugin_dirs: /opt/plugins\n",
         "etc/tessera/tessera.yaml:1:14: plugin_dirs: expected a list of paths, found \"/opt/plugins\""),

@@ -217,6 +217,34 @@ struct EngineRunTests {
         #expect(larges.state == .succeeded && smalls.counts.running == 2)
     }
 
+    @Test("pressure over a threshold pauses admission; it resumes under three quarters of it")
+    func pressure() throws {
+        var gate = PressureGate()
+        let thresholds: [(resource: String, percent: Double)] = [("memory", 20), ("io", 40)]
+        #expect(gate.observe(["memory": 19, "io": 39], thresholds: thresholds, at: 0) == nil)
+        let paused = gate.observe(["memory": 35.5, "io": 1], thresholds: thresholds, at: 10)
+        #expect(
+            paused == "admission paused: memory pressure 35.5% is over 20%; running microtasks go on, no new one starts"
+        )
+        #expect(gate.pause?.since == 10)
+        #expect(gate.observe(["memory": 16, "io": 1], thresholds: thresholds, at: 11) == nil, "not yet: hysteresis")
+        #expect(gate.observe(["memory": 15, "io": 31], thresholds: thresholds, at: 12) == nil)
+        #expect(
+            gate.observe(["memory": 15, "io": 30], thresholds: thresholds, at: 13)?.hasPrefix("admission resumed")
+                == true)
+        #expect(gate.pause == nil)
+        #expect(pressureAverage("some avg10=12.50 avg60=1.00 avg300=0.00 total=5\nfull avg10=3.00") == 12.5)
+
+        let bench = Bench(slots: 4)
+        bench.engine.settings.pressure = [("cpu", 90)]
+        bench.engine.observePressure(["cpu": 95], at: bench.clock)
+        let run = try bench.start(job(stage("a", .range(from: 0, to: 3, step: 1))))
+        #expect(bench.shell.started.isEmpty && run.counts.queued == 3)
+        bench.engine.observePressure(["cpu": 50], at: bench.clock)
+        bench.dispatch()
+        #expect(bench.shell.started.count == 3)
+    }
+
     @Test("the shell can hold dispatch back, and the engine resumes when asked")
     func canStart() throws {
         let bench = Bench()

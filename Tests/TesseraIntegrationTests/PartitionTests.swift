@@ -466,6 +466,33 @@ struct PartitionTests {
                     + "capacity of 2"), "\(check.stderr)")
     }
 
+    @Test("a high avg10 in the pressure files stops new starts; lowering it resumes them")
+    func pressure() throws {
+        let source = makeTemporaryDirectory("tessera-pressure")
+        defer { removeTree(source) }
+        func set(memory: Double) {
+            writeFile(
+                source + "/memory",
+                "some avg10=\(memory) avg60=0.00 avg300=0.00 total=1\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+        }
+        set(memory: 55)
+        let daemon = try Daemon(
+            jobs: ["quick.yaml": "name: quick\nexecutor: noop\nrange: {from: 0, to: 3}\n"],
+            extraConfig: "pressure: {memory: 20%, source: \(source)}")
+        try waitUntil("admission to pause") {
+            try daemon.call("GetStatus")["status"]?["admissionPaused"]?.stringValue != nil
+        }
+        #expect(daemon.cli(["status"]).stdout.contains("admission: paused: memory pressure 55% is over 20% since"))
+        let id = try daemon.startRun("quick")
+        // Dispatch runs before StartRun replies: had admission been open, they would be running.
+        let run = try #require(RunInfo(json: try daemon.call("GetRun", ["id": .int(id)])["run"] ?? .null))
+        #expect(run.counts.queued == 3 && run.counts.running == 0 && run.counts.succeeded == 0)
+        set(memory: 10)
+        #expect(try daemon.wait(forRun: id).state == .succeeded)
+        #expect(daemon.log.contains("admission paused: memory pressure 55% is over 20%"))
+        #expect(daemon.log.contains("admission resumed (memory 10%)"))
+    }
+
     @Test("tasks says when it shows part of a run")
     func tasksPaging() throws {
         let daemon = try Daemon(
