@@ -106,6 +106,9 @@ public final class Engine {
     private var runningPerJob: [String: Int] = [:]
     private var nextToken: UInt64 = 0
     private var lastDispatch = Instant(wall: 0, monotonic: 0)
+    /// Stages whose request did not fit when last considered (few: only
+    /// stages with requests ever are), for the reservation.
+    private var blocked: [EngineStage] = []
     /// The sums of the requests of the running microtasks.
     public private(set) var cpuInUse = 0.0
     public private(set) var memoryInUse: UInt64 = 0
@@ -450,7 +453,8 @@ public final class Engine {
         // the microtasks that finish make room for it.
         let now = lastDispatch.monotonic
         let patience = settings.reservationAfter
-        let reserved = order.lazy.flatMap(\.stages).filter { stage in
+        blocked.removeAll { $0.blockedSince == nil || $0.phase == .finished }
+        let reserved = blocked.filter { stage in
             stage.phase == .ready && stage.counts.queued > 0
                 && stage.blockedSince.map { now >= $0 + patience } == true
         }.min { ($0.blockedSince ?? 0) < ($1.blockedSince ?? 0) }
@@ -465,7 +469,10 @@ public final class Engine {
                 if let cap = stage.definition.concurrency, stage.counts.running >= cap { continue }
                 if let reserved, reserved !== stage { continue }
                 guard fits(stage.definition.requests) else {
-                    if stage.blockedSince == nil { stage.blockedSince = lastDispatch.monotonic }
+                    if stage.blockedSince == nil {
+                        stage.blockedSince = lastDispatch.monotonic
+                        blocked.append(stage)
+                    }
                     continue
                 }
                 chosen = stage
