@@ -118,6 +118,7 @@ let package = Package(
         .testTarget(name: "TesseraConfigTests", dependencies: ["TesseraConfig"]),
         .testTarget(name: "TesseraEngineTests", dependencies: ["TesseraEngine", "TesseraConfig", "TesseraProtocol"]),
         .testTarget(name: "TesseraProtocolTests", dependencies: ["TesseraProtocol"]),
+        .testTarget(name: "TesseraStoreTests", dependencies: ["TesseraStore", "TesseraEngine", "TesseraProtocol"]),
         .testTarget(
             name: "TesseraIntegrationTests",
             dependencies: ["TesseraProtocol"]

@@ -87,6 +87,7 @@ struct JobDecoder {
         var concurrency: Int?
         var requests = ResourceRequests()
         var maxFailures: FailureTolerance = .count(0)
+        var retry: RetryPolicy = .none
         var result: ResultSource = .executor
         var limits = Limits()
         var sandbox = SandboxSettings()
@@ -159,6 +160,7 @@ struct JobDecoder {
         KnownKey("concurrency", \.concurrency) { $0.positiveInteger() },
         KnownKey("requests", \.requests) { ResourceRequests.decode($0) },
         KnownKey("max_failures", \.maxFailures) { $0.failureTolerance() },
+        KnownKey("retry", \.retry) { RetryPolicy.decode($0) },
         KnownKey("result", \.result) { node in
             guard let text = node.string(expected: "executor or stdout") else { return nil }
             guard let source = ResultSource(rawValue: text) else {
@@ -179,7 +181,7 @@ struct JobDecoder {
     /// The stage keys that may stand at the top level of a single-stage job.
     private static let shorthandKeys = [
         "executor", "params", "items", "range", "matrix", "glob", "lines", "split", "chunk", "max_failures",
-        "result", "requests", "limits", "sandbox",
+        "retry", "result", "requests", "limits", "sandbox",
     ]
 
     // MARK: Stages
@@ -237,6 +239,7 @@ struct JobDecoder {
             requests: stage.requests, maxFailures: stage.maxFailures,
             result: stage.result, mark: stage.mapping.mark)
         definition.requestsMark = stage.mapping["requests"]?.node.mark
+        definition.retry = stage.retry
         return definition
     }
 

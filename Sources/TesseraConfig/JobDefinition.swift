@@ -29,6 +29,8 @@ public struct StageDefinition: Sendable, Equatable {
     public var requestsMark: Mark?
     /// How many microtasks may fail while the stage still succeeds (default none).
     public var maxFailures: FailureTolerance
+    /// How failed microtasks are tried again (default: once, nothing retried).
+    public var retry: RetryPolicy = .none
     /// Whether the result is what the executor sets or what it prints.
     public var result: ResultSource
     /// Whether the stage's microtasks get the run directory: when a

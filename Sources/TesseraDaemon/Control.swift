@@ -378,6 +378,17 @@ extension Daemon {
                 throw ControlError(ManagerError.taskNotFound, ["run": .int(id), "index": .int(index)])
             }
             return VarlinkReply(parameters: ["output": output.json])
+        case "io.tessera.Manager.ListAttempts":
+            let id = try p.requiredInt("run")
+            let index = try p.requiredInt("index")
+            _ = try runInfo(id)
+            guard index >= 0, index < Int64(Int32.max),
+                try storeRead({ try store.output(run: id, index: Int(index)) }) != nil
+            else {
+                throw ControlError(ManagerError.taskNotFound, ["run": .int(id), "index": .int(index)])
+            }
+            let attempts = try storeRead { try store.attempts(run: id, index: Int(index)) }
+            return VarlinkReply(parameters: ["attempts": .array(attempts.map(\.json))])
         case "io.tessera.Manager.CancelRun":
             let id = try p.requiredInt("id")
             guard let run = engine.runs[id] else {

@@ -48,6 +48,9 @@ public final class Daemon {
     lazy var limitTimer = Timer(loop: loop)
     var limitTimerArmed = false
     lazy var restartTimer = Timer(loop: loop)
+    /// Fires when the engine's earliest waiting retry is due.
+    lazy var retryTimer = Timer(loop: loop)
+    var retryTimerDue: UInt64?
     lazy var watchTimer = Timer(loop: loop)
     lazy var resultTimer = Timer(loop: loop)
     lazy var pressureTimer = Timer(loop: loop)
@@ -698,6 +701,7 @@ public final class Daemon {
         reloadWaiters.removeAll()
         limitTimer.close()
         restartTimer.close()
+        retryTimer.close()
         watchTimer.close()
         resultTimer.close()
         pressureTimer.close()

@@ -34,6 +34,24 @@ extension Daemon: EngineDelegate {
     func dispatch() {
         engine.paused = shuttingDown
         engine.dispatch(at: now())
+        armRetryTimer()
+    }
+
+    /// Keeps a timer on the earliest waiting retry, so that it starts when
+    /// it is due whatever else happens.
+    func armRetryTimer() {
+        guard !stopped, let due = engine.nextRetryDue else {
+            if retryTimerDue != nil { retryTimer.stop() }
+            retryTimerDue = nil
+            return
+        }
+        guard retryTimerDue != due else { return }
+        retryTimerDue = due
+        let now = monotonicMilliseconds()
+        retryTimer.start(after: due > now ? due - now : 0) { [unowned self] in
+            self.retryTimerDue = nil
+            self.dispatch()
+        }
     }
 
     /// The time as the engine is given it.
@@ -254,6 +272,7 @@ extension Daemon: EngineDelegate {
         var exitCode: Int?
         var signal: String?
         var reason: String?
+        var failure: FailureKind = .failed
         var quotesError = false
         switch c.end {
         case .failed(let message):
@@ -269,6 +288,7 @@ extension Daemon: EngineDelegate {
         case .signaled(let number):
             signal = signalName(number)
             reason = "killed by \(signalName(number))"
+            failure = .signal
             quotesError = true
             // A SIGXCPU may be one the microtask queued itself, with the
             // kernel's code: it counts as the limit only when the CPU time
@@ -280,11 +300,13 @@ extension Daemon: EngineDelegate {
             let overSoftLimit = limits.cpu.map { cpu * 1000 >= Double($0) / 2 } == true
             if (number == SIGXCPU && fromKernel && overSoftLimit) || (number == SIGKILL && overCPU) {
                 reason = "cpu limit \(formatDuration(limits.cpu ?? 0)) exceeded"
+                failure = .timeout
                 quotesError = false
             } else if number == SIGSYS && fromKernel {
                 reason = "killed by SIGSYS: a system call the sandbox forbids"
             } else if number == SIGXFSZ && fromKernel, let size = limits.fileSize {
                 reason = "file size limit \(formatSize(size)) exceeded"
+                failure = .failed
                 quotesError = false
             }
         }
@@ -292,29 +314,34 @@ extension Daemon: EngineDelegate {
             let nearLimit = Double(memory) * 0.9
             if Double(c.peakAddressSpace) >= nearLimit || Double(c.maxRSSKiB) * 1024 >= nearLimit {
                 reason = "memory limit \(formatSize(memory)) exceeded"
+                failure = .memory
                 quotesError = true
             }
         }
         if c.has(UInt32(TW_FLAG_OOM_KILLED.rawValue)), let memory = limits.memory {
             state = .failed
             reason = "memory limit \(formatSize(memory)) exceeded (the cgroup's OOM killer ended it)"
+            failure = .memory
             quotesError = false
         }
         if c.has(UInt32(TW_FLAG_CHANNEL_ABUSED.rawValue)) {
             state = .failed
             reason = "killed: it wrote malformed data on its result channel (descriptor 3)"
+            failure = .failed
             quotesError = false
         }
         if c.has(UInt32(TW_FLAG_OUTPUT_LIMIT.rawValue)) {
             state = .failed
             let cap = UInt64(TW_OUTPUT_CAP)
             reason = "output limit \(formatSize(min(limits.output ?? cap, cap))) exceeded"
+            failure = .failed
             quotesError = false
         }
         if c.has(UInt32(TW_FLAG_RESULT_LIMIT.rawValue)) {
             state = .failed
             let cap = UInt64(TW_OUTPUT_CAP)
             reason = "result limit \(formatSize(min(limits.result ?? Limits.defaultResult, cap))) exceeded"
+            failure = .failed
             quotesError = false
         }
         if quotesError, let line = lastErrorLine(logged: c.errorLine, stderr: c.stderr), let cause = reason {
@@ -326,7 +353,8 @@ extension Daemon: EngineDelegate {
             cpuSeconds: cpu, maxRSS: Int64(c.maxRSSKiB) * 1024, finishedAt: wallClockSeconds(),
             duration: Double(c.wallMicros) / 1e6, stdout: c.stdout, stderr: c.stderr,
             stdoutTruncated: c.has(UInt32(TW_FLAG_STDOUT_TRUNCATED.rawValue)),
-            stderrTruncated: c.has(UInt32(TW_FLAG_STDERR_TRUNCATED.rawValue)))
+            stderrTruncated: c.has(UInt32(TW_FLAG_STDERR_TRUNCATED.rawValue)),
+            failure: state == .failed ? failure : nil, permanent: c.has(UInt32(TW_FLAG_PERMANENT.rawValue)))
     }
 
     // MARK: Worker failure
@@ -348,7 +376,9 @@ extension Daemon: EngineDelegate {
             release(shell)
             engine.finished(
                 token: token,
-                TaskCompletion(state: .failed, reason: "worker process \(how)", finishedAt: wallClockSeconds()),
+                TaskCompletion(
+                    state: .failed, reason: "lost: worker process \(how)", finishedAt: wallClockSeconds(),
+                    failure: .lost),
                 at: now())
         }
         drainProgressed()

@@ -116,6 +116,10 @@ public final class Engine {
     private var endedSinceCommit: [Int64] = []
     /// The first store write that failed; once set the shell must stop.
     public private(set) var storeFailure: String?
+    /// Failed attempts waiting for their retry, earliest first.
+    private var retries = RetryQueue()
+    /// A number in [0, 1) for the jitter of retries; tests set their own.
+    public var random: () -> Double = { Double.random(in: 0..<1) }
 
     /// Microtasks written to the store per statement when partitioning.
     public static let insertBatch = 64
@@ -126,8 +130,12 @@ public final class Engine {
         self.files = files
     }
 
-    /// Microtasks waiting for a slot, over all runs.
+    /// Microtasks waiting for a slot, over all runs (waiting retries too).
     public var queuedCount: Int { runs.values.reduce(0) { $0 + $1.counts.queued } }
+
+    /// When (monotonic ms) the earliest waiting retry is due: the shell
+    /// calls `dispatch` then.
+    public var nextRetryDue: UInt64? { retries.earliest }
 
     // MARK: Creating runs
 
@@ -415,12 +423,48 @@ public final class Engine {
             }
             _ = try? files.create(run: run.id)
             activate(run)
+            var interrupted: [(EngineStage, [QueuedTask])] = []
+            do {
+                for stage in stages where stage.isPartitioned && stage.phase != .finished {
+                    if stage.counts.queued > 0 {
+                        for (task, due) in try store.waitingRetries(run: run.id, in: stage.record.range) {
+                            let wait = UInt64(max(0, (due - now.wall) * 1000))
+                            stage.waitingRetries += 1
+                            retries.push(
+                                WaitingRetry(
+                                    due: now.monotonic + wait, sequence: 0, run: run, stage: stage,
+                                    generation: stage.retryGeneration, task: task))
+                        }
+                    }
+                    if stage.counts.running > 0 {
+                        interrupted.append((stage, try store.interruptedTasks(run: run.id, in: stage.record.range)))
+                    }
+                }
+            } catch {
+                storeFailure = storeFailure ?? "cannot read run \(record.id): \(error)"
+                return problems
+            }
             if record.cancelRequested {
                 // Cancelled before the crash: what was running stays
                 // cancelled instead of running again.
                 run.cancelRequested = true
                 for stage in run.stages where stage.phase != .finished {
                     cancelQueued(of: stage, in: run, reason: "run cancelled", at: now)
+                }
+            }
+            // What was running died with the daemon's worker: each such
+            // attempt is lost, and retried only as its stage's policy says.
+            for (stage, tasks) in interrupted {
+                for task in tasks {
+                    stage.counts.running -= 1
+                    run.counts.running -= 1
+                    let completion =
+                        run.cancelRequested
+                        ? TaskCompletion(state: .cancelled, reason: "run cancelled", finishedAt: now.wall)
+                        : TaskCompletion(
+                            state: .failed, reason: "lost: tesserad stopped while it ran", finishedAt: now.wall,
+                            failure: .lost)
+                    conclude(task, of: stage, in: run, completion, at: now)
                 }
             }
             advance(run, at: now)
@@ -432,6 +476,7 @@ public final class Engine {
 
     /// Starts queued microtasks while slots, job concurrency and the shell allow.
     public func dispatch(at now: Instant) {
+        promoteDueRetries(at: now)
         guard !paused, storeFailure == nil, pressureGate.pause == nil else { return }
         lastDispatch = now
         while running.count < settings.slots, storeFailure == nil {
@@ -455,7 +500,7 @@ public final class Engine {
         let patience = settings.reservationAfter
         blocked.removeAll { $0.blockedSince == nil || $0.phase == .finished }
         let reserved = blocked.filter { stage in
-            stage.phase == .ready && stage.counts.queued > 0
+            stage.phase == .ready && stage.startable > 0
                 && stage.blockedSince.map { now >= $0 + patience } == true
         }.min { ($0.blockedSince ?? 0) < ($1.blockedSince ?? 0) }
         var best: (step: Int, run: EngineRun, stage: EngineStage)?
@@ -465,7 +510,7 @@ public final class Engine {
             if run.cancelRequested { continue }
             if let limit = run.job.concurrency, (runningPerJob[run.job.name] ?? 0) >= limit { continue }
             var chosen: EngineStage?
-            for stage in run.stages where stage.phase == .ready && stage.counts.queued > 0 {
+            for stage in run.stages where stage.phase == .ready && stage.startable > 0 {
                 if let cap = stage.definition.concurrency, stage.counts.running >= cap { continue }
                 if let reserved, reserved !== stage { continue }
                 guard fits(stage.definition.requests) else {
@@ -498,6 +543,16 @@ public final class Engine {
 
     /// The stage's next queued microtask, read ahead from the store in batches.
     private func takeNext(of stage: EngineStage, in run: EngineRun) -> QueuedTask? {
+        if stage.duePosition < stage.dueRetries.count {
+            defer {
+                stage.duePosition += 1
+                if stage.duePosition == stage.dueRetries.count {
+                    stage.dueRetries.removeAll(keepingCapacity: true)
+                    stage.duePosition = 0
+                }
+            }
+            return stage.dueRetries[stage.duePosition]
+        }
         if stage.bufferPosition >= stage.buffer.count {
             let range = stage.cursor..<stage.record.range.upperBound
             var batch: [QueuedTask] = []
@@ -514,8 +569,8 @@ public final class Engine {
             guard let last = batch.last else {
                 // The counts said more were queued than the store has:
                 // believe the store.
-                run.counts.queued -= stage.counts.queued
-                stage.counts.queued = 0
+                run.counts.queued -= stage.startable
+                stage.counts.queued = stage.waitingRetries
                 advance(run, at: lastDispatch)
                 return nil
             }
@@ -530,7 +585,8 @@ public final class Engine {
         let token = nextToken
         let attempt = task.attempts + 1
         running[token] = RunningMicrotask(
-            token: token, run: run, stage: stage, index: task.index, attempt: attempt, startedAt: now.wall,
+            token: token, run: run, stage: stage, index: task.index, item: task.item, attempt: attempt,
+            startedAt: now.wall,
             wallDeadline: stage.limits.wall.map { now.monotonic + $0 })
         runningPerJob[run.job.name, default: 0] += 1
         cpuInUse += stage.definition.requests.cpu ?? 0
@@ -564,6 +620,7 @@ public final class Engine {
         var completion = completion
         if task.killedForWall {
             completion.state = .failed
+            completion.failure = .timeout
             completion.reason = "wall time limit \(formatDuration(task.stage.limits.wall ?? 0)) exceeded"
         }
         if task.cancelled {
@@ -572,16 +629,58 @@ public final class Engine {
         }
         let run = task.run
         let stage = task.stage
-        write { try store.finishTask(run: run.id, index: task.index, completion) }
         runningPerJob[run.job.name, default: 1] -= 1
         cpuInUse = max(0, cpuInUse - (stage.definition.requests.cpu ?? 0))
         memoryInUse -= min(memoryInUse, stage.definition.requests.memory ?? 0)
         stage.counts.running -= 1
-        stage.counts[completion.state] += 1
         run.counts.running -= 1
-        run.counts[completion.state] += 1
+        conclude(
+            QueuedTask(index: task.index, item: task.item, attempts: task.attempt), of: stage, in: run, completion,
+            at: now)
+    }
+
+    /// Records how an attempt ended: a failure the stage's policy retries
+    /// goes back to the queue, due after its backoff; anything else is the
+    /// microtask's end. The caller has taken it out of the running counts.
+    private func conclude(
+        _ task: QueuedTask, of stage: EngineStage, in run: EngineRun, _ completion: TaskCompletion, at now: Instant
+    ) {
+        var completion = completion
+        let decision =
+            run.cancelRequested
+            ? .final(note: nil) : stage.definition.retry.decide(attempt: task.attempts, completion, random: random)
+        switch decision {
+        case .retry(let delay):
+            write {
+                try store.finishTask(run: run.id, index: task.index, completion)
+                try store.retryLater(run: run.id, index: task.index, at: now.wall + Double(delay) / 1000)
+            }
+            stage.counts.queued += 1
+            stage.waitingRetries += 1
+            run.counts.queued += 1
+            retries.push(
+                WaitingRetry(
+                    due: now.monotonic + delay, sequence: 0, run: run, stage: stage,
+                    generation: stage.retryGeneration, task: task))
+        case .final(let note):
+            if let note { completion.reason = (completion.reason ?? "failed") + " (\(note))" }
+            write { try store.finishTask(run: run.id, index: task.index, completion) }
+            stage.counts[completion.state] += 1
+            run.counts[completion.state] += 1
+        }
         run.changed = true
         advance(run, at: now)
+    }
+
+    /// Moves the retries that are due into their stages' queues.
+    private func promoteDueRetries(at now: Instant) {
+        while let entry = retries.popDue(at: now.monotonic) {
+            let stage = entry.stage
+            guard entry.generation == stage.retryGeneration, stage.phase == .ready, !entry.run.cancelRequested
+            else { continue }
+            stage.waitingRetries -= 1
+            stage.dueRetries.append(entry.task)
+        }
     }
 
     /// Takes a pressure sample (percent by resource); returns what changed,
@@ -638,9 +737,20 @@ public final class Engine {
     private func cancelQueued(of stage: EngineStage, in run: EngineRun, reason: String, at now: Instant) {
         guard stage.isPartitioned, stage.counts.queued > 0 else { return }
         let range = stage.cursor..<stage.record.range.upperBound
-        // Read-ahead entries below the cursor are still queued too.
+        // Read-ahead entries below the cursor are still queued too, and
+        // retries anywhere in the stage.
+        let hasRetries = stage.waitingRetries > 0 || stage.duePosition < stage.dueRetries.count
         let from =
-            stage.bufferPosition < stage.buffer.count ? stage.buffer[stage.bufferPosition].index : range.lowerBound
+            hasRetries
+            ? stage.record.range.lowerBound
+            : stage.bufferPosition < stage.buffer.count ? stage.buffer[stage.bufferPosition].index : range.lowerBound
+        if hasRetries {
+            stage.retryGeneration += 1
+            stage.waitingRetries = 0
+            stage.dueRetries = []
+            stage.duePosition = 0
+            retries.removeAll { $0.stage === stage }
+        }
         write { try store.cancelQueuedTasks(run: run.id, in: from..<range.upperBound, reason: reason, at: now.wall) }
         stage.buffer = []
         stage.bufferPosition = 0

@@ -36,6 +36,17 @@ public final class EngineStage {
     /// Since when (monotonic ms) its next microtask's request has not
     /// fitted beside those running; nil while it fits or has nothing queued.
     var blockedSince: UInt64?
+    /// Failed microtasks waiting for their retry's due time (counted in
+    /// `counts.queued` too), and those due, to be started first.
+    var waitingRetries = 0
+    var dueRetries: [QueuedTask] = []
+    var duePosition = 0
+    /// Bumped when the stage's retries are cancelled; older entries of the
+    /// engine's retry queue are then ignored.
+    var retryGeneration = 0
+
+    /// Queued microtasks that may start now: not those waiting for a retry.
+    var startable: Int { counts.queued - waitingRetries }
 
     init(definition: StageDefinition, position: Int, limits: Limits, plan: SourcePlan, source: String) {
         self.definition = definition
@@ -124,6 +135,7 @@ public struct RunningMicrotask {
     public let run: EngineRun
     public let stage: EngineStage
     public let index: Int
+    public let item: String
     public let attempt: Int
     public let startedAt: Double
     /// When the wall limit expires (monotonic ms), if the stage has one.

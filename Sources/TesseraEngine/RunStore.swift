@@ -11,6 +11,7 @@
 // body in a transaction of its own that is committed when it returns, for
 // what must be durable before anyone hears of it (a new run).
 
+import TesseraConfig
 import TesseraProtocol
 
 /// A point in time as the shell that drives the engine sees it: the wall
@@ -40,13 +41,20 @@ public struct TaskCompletion: Sendable {
     public var stderr: [UInt8]
     public var stdoutTruncated: Bool
     public var stderrTruncated: Bool
+    /// Why it failed, as a retry policy names it (nil: `failed`).
+    public var failure: FailureKind?
+    /// Its executor said the failure is permanent: not to be retried.
+    public var permanent: Bool
 
     public init(
         state: TaskState, exitCode: Int? = nil, signal: String? = nil, reason: String? = nil,
         result: [UInt8]? = nil, cpuSeconds: Double? = nil, maxRSS: Int64? = nil, finishedAt: Double,
         duration: Double? = nil, stdout: [UInt8] = [], stderr: [UInt8] = [],
-        stdoutTruncated: Bool = false, stderrTruncated: Bool = false
+        stdoutTruncated: Bool = false, stderrTruncated: Bool = false, failure: FailureKind? = nil,
+        permanent: Bool = false
     ) {
+        self.failure = failure
+        self.permanent = permanent
         self.state = state
         self.exitCode = exitCode
         self.signal = signal
@@ -229,13 +237,25 @@ public protocol RunStore: AnyObject {
     func recordCancel(run: Int64) throws
 
     func markRunning(run: Int64, index: Int, at time: Double) throws
+    /// Records how an attempt ended (the microtask's state, and the attempt
+    /// beside its others).
     func finishTask(run: Int64, index: Int, _ completion: TaskCompletion) throws
+    /// Puts a microtask whose attempt was just finished back in the queue,
+    /// to start again no earlier than `time` (wall clock): a waiting retry,
+    /// which `queuedTasks` leaves out.
+    func retryLater(run: Int64, index: Int, at time: Double) throws
     /// Cancels the queued microtasks among `range`; returns how many.
     @discardableResult
     func cancelQueuedTasks(run: Int64, in range: Range<Int>, reason: String, at time: Double) throws -> Int
 
-    /// Queued microtasks among `range`, in index order, at most `limit`.
+    /// Queued microtasks among `range`, in index order, at most `limit`;
+    /// not the waiting retries.
     func queuedTasks(run: Int64, in range: Range<Int>, limit: Int) throws -> [QueuedTask]
+    /// The waiting retries among `range`, with when each is due (wall clock).
+    func waitingRetries(run: Int64, in range: Range<Int>) throws -> [(task: QueuedTask, due: Double)]
+    /// Microtasks among `range` recorded as running (by a daemon that
+    /// stopped while they ran), with their attempt.
+    func interruptedTasks(run: Int64, in range: Range<Int>) throws -> [QueuedTask]
     /// Results of the succeeded microtasks among `range`, in index order.
     func results(run: Int64, in range: Range<Int>, limit: Int) throws -> [ResultRow]
     /// Items among `range` in index order; only of microtasks that did not
@@ -246,7 +266,8 @@ public protocol RunStore: AnyObject {
     func taskCounts(run: Int64, in range: Range<Int>) throws -> TaskCounts
 
     func savedRun(id: Int64) throws -> SavedRun?
-    /// Runs left queued or running by an earlier daemon. Their running
-    /// microtasks are put back in the queue first: their processes died.
+    /// Runs left queued or running by an earlier daemon. Their microtasks
+    /// that were running are left so (`interruptedTasks`): the engine
+    /// decides what becomes of them.
     func unfinishedRuns() throws -> [SavedRun]
 }

@@ -163,6 +163,12 @@ public struct TaskInfo: Sendable, Equatable {
     public var progress: Double?
     public var stdoutTruncated: Bool
     public var stderrTruncated: Bool
+    /// Attempts made so far (0 for one that never ran); ListAttempts has each.
+    public var attempt: Int = 0
+    /// A queued microtask whose last attempt failed starts again no earlier
+    /// than this (wall clock): a waiting retry. Its reason says why the
+    /// last attempt failed.
+    public var retryAt: Double?
 
     /// The result as text; bytes that are not UTF-8 become U+FFFD.
     public var result: String? { resultBytes.map { String(decoding: $0, as: UTF8.self) } }
@@ -202,6 +208,7 @@ public struct TaskInfo: Sendable, Equatable {
             "startedAt": .optional(startedAt, JSON.double), "finishedAt": .optional(finishedAt, JSON.double),
             "progress": .optional(progress, JSON.double),
             "stdoutTruncated": .bool(stdoutTruncated), "stderrTruncated": .bool(stderrTruncated),
+            "attempt": .int(Int64(attempt)), "retryAt": .optional(retryAt, JSON.double),
         ]
     }
 
@@ -220,6 +227,8 @@ public struct TaskInfo: Sendable, Equatable {
             stdoutTruncated: json["stdoutTruncated"]?.boolValue ?? false,
             stderrTruncated: json["stderrTruncated"]?.boolValue ?? false)
         progress = json["progress"]?.doubleValue
+        attempt = Int(json["attempt"]?.intValue ?? 0)
+        retryAt = json["retryAt"]?.doubleValue
     }
 }
 
@@ -262,5 +271,54 @@ public struct TaskOutput: Sendable, Equatable {
             stderrBytes: bytes(text: json["stderr"], base64: json["stderrBase64"]) ?? [],
             stdoutTruncated: json["stdoutTruncated"]?.boolValue ?? false,
             stderrTruncated: json["stderrTruncated"]?.boolValue ?? false)
+    }
+}
+
+/// One attempt at a microtask: every time it ran, as it ended.
+public struct AttemptInfo: Sendable, Equatable {
+    public var attempt: Int
+    public var state: TaskState
+    public var startedAt: Double?
+    public var finishedAt: Double?
+    public var exitCode: Int?
+    public var signal: String?
+    public var reason: String?
+    public var cpuSeconds: Double?
+    public var maxRSS: Int64?
+
+    public init(
+        attempt: Int, state: TaskState, startedAt: Double?, finishedAt: Double?, exitCode: Int?, signal: String?,
+        reason: String?, cpuSeconds: Double?, maxRSS: Int64?
+    ) {
+        self.attempt = attempt
+        self.state = state
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.exitCode = exitCode
+        self.signal = signal
+        self.reason = reason
+        self.cpuSeconds = cpuSeconds
+        self.maxRSS = maxRSS
+    }
+
+    public var json: JSON {
+        [
+            "attempt": .int(Int64(attempt)), "state": .string(state.rawValue),
+            "startedAt": .optional(startedAt, JSON.double), "finishedAt": .optional(finishedAt, JSON.double),
+            "exitCode": .optional(exitCode) { .int(Int64($0)) }, "signal": .optional(signal, JSON.string),
+            "reason": .optional(reason, JSON.string), "cpuSeconds": .optional(cpuSeconds, JSON.double),
+            "maxRSS": .optional(maxRSS, JSON.int),
+        ]
+    }
+
+    public init?(json: JSON) {
+        guard let attempt = json["attempt"]?.intValue,
+            let state = json["state"]?.stringValue.flatMap(TaskState.init(rawValue:))
+        else { return nil }
+        self.init(
+            attempt: Int(attempt), state: state, startedAt: json["startedAt"]?.doubleValue,
+            finishedAt: json["finishedAt"]?.doubleValue, exitCode: json["exitCode"]?.intValue.map { Int($0) },
+            signal: json["signal"]?.stringValue, reason: json["reason"]?.stringValue,
+            cpuSeconds: json["cpuSeconds"]?.doubleValue, maxRSS: json["maxRSS"]?.intValue)
     }
 }

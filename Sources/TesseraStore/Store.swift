@@ -20,7 +20,7 @@ import TesseraProtocol
 public final class Store: RunStore {
     /// Version 1: runs, tasks, task_outputs. Version 2: stages; runs record
     /// who started them, what they rerun and why they ended as they did.
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
 
     private let db: Database
     private var statements: [String: Statement] = [:]
@@ -127,6 +127,37 @@ public final class Store: RunStore {
                     'items', min(idx), count(*), 'waiting'
                   FROM tasks GROUP BY run_id, stage;
                 INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '2');
+                COMMIT;
+                """)
+        }
+        if version < 3 {
+            // Attempts of runs made before version 3 were not kept; their
+            // last attempt is all there is.
+            try db.execute(
+                """
+                BEGIN;
+                CREATE TABLE attempts(
+                  run_id INTEGER NOT NULL,
+                  idx INTEGER NOT NULL,
+                  attempt INTEGER NOT NULL,
+                  state TEXT NOT NULL,
+                  started_at REAL,
+                  finished_at REAL,
+                  exit_code INTEGER,
+                  signal TEXT,
+                  reason TEXT,
+                  cpu_seconds REAL,
+                  max_rss INTEGER,
+                  PRIMARY KEY(run_id, idx, attempt),
+                  FOREIGN KEY(run_id, idx) REFERENCES tasks(run_id, idx) ON DELETE CASCADE
+                ) WITHOUT ROWID;
+                INSERT INTO attempts(run_id, idx, attempt, state, started_at, finished_at, exit_code, signal,
+                  reason, cpu_seconds, max_rss)
+                  SELECT run_id, idx, attempt, state, started_at, finished_at, exit_code, signal, reason, cpu_seconds,
+                    max_rss
+                  FROM tasks WHERE attempt > 0 AND state IN ('succeeded', 'failed', 'cancelled');
+                ALTER TABLE tasks ADD COLUMN retry_at REAL;
+                INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '3');
                 COMMIT;
                 """)
         }
@@ -268,7 +299,12 @@ public final class Store: RunStore {
     public func markRunning(run: Int64, index: Int, at time: Double) throws {
         try beginIfNeeded()
         try statement(
-            "UPDATE tasks SET state = 'running', attempt = attempt + 1, started_at = ? WHERE run_id = ? AND idx = ?"
+            """
+            UPDATE tasks SET state = 'running', attempt = attempt + 1, started_at = ?, retry_at = NULL,
+              exit_code = NULL, signal = NULL, reason = NULL, result = NULL, cpu_seconds = NULL, max_rss = NULL,
+              finished_at = NULL, duration = NULL
+            WHERE run_id = ? AND idx = ?
+            """
         ).run([.double(time), .int(run), .int(Int64(index))])
     }
 
@@ -287,10 +323,49 @@ public final class Store: RunStore {
             c.duration.map { .double($0) } ?? .null, .int(c.stdoutTruncated ? 1 : 0), .int(c.stderrTruncated ? 1 : 0),
             .int(run), .int(Int64(index)),
         ])
+        try recordAttempt(run: run, index: index)
         if !c.stdout.isEmpty || !c.stderr.isEmpty {
             try statement("INSERT OR REPLACE INTO task_outputs(run_id, idx, stdout, stderr) VALUES(?, ?, ?, ?)").run(
                 [.int(run), .int(Int64(index)), .blob(c.stdout), .blob(c.stderr)])
         }
+    }
+
+    public func retryLater(run: Int64, index: Int, at time: Double) throws {
+        try beginIfNeeded()
+        try statement("UPDATE tasks SET state = 'queued', retry_at = ? WHERE run_id = ? AND idx = ?").run([
+            .double(time), .int(run), .int(Int64(index)),
+        ])
+    }
+
+    /// Keeps the microtask's attempt as it ended, beside the others.
+    private func recordAttempt(run: Int64, index: Int) throws {
+        try statement(
+            """
+            INSERT OR REPLACE INTO attempts(run_id, idx, attempt, state, started_at, finished_at, exit_code, signal,
+              reason, cpu_seconds, max_rss)
+            SELECT run_id, idx, attempt, state, started_at, finished_at, exit_code, signal, reason, cpu_seconds, max_rss
+            FROM tasks WHERE run_id = ? AND idx = ? AND attempt > 0
+            """
+        ).run([.int(run), .int(Int64(index))])
+    }
+
+    /// Every attempt at a microtask, the first first.
+    public func attempts(run: Int64, index: Int) throws(StoreError) -> [AttemptInfo] {
+        var attempts: [AttemptInfo] = []
+        try statement(
+            """
+            SELECT attempt, state, started_at, finished_at, exit_code, signal, reason, cpu_seconds, max_rss
+            FROM attempts WHERE run_id = ? AND idx = ? ORDER BY attempt
+            """
+        ).query([.int(run), .int(Int64(index))]) { row in
+            attempts.append(
+                AttemptInfo(
+                    attempt: Int(row.int(0)), state: TaskState(rawValue: row.text(1)) ?? .failed,
+                    startedAt: row.optionalDouble(2), finishedAt: row.optionalDouble(3),
+                    exitCode: row.optionalInt(4).map { Int($0) }, signal: row.optionalText(5),
+                    reason: row.optionalText(6), cpuSeconds: row.optionalDouble(7), maxRSS: row.optionalInt(8)))
+        }
+        return attempts
     }
 
     @discardableResult
@@ -298,7 +373,7 @@ public final class Store: RunStore {
         try beginIfNeeded()
         try statement(
             """
-            UPDATE tasks SET state = 'cancelled', reason = ?, finished_at = ?
+            UPDATE tasks SET state = 'cancelled', reason = ?, finished_at = ?, retry_at = NULL
             WHERE run_id = ? AND state = 'queued' AND idx >= ? AND idx < ?
             """
         ).run([.text(reason), .double(time), .int(run), .int(Int64(range.lowerBound)), .int(Int64(range.upperBound))])
@@ -312,9 +387,36 @@ public final class Store: RunStore {
         try statement(
             """
             SELECT idx, item, attempt FROM tasks
-            WHERE run_id = ? AND state = 'queued' AND idx >= ? AND idx < ? ORDER BY idx LIMIT ?
+            WHERE run_id = ? AND state = 'queued' AND retry_at IS NULL AND idx >= ? AND idx < ? ORDER BY idx LIMIT ?
             """
         ).query(rangeValues(run, range, limit)) { row in
+            tasks.append(QueuedTask(index: Int(row.int(0)), item: row.text(1), attempts: Int(row.int(2))))
+        }
+        return tasks
+    }
+
+    public func waitingRetries(run: Int64, in range: Range<Int>) throws -> [(task: QueuedTask, due: Double)] {
+        var tasks: [(task: QueuedTask, due: Double)] = []
+        try statement(
+            """
+            SELECT idx, item, attempt, retry_at FROM tasks
+            WHERE run_id = ? AND state = 'queued' AND retry_at IS NOT NULL AND idx >= ? AND idx < ? ORDER BY idx
+            """
+        ).query([.int(run), .int(Int64(range.lowerBound)), .int(Int64(range.upperBound))]) { row in
+            tasks.append(
+                (QueuedTask(index: Int(row.int(0)), item: row.text(1), attempts: Int(row.int(2))), row.double(3)))
+        }
+        return tasks
+    }
+
+    public func interruptedTasks(run: Int64, in range: Range<Int>) throws -> [QueuedTask] {
+        var tasks: [QueuedTask] = []
+        try statement(
+            """
+            SELECT idx, item, attempt FROM tasks
+            WHERE run_id = ? AND state = 'running' AND idx >= ? AND idx < ? ORDER BY idx
+            """
+        ).query([.int(run), .int(Int64(range.lowerBound)), .int(Int64(range.upperBound))]) { row in
             tasks.append(QueuedTask(index: Int(row.int(0)), item: row.text(1), attempts: Int(row.int(2))))
         }
         return tasks
@@ -408,11 +510,6 @@ public final class Store: RunStore {
 
     public func unfinishedRuns() throws -> [SavedRun] {
         try commit()
-        try db.execute(
-            """
-            UPDATE tasks SET state = 'queued'
-            WHERE state = 'running' AND run_id IN (SELECT id FROM runs WHERE state IN ('queued', 'running'))
-            """)
         var runs: [SavedRun] = []
         try statement(
             """
@@ -474,12 +571,12 @@ public final class Store: RunStore {
 
     private static let taskColumns = """
         SELECT idx, stage, item, state, exit_code, signal, reason, result, cpu_seconds, max_rss, duration,
-          stdout_truncated, stderr_truncated, started_at, finished_at
+          stdout_truncated, stderr_truncated, started_at, finished_at, attempt, retry_at
         FROM tasks
         """
 
     private func taskInfo(_ row: Row) -> TaskInfo {
-        TaskInfo(
+        var info = TaskInfo(
             index: Int(row.int(0)), stage: row.text(1), item: row.text(2),
             state: TaskState(rawValue: row.text(3)) ?? .failed, exitCode: row.optionalInt(4).map { Int($0) },
             signal: row.optionalText(5), reason: row.optionalText(6),
@@ -487,6 +584,9 @@ public final class Store: RunStore {
             maxRSS: row.optionalInt(9), durationSeconds: row.optionalDouble(10),
             startedAt: row.optionalDouble(13), finishedAt: row.optionalDouble(14),
             stdoutTruncated: row.int(11) != 0, stderrTruncated: row.int(12) != 0)
+        info.attempt = Int(row.int(15))
+        info.retryAt = row.optionalDouble(16)
+        return info
     }
 
     public func tasks(run: Int64, state: TaskState?, offset: Int, limit: Int) throws(StoreError) -> [TaskInfo] {

@@ -19,6 +19,8 @@
  *                     result is its standard output sends no result)
  *   CHANNEL_ERROR     the text of the executor's last host->log() at error
  *                     level (at most CHANNEL_ERROR_MAX bytes)
+ *   CHANNEL_PERMANENT host->fail_permanently(): its reason, like
+ *                     CHANNEL_ERROR's text (it may be empty)
  *
  * Nothing on this channel says how the microtask ended: the cause of its
  * end (wait status, signals, rusage, peak address space) is what the
@@ -41,7 +43,8 @@
 enum channel_type {
     CHANNEL_PROGRESS = 1,
     CHANNEL_RESULT = 2,
-    CHANNEL_ERROR = 3
+    CHANNEL_ERROR = 3,
+    CHANNEL_PERMANENT = 4
 };
 
 struct channel_header {

@@ -601,13 +601,14 @@ static void host_progress(tessera_task *task, double fraction)
 }
 
 /* Tells the zygote the executor's latest error, which a failed microtask's
- * reason quotes. */
-static void send_error(const char *message)
+ * reason quotes (CHANNEL_ERROR), or that its failure is permanent
+ * (CHANNEL_PERMANENT). */
+static void send_text(uint32_t type, const char *message)
 {
     size_t length = strlen(message);
     if (length > CHANNEL_ERROR_MAX)
         length = CHANNEL_ERROR_MAX;
-    struct channel_header header = {CHANNEL_ERROR, (uint32_t)length};
+    struct channel_header header = {type, (uint32_t)length};
     struct iovec iov[] = {
         {&header, sizeof header},
         {(void *)message, length},
@@ -648,7 +649,7 @@ static void host_log(tessera_task *task, tessera_log_level level, const char *me
     /* A log line that cannot be written has nowhere else to go. */
     (void)io_writev_all(STDERR_FILENO, iov, count);
     if (task != NULL && level == TESSERA_LOG_ERROR)
-        send_error(message);
+        send_text(CHANNEL_ERROR, message);
 }
 
 /* ABI 1.1: the microtask's context and its item as JSON. */
@@ -711,6 +712,13 @@ static const char *host_item_at(tessera_task *task, size_t i)
     return chunk_item(task, i);
 }
 
+static void host_fail_permanently(tessera_task *task, const char *reason)
+{
+    if (task == NULL)
+        return;
+    send_text(CHANNEL_PERMANENT, reason ? reason : "");
+}
+
 const tessera_host host_table = {
     .abi_major = TESSERA_ABI_MAJOR,
     .abi_minor = TESSERA_ABI_MINOR,
@@ -738,4 +746,5 @@ const tessera_host host_table = {
     .item_field = host_item_field,
     .item_count = host_item_count,
     .item_at = host_item_at,
+    .fail_permanently = host_fail_permanently,
 };

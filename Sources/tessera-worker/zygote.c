@@ -621,6 +621,7 @@ static bool channel_frame_valid(const struct task *task, const struct channel_he
     case CHANNEL_RESULT:
         return header->length >= 1 && header->length - 1 <= task->result_limit;
     case CHANNEL_ERROR:
+    case CHANNEL_PERMANENT:
         return header->length <= CHANNEL_ERROR_MAX;
     }
     return false;
@@ -655,6 +656,13 @@ static void channel_frame(struct task *task, uint32_t type, const unsigned char 
     case CHANNEL_ERROR:
         task->error_line.length = 0;
         buf_append(&task->error_line, payload, length);
+        break;
+    case CHANNEL_PERMANENT:
+        task->flags |= TW_FLAG_PERMANENT;
+        if (length > 0) {
+            task->error_line.length = 0;
+            buf_append(&task->error_line, payload, length);
+        }
         break;
     }
 }

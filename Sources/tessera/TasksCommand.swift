@@ -47,18 +47,22 @@ struct Tasks: ParsableCommand {
             let time = t.state == .running ? t.startedAt.map { max(0, now - $0) } : t.durationSeconds
             // Why it failed matters more than what it printed on the way.
             let result = t.resultBytes.map { escaped($0) }
-            let said =
+            var said =
                 (t.state == .failed || t.state == .cancelled ? t.reason ?? result : result ?? t.reason)
                 ?? (t.progress.map { "\(Int($0 * 100))%" } ?? "")
+            // A waiting retry: when it is due, and why the last attempt failed.
+            if t.state == .queued, let due = t.retryAt {
+                said = "retry in \(formatSeconds(max(0, due - now)))" + (t.reason.map { " after: \($0)" } ?? "")
+            }
             return [
-                String(t.index), t.stage, t.item, t.state.rawValue,
+                String(t.index), t.stage, t.item, t.state.rawValue, String(t.attempt),
                 t.exitCode.map(String.init) ?? t.signal ?? "-", formatSeconds(time),
                 t.cpuSeconds.map { formatSeconds($0) } ?? "-", formatBytes(t.maxRSS), said,
             ]
         }
         printTable(
-            ["INDEX", "STAGE", "ITEM", "STATE", "EXIT", "TIME", "CPU", "MAXRSS", "RESULT/REASON"], rows,
-            rightAligned: [0, 5, 6, 7])
+            ["INDEX", "STAGE", "ITEM", "STATE", "TRIES", "EXIT", "TIME", "CPU", "MAXRSS", "RESULT/REASON"], rows,
+            rightAligned: [0, 4, 6, 7, 8])
         // Say so when this is a part of the run.
         if tasks.count == limit || offset > 0 {
             let run = RunInfo(json: try options.call("GetRun", ["id": .int(id)])["run"] ?? .null)
@@ -91,5 +95,34 @@ struct Output: ParsableCommand {
         if output.stdoutTruncated { writeStandardOutput("\n[stdout truncated at the output limit]\n") }
         writeOutput(2, output.stderrBytes)
         if output.stderrTruncated { writeStandardError("\n[stderr truncated at the output limit]\n") }
+    }
+}
+
+struct Attempts: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List every attempt at one microtask.")
+    @OptionGroup var options: GlobalOptions
+
+    @Argument(help: "The run id.")
+    var runID: String
+
+    @Argument(help: "The task index.")
+    var index: Int
+
+    func run() throws {
+        let id = try parseRunID(runID)
+        let attempts =
+            try options.call("ListAttempts", ["run": .int(id), "index": .int(Int64(index))])["attempts"]?.arrayValue
+            ?? []
+        if options.json { return printJSON(.array(attempts)) }
+        let rows = attempts.compactMap(AttemptInfo.init(json:)).map { a in
+            [
+                String(a.attempt), a.state.rawValue, formatTime(a.startedAt), formatTime(a.finishedAt),
+                a.exitCode.map(String.init) ?? a.signal ?? "-", a.cpuSeconds.map { formatSeconds($0) } ?? "-",
+                formatBytes(a.maxRSS), a.reason ?? "",
+            ]
+        }
+        printTable(
+            ["ATTEMPT", "STATE", "STARTED", "FINISHED", "EXIT", "CPU", "MAXRSS", "REASON"], rows,
+            rightAligned: [0, 5, 6])
     }
 }

@@ -128,7 +128,7 @@ let brokenFiles: [BrokenFile] = [
         """,
         "etc/tessera/jobs.d/hello.yaml:2:1: unknown key \"colour\""),
     .job(
-        "reserved key retries is unknown for now",
+        "a misspelt retry",
         """
         name: hello
         stages:
@@ -136,7 +136,7 @@ let brokenFiles: [BrokenFile] = [
             executor: noop
             retries: 3
         """,
-        "etc/tessera/jobs.d/hello.yaml:5:5: stages[0]: unknown key \"retries\""),
+        "etc/tessera/jobs.d/hello.yaml:5:5: stages[0]: unknown key \"retries\"; did you mean \"retry\"?"),
     .job(
         "missing job name",
         """
@@ -368,6 +368,48 @@ let brokenFiles: [BrokenFile] = [
         "etc/tessera/jobs.d/hello.yaml:3:17: requests.cpu: expected a number of CPUs greater than 0, such as 2 or 0.5, "
             + "found \"0\"",
         "etc/tessera/jobs.d/hello.yaml:3:28: requests.memory: expected a size such as 256MiB, found \"lots\""),
+    .job(
+        "no attempts at all",
+        """
+        name: hello
+        executor: noop
+        retry: {attempts: 0, backoff: soon}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:19: retry.attempts: expected a number of attempts from 1 to 100 (the first "
+            + "included), found \"0\"",
+        "etc/tessera/jobs.d/hello.yaml:3:31: retry.backoff: expected a duration such as 30s or 500ms, found \"soon\""),
+    .job(
+        "a retry policy with an unknown failure kind, a bad exit code and a short max_backoff",
+        """
+        name: hello
+        executor: noop
+        retry:
+          attempts: 3
+          backoff: 10s
+          max_backoff: 1s
+          on: [failed, timout]
+          permanent_exit_codes: [2, 256]
+        """,
+        "etc/tessera/jobs.d/hello.yaml:7:16: retry.on[1]: unknown failure kind \"timout\"; did you mean "
+            + "\"timeout\"? (the kinds: failed, timeout, signal, memory, lost)",
+        "etc/tessera/jobs.d/hello.yaml:8:29: retry.permanent_exit_codes[1]: expected an exit code from 1 to 255, "
+            + "found \"256\""),
+    .job(
+        "a max_backoff shorter than the backoff",
+        """
+        name: hello
+        executor: noop
+        retry: {attempts: 2, backoff: 10s, max_backoff: 1s}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:49: retry.max_backoff: max_backoff (1s) is shorter than backoff (10s)"),
+    .job(
+        "a retry policy without attempts",
+        """
+        name: hello
+        executor: noop
+        retry: {backoff: 1s, max_backoff: 500ms}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:8: retry: missing required key \"attempts\""),
     .job(
         "chunk 0",
         """

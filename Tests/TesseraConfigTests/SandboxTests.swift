@@ -21,14 +21,26 @@ struct SandboxTests {
     }
 
     /// The uid and primary gid of `name`, as the system's user database has them.
+    // The reentrant lookups: tests run in parallel, and getpwnam's and
+    // getgrnam's static buffers are shared (a gid read while another test
+    // looked up "video" came back 44).
     private func userIDs(_ name: String) throws -> (uid: UInt32, gid: UInt32) {
-        let entry = try #require(getpwnam(name)).pointee
+        var entry = passwd()
+        var found: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        getpwnam_r(name, &entry, &buffer, buffer.count, &found)
+        _ = try #require(found)
         return (entry.pw_uid, entry.pw_gid)
     }
 
     /// The gid of the group `name`, as the system's group database has it.
     private func groupID(_ name: String) throws -> UInt32 {
-        try #require(getgrnam(name)).pointee.gr_gid
+        var entry = group()
+        var found: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        getgrnam_r(name, &entry, &buffer, buffer.count, &found)
+        _ = try #require(found)
+        return entry.gr_gid
     }
 
     @Test("the full example decodes to the expected values")

@@ -16,11 +16,13 @@ let mark = Mark(line: 1, column: 1)
 
 func stage(
     _ name: String, _ items: ItemSource = .none, after: [String] = [], chunk: Int? = nil,
-    maxFailures: FailureTolerance = .count(0), wall: UInt64? = nil
+    maxFailures: FailureTolerance = .count(0), wall: UInt64? = nil, retry: RetryPolicy = .none
 ) -> StageDefinition {
-    StageDefinition(
+    var definition = StageDefinition(
         name: name, executor: "noop", items: items, limits: Limits(wall: wall), after: after, chunk: chunk,
         maxFailures: maxFailures, mark: mark)
+    definition.retry = retry
+    return definition
 }
 
 func job(_ stages: StageDefinition..., concurrency: Int? = nil, priority: Int = 50) -> JobDefinition {
@@ -92,6 +94,14 @@ final class Bench {
         engine.finished(
             token: task.token,
             TaskCompletion(state: state, result: result.map { Array($0.utf8) }, finishedAt: clock.wall), at: clock)
+        engine.committed()
+        dispatch()
+    }
+
+    /// Finishes the oldest started microtask as `completion` says.
+    func finish(_ completion: TaskCompletion) {
+        let task = pending.removeFirst()
+        engine.finished(token: task.token, completion, at: clock)
         engine.committed()
         dispatch()
     }
@@ -503,10 +513,12 @@ struct EngineControlTests {
         #expect(bench.store.items(of: again.id, stage: "sum").count == 1)
     }
 
-    @Test("a run taken up after a crash goes on where it was; its running microtasks run again")
+    @Test("a run taken up after a crash goes on where it was; its lost microtasks run again as retry.on says")
     func recovery() throws {
         let bench = Bench(slots: 2)
-        let run = try bench.start(job(stage("a", .range(from: 0, to: 4, step: 1)), stage("b", .from("a"))))
+        let onLost = RetryPolicy(attempts: 2, backoff: 100, jitter: false, on: [.lost])
+        let run = try bench.start(
+            job(stage("a", .range(from: 0, to: 4, step: 1), retry: onLost), stage("b", .from("a"))))
         bench.finish(result: "x")
         // The daemon dies: a new engine over the same store.
         let shell = RecordingShell()
@@ -517,8 +529,12 @@ struct EngineControlTests {
         let problems = engine.recover(try bench.store.unfinishedRuns(), at: bench.clock) { _ in run.job }
         #expect(problems.isEmpty)
         engine.dispatch(at: bench.clock)
-        #expect(shell.started.map(\.index) == [1, 2, 3])
-        #expect(shell.started.first?.attempt == 2, "index 1 was running when the daemon died")
+        #expect(shell.started.map(\.index) == [3], "1 and 2, lost, wait for their backoff")
+        #expect(bench.store.tasks[run.id]?[1]?.history.last?.reason == "lost: tesserad stopped while it ran")
+        bench.clock.monotonic += 100
+        engine.dispatch(at: bench.clock)
+        #expect(shell.started.map(\.index) == [3, 1, 2])
+        #expect(shell.started.map(\.attempt) == [1, 2, 2], "1 and 2 were running when the daemon died")
         for task in shell.started {
             engine.finished(
                 token: task.token, TaskCompletion(state: .succeeded, result: [0x79], finishedAt: 0), at: bench.clock)

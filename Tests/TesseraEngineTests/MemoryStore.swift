@@ -14,6 +14,10 @@ final class MemoryStore: RunStore {
         var attempts = 0
         var reason: String?
         var result: [UInt8]?
+        /// Set while it waits for a retry.
+        var retryAt: Double?
+        /// Every attempt as it ended.
+        var history: [TaskCompletion] = []
     }
 
     var runs: [Int64: SavedRun] = [:]
@@ -93,6 +97,7 @@ final class MemoryStore: RunStore {
         try check()
         tasks[run]?[index]?.state = .running
         tasks[run]?[index]?.attempts += 1
+        tasks[run]?[index]?.retryAt = nil
     }
 
     func finishTask(run: Int64, index: Int, _ completion: TaskCompletion) throws {
@@ -100,6 +105,13 @@ final class MemoryStore: RunStore {
         tasks[run]?[index]?.state = completion.state
         tasks[run]?[index]?.reason = completion.reason
         tasks[run]?[index]?.result = completion.result
+        tasks[run]?[index]?.history.append(completion)
+    }
+
+    func retryLater(run: Int64, index: Int, at time: Double) throws {
+        try check()
+        tasks[run]?[index]?.state = .queued
+        tasks[run]?[index]?.retryAt = time
     }
 
     func cancelQueuedTasks(run: Int64, in range: Range<Int>, reason: String, at time: Double) throws -> Int {
@@ -108,6 +120,7 @@ final class MemoryStore: RunStore {
         for index in range where tasks[run]?[index]?.state == .queued {
             tasks[run]?[index]?.state = .cancelled
             tasks[run]?[index]?.reason = reason
+            tasks[run]?[index]?.retryAt = nil
             count += 1
         }
         return count
@@ -118,7 +131,20 @@ final class MemoryStore: RunStore {
     }
 
     func queuedTasks(run: Int64, in range: Range<Int>, limit: Int) throws -> [QueuedTask] {
-        sorted(run, range).filter { $0.1.state == .queued }.prefix(limit).map {
+        sorted(run, range).filter { $0.1.state == .queued && $0.1.retryAt == nil }.prefix(limit).map {
+            QueuedTask(index: $0.0, item: $0.1.item, attempts: $0.1.attempts)
+        }
+    }
+
+    func waitingRetries(run: Int64, in range: Range<Int>) throws -> [(task: QueuedTask, due: Double)] {
+        sorted(run, range).compactMap { index, task in
+            guard task.state == .queued, let due = task.retryAt else { return nil }
+            return (QueuedTask(index: index, item: task.item, attempts: task.attempts), due)
+        }
+    }
+
+    func interruptedTasks(run: Int64, in range: Range<Int>) throws -> [QueuedTask] {
+        sorted(run, range).filter { $0.1.state == .running }.map {
             QueuedTask(index: $0.0, item: $0.1.item, attempts: $0.1.attempts)
         }
     }
@@ -146,11 +172,6 @@ final class MemoryStore: RunStore {
     func savedRun(id: Int64) throws -> SavedRun? { runs[id] }
 
     func unfinishedRuns() throws -> [SavedRun] {
-        for (run, saved) in runs where !saved.state.isFinal {
-            for (index, task) in tasks[run] ?? [:] where task.state == .running {
-                tasks[run]?[index]?.state = .queued
-            }
-        }
         return runs.values.filter { !$0.state.isFinal }.sorted { $0.id < $1.id }
     }
 

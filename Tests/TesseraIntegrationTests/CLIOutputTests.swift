@@ -107,8 +107,13 @@ struct CLIOutputTests {
             let task = try daemon.tasks(id).first
             return task?.state == .running && (task?.startedAt ?? now()) < wallClockNow() - 0.2
         }
-        let row = try #require(daemon.cli(["tasks", String(id)]).stdout.split(separator: "\n").last)
-        let time = row.split(separator: " ", omittingEmptySubsequences: true)[4]
+        let lines = daemon.cli(["tasks", String(id)]).stdout.split(separator: "\n").map(String.init)
+        let header = try #require(lines.first), row = try #require(lines.last)
+        // TIME is right-aligned: the figure ends where its heading does.
+        let words = header.split(separator: " ")
+        let heading = try #require(words.first { $0 == "TIME" })
+        let end = header.distance(from: header.startIndex, to: heading.endIndex)
+        let time = try #require(row.prefix(end).split(separator: " ").last)
         #expect(time.hasSuffix("ms") || time.hasSuffix("s"), "TIME of a running microtask: \(row)")
         #expect(time != "-")
         _ = try daemon.call("CancelRun", ["id": .int(id)])

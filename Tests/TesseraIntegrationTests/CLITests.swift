@@ -89,6 +89,7 @@ struct CLIHelpTests {
                   show                    Show one run: how it started and its stages.
                   tasks                   List the microtasks of a run.
                   results                 Print a run's results in index order.
+                  attempts                List every attempt at one microtask.
                   output                  Print what a microtask wrote to stdout and stderr.
                   cancel                  Cancel a run: queued tasks are dropped, running ones
                                           killed.

@@ -79,7 +79,7 @@ struct FaultTests {
         kill(workerPID, SIGKILL)
         let run = try daemon.wait(forRun: id)
         #expect(run.state == .failed)
-        #expect(try daemon.tasks(id).allSatisfy { $0.reason?.hasPrefix("worker process") == true })
+        #expect(try daemon.tasks(id).allSatisfy { $0.reason?.hasPrefix("lost: worker process") == true })
         let quick = try daemon.startRun("quick")
         #expect(try daemon.wait(forRun: quick).state == .succeeded)
     }

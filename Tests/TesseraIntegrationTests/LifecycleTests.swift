@@ -10,11 +10,21 @@ import Testing
 
 @Suite("Lifecycle")
 struct LifecycleTests {
-    @Test("a run accepted before the daemon was killed finishes after a restart")
+    @Test("a run accepted before the daemon was killed finishes after a restart; lost microtasks as retry says")
     func recoveryAfterKill() throws {
-        let daemon = try Daemon(jobs: [
-            "batch.yaml": "name: batch\nexecutor: shell\nparams: {command: [sleep, '0.3']}\nrange: {from: 0, to: 8}\n"
-        ])
+        let daemon = try Daemon(
+            jobs: [
+                "batch.yaml": """
+                name: batch
+                executor: shell
+                params: {command: [sleep, '0.3']}
+                range: {from: 0, to: 8}
+                retry: {attempts: 2, backoff: 10ms, on: [lost]}
+
+                """,
+                "once.yaml": "name: once\nexecutor: shell\nparams: {command: [sleep, '30']}\n",
+            ], slots: 3)
+        let once = try daemon.startRun("once")
         let id = try daemon.startRun("batch", params: ["command": "sh,-c,sleep 0.3; echo from-run {{item}}"])
         try waitUntil("some microtasks to finish") {
             let run = RunInfo(json: try daemon.call("GetRun", ["id": .int(id)])["run"] ?? .null)
@@ -22,11 +32,28 @@ struct LifecycleTests {
         }
         daemon.stop(signal: SIGKILL)
         try daemon.start()
+        // Without a retry policy for it, a lost microtask fails, and says why.
+        let lost = try daemon.wait(forRun: once)
+        #expect(lost.state == .failed)
+        #expect(try daemon.tasks(once).first?.reason == "lost: tesserad stopped while it ran")
         let run = try daemon.wait(forRun: id)
         #expect(run.state == .succeeded)
         #expect(run.counts.succeeded == 8)
         for index in 0..<8 {
             #expect(try daemon.output(id, index)?.stdout == "from-run \(index)\n", "the run's parameters survive too")
+        }
+        // Those that were running when it died ran again; both attempts are kept.
+        let again = try daemon.tasks(id).filter { $0.attempt == 2 }
+        #expect(!again.isEmpty, "two microtasks were running when the daemon was killed")
+        if let task = again.first {
+            let attempts = try
+                (daemon.call("ListAttempts", ["run": .int(id), "index": .int(Int64(task.index))])[
+                    "attempts"]?.arrayValue ?? []).compactMap(AttemptInfo.init(json:))
+            #expect(attempts.map(\.attempt) == [1, 2])
+            #expect(attempts.map(\.state) == [.failed, .succeeded])
+            #expect(attempts.first?.reason == "lost: tesserad stopped while it ran")
+            let listed = daemon.cli(["attempts", String(id), String(task.index)])
+            #expect(listed.stdout.contains("lost: tesserad stopped while it ran"), "\(listed.stdout)")
         }
         #expect(try daemon.startRun("batch") == id + 1, "ids keep counting after a restart")
     }

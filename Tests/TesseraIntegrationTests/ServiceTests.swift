@@ -126,7 +126,14 @@ struct ServiceTests {
     func drain() throws {
         let daemon = try Daemon(
             jobs: [
-                "slow.yaml": "name: slow\nexecutor: shell\nparams: {command: [sleep, '1']}\nrange: {from: 0, to: 2}\n"
+                "slow.yaml": """
+                name: slow
+                executor: shell
+                params: {command: [sleep, '1']}
+                range: {from: 0, to: 2}
+                retry: {attempts: 2, backoff: 10ms, on: [lost]}
+
+                """
             ], extraConfig: "shutdown_timeout: 20s")
         let id = try daemon.startRun("slow")
         try waitUntil("both microtasks to run") { try daemon.tasks(id, state: .running).count == 2 }
@@ -148,7 +155,8 @@ struct ServiceTests {
         #expect(now() - started < 0.9, "the second SIGTERM does not wait for the sleeps")
         try daemon.start()
         let resumed = try daemon.wait(forRun: again)
-        #expect(resumed.state == .succeeded, "interrupted microtasks run again after the restart")
+        #expect(resumed.state == .succeeded, "interrupted microtasks run again after the restart, as retry.on says")
+        #expect(try daemon.tasks(again).allSatisfy { $0.attempt == 2 })
     }
 }
 

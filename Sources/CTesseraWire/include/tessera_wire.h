@@ -20,7 +20,7 @@
 #ifndef TESSERA_WIRE_H
 #define TESSERA_WIRE_H
 
-#define TW_PROTOCOL_VERSION 3
+#define TW_PROTOCOL_VERSION 4
 
 /* Largest frame either side accepts; anything longer is a protocol error. */
 #define TW_MAX_FRAME 67108864 /* 64 MiB */
@@ -184,6 +184,8 @@ enum tw_flags {
     TW_FLAG_CHANNEL_ABUSED = 1u << 7,   /* killed for writing malformed data on its channel */
     TW_FLAG_TRACED = 1u << 8,           /* the worker traced the process (trace.h), so
                                          * TW_FLAG_KERNEL_SIGNAL is known */
+    TW_FLAG_PERMANENT = 1u << 10,       /* the executor called fail_permanently(): not
+                                         * to be retried (protocol 4) */
     TW_FLAG_RESULT_LIMIT = 1u << 9      /* the result was longer than result_limit:
                                          * with TW_RESULT_STDOUT the task was killed
                                          * as its stdout went past it (as for

@@ -534,6 +534,14 @@ static int hostile_raw_result(const tessera_host *host, tessera_task *task)
     return TESSERA_OK;
 }
 
+/* Fails and says the failure is permanent (ABI 1.2). */
+static int hostile_permanent(const tessera_host *host, tessera_task *task)
+{
+    fputs("about to fail for good\n", stderr);
+    host->fail_permanently(task, "the item is malformed; retrying will not help");
+    return 5;
+}
+
 static const tessera_param echo_params[] = {
     {"text", TESSERA_PARAM_STRING, 1, NULL, "Text echoed in the result."},
     {"count", TESSERA_PARAM_INTEGER, 0, "1", "A number echoed in the result."},
@@ -579,6 +587,8 @@ static const tessera_executor hostile_executors[] = {
              "input, run directory, item field x and chunk items."),
     EXECUTOR("read_input", hostile_read_input,
              "Sets the result to the content of the stage's input file."),
+    EXECUTOR("permanent", hostile_permanent,
+             "Calls fail_permanently() and returns 5."),
 };
 
 static const tessera_plugin hostile_plugin = {

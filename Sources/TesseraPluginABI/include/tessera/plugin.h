@@ -19,6 +19,8 @@
  *   - 1.1 added, at the end of tessera_host, the microtask's context
  *     (run_id ... run_dir) and its item read as JSON (item_field,
  *     item_count, item_at).
+ *   - 1.2 added fail_permanently, so that an executor can say that a
+ *     failure is not worth retrying.
  *
  * Where code runs:
  *   - tessera_plugin_init() runs in the worker zygote (and in the short-lived
@@ -65,7 +67,7 @@ extern "C" {
 #endif
 
 #define TESSERA_ABI_MAJOR 1
-#define TESSERA_ABI_MINOR 1
+#define TESSERA_ABI_MINOR 2
 
 /* The name of the one symbol a plugin must export. */
 #define TESSERA_PLUGIN_ENTRY "tessera_plugin_init"
@@ -207,6 +209,16 @@ struct tessera_host {
      * any other member its JSON text; the item itself when it is not an
      * array. NULL when i is out of range, or for a string holding \u0000. */
     const char *(*item_at)(tessera_task *task, size_t i);
+
+    /* ABI 1.2 */
+
+    /* Says that this microtask's failure is permanent: another attempt
+     * would fail the same way (its input is bad, not a service it needs
+     * flaky), so its stage's retry policy does not try it again. `reason`
+     * (may be NULL) becomes the failure's reason, as an error-level log()
+     * would. It does not end the executor, which should then return
+     * non-zero; one that returns TESSERA_OK succeeds all the same. */
+    void (*fail_permanently)(tessera_task *task, const char *reason);
 };
 
 /* The entry point. The host calls it once per process after dlopen(), with

@@ -1,0 +1,94 @@
+// The SQLite store on a real file: attempts and waiting retries as the
+// engine writes them, and a database of the previous schema migrated.
+
+import TesseraEngine
+import TesseraProtocol
+import Testing
+
+@testable import TesseraStore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+func makeDirectory() -> String {
+    var template = Array("/tmp/tessera-store-XXXXXX".utf8CString)
+    guard let path = mkdtemp(&template) else { fatalError("mkdtemp") }
+    return String(cString: path)
+}
+
+/// A run of `count` microtasks in one stage, written as the engine writes it.
+func makeRun(_ store: Store, count: Int) throws -> Int64 {
+    try store.inTransaction {
+        let run = try store.insertRun(
+            NewRun(job: "j", params: "{}", definition: "/jobs/j.yaml", createdAt: 1, startedBy: "t", rerunOf: nil))
+        try store.insertStage(
+            run: run, StageRecord(position: 0, name: "a", source: "items", firstIndex: 0, count: count))
+        try store.insertTasks(run: run, firstIndex: 0, stage: "a", items: (0..<count).map(String.init))
+        try store.setRunTotal(run: run, total: count)
+        return run
+    }
+}
+
+@Suite("SQLite store")
+struct StoreTests {
+    @Test("every attempt is kept; a waiting retry is left out of the queue until it runs again")
+    func attemptsAndRetries() throws {
+        let store = try Store(directory: makeDirectory())
+        let run = try makeRun(store, count: 2)
+        try store.markRunning(run: run, index: 0, at: 10)
+        try store.finishTask(
+            run: run, index: 0,
+            TaskCompletion(state: .failed, exitCode: 1, reason: "exited with code 1", finishedAt: 11))
+        try store.retryLater(run: run, index: 0, at: 20)
+        try store.commit()
+        #expect(try store.queuedTasks(run: run, in: 0..<2, limit: 10).map(\.index) == [1])
+        let waiting = try store.waitingRetries(run: run, in: 0..<2)
+        #expect(waiting.map(\.task.index) == [0] && waiting.map(\.due) == [20] && waiting[0].task.attempts == 1)
+        let shown = try store.tasks(run: run, state: nil, offset: 0, limit: 10)
+        #expect(shown[0].state == .queued && shown[0].retryAt == 20 && shown[0].reason == "exited with code 1")
+
+        try store.markRunning(run: run, index: 0, at: 21)
+        #expect(try store.interruptedTasks(run: run, in: 0..<2).map(\.attempts) == [2])
+        let running = try store.tasks(run: run, state: nil, offset: 0, limit: 10)[0]
+        #expect(running.retryAt == nil && running.reason == nil && running.exitCode == nil, "the last attempt's end")
+        try store.finishTask(run: run, index: 0, TaskCompletion(state: .succeeded, exitCode: 0, finishedAt: 22))
+        try store.commit()
+        let attempts = try store.attempts(run: run, index: 0)
+        #expect(attempts.map(\.attempt) == [1, 2])
+        #expect(attempts.map(\.state) == [.failed, .succeeded])
+        #expect(attempts.map(\.startedAt) == [10, 21] && attempts.map(\.finishedAt) == [11, 22])
+        #expect(attempts[0].exitCode == 1 && attempts[0].reason == "exited with code 1")
+    }
+
+    @Test("a schema 2 database is migrated: its last attempts are kept and retries can wait")
+    func migratesFromSchema2() throws {
+        let directory = makeDirectory()
+        var run: Int64 = 0
+        do {
+            let store = try Store(directory: directory)
+            run = try makeRun(store, count: 2)
+            try store.markRunning(run: run, index: 0, at: 10)
+            try store.finishTask(run: run, index: 0, TaskCompletion(state: .succeeded, exitCode: 0, finishedAt: 11))
+            try store.commit()
+        }
+        // Back to what schema 2 had.
+        do {
+            let db = try Database(path: directory + "/tessera.db")
+            try db.execute(
+                """
+                DROP TABLE attempts;
+                ALTER TABLE tasks DROP COLUMN retry_at;
+                UPDATE meta SET value = '2' WHERE key = 'schema_version';
+                """)
+        }
+        let store = try Store(directory: directory)
+        #expect(try store.attempts(run: run, index: 0).map(\.state) == [.succeeded])
+        #expect(try store.attempts(run: run, index: 1).isEmpty, "it never ran")
+        try store.markRunning(run: run, index: 1, at: 12)
+        try store.finishTask(run: run, index: 1, TaskCompletion(state: .failed, exitCode: 1, finishedAt: 13))
+        try store.retryLater(run: run, index: 1, at: 30)
+        try store.commit()
+        #expect(try store.waitingRetries(run: run, in: 0..<2).map(\.due) == [30])
+    }
+}
