@@ -5,7 +5,7 @@
 SWIFT ?= swift
 CONFIG ?= release
 PREFIX ?= /usr/local
-DEB_PACKAGES = libuv1-dev libyaml-dev libsqlite3-dev libseccomp-dev libsystemd-dev pkg-config mandoc libcap2-bin
+DEB_PACKAGES = libuv1-dev libyaml-dev libsqlite3-dev libseccomp-dev libsystemd-dev pkg-config mandoc libcap2-bin tzdata
 PYTHON_PACKAGES = varlink
 PLUGINS = shell noop checksum
 BIN = $(shell $(SWIFT) build -c $(CONFIG) --show-bin-path 2>/dev/null)

@@ -27,7 +27,9 @@ struct JobDecoder {
         }
         var job = JobDraft()
         // `stages` and the short form's keys are decoded below, as stages.
-        mapping.decode(Self.jobKeys, into: &job, alsoAllowed: ["stages"] + Self.shorthandKeys)
+        mapping.decode(
+            Self.jobKeys, into: &job, alsoAllowed: ["stages"] + Self.shorthandKeys + ScheduleDefinition.siblingKeys)
+        let schedule = ScheduleDefinition.decode(job.schedule, job: mapping)
 
         var stages: [StageDraft] = []
         let shorthandEntries = mapping.entries.filter { Self.shorthandKeys.contains($0.key.value) }
@@ -56,10 +58,12 @@ struct JobDecoder {
         guard diagnostics.diagnostics.isEmpty, let name = job.name, let nameMark = job.nameMark,
             definitions.count == stages.count
         else { return nil }
-        return JobDefinition(
+        var definition = JobDefinition(
             name: name, description: job.description, concurrency: job.concurrency, priority: job.priority,
             stages: definitions,
             file: diagnostics.file, nameMark: nameMark)
+        definition.schedule = schedule
+        return definition
     }
 
     // MARK: Keys
@@ -71,6 +75,7 @@ struct JobDecoder {
         var description = ""
         var concurrency: Int?
         var priority = JobDefinition.defaultPriority
+        var schedule: ConfigNode?
     }
 
     /// What one stage says, before it is checked against the catalogue and the other stages.
@@ -116,6 +121,7 @@ struct JobDecoder {
         KnownKey("description", \.description) { $0.string() },
         KnownKey("concurrency", \.concurrency) { $0.positiveInteger() },
         KnownKey("priority", \.priority) { $0.priority() },
+        KnownKey("schedule") { $0.schedule = $1 },
     ]
 
     /// The keys of a stage.

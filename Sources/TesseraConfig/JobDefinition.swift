@@ -103,6 +103,8 @@ public struct JobDefinition: Sendable, Equatable {
     public var file: String
     /// Where the job's name is written, for later messages about the job.
     public var nameMark: Mark
+    /// When the job starts runs by itself; nil: only when asked.
+    public var schedule: ScheduleDefinition?
 
     public init(
         name: String, description: String = "", concurrency: Int? = nil, priority: Int = defaultPriority,

@@ -530,6 +530,13 @@ extension Daemon {
             "admissionPaused": .optional(engine.pressureGate.pause) { pause in
                 .string("\(pause.description) since \(formatClock(pause.since))")
             },
+            "schedulesDue": .array(
+                engine.schedules.prefix(10).compactMap { schedule in
+                    guard let next = schedule.next, next <= wallClockSeconds() + 3600 else { return nil }
+                    return [
+                        "job": .string(schedule.job), "schedule": .string(schedule.summary), "next": .double(next),
+                    ]
+                }),
         ]
     }
 
@@ -571,6 +578,8 @@ extension Daemon {
                         "source": .string(stage.items.summary), "after": .array(stage.dependencies.map(JSON.string)),
                     ]
                 }),
+            "schedule": .optional(job.schedule?.summary, JSON.string),
+            "nextRun": .optional(engine.schedules.first { $0.job == job.name }?.next, JSON.double),
         ]
     }
 }

@@ -48,6 +48,9 @@ public final class Daemon {
     lazy var limitTimer = Timer(loop: loop)
     var limitTimerArmed = false
     lazy var restartTimer = Timer(loop: loop)
+    /// Fires when the next schedule is due (or every minute, to notice a
+    /// wall clock that was set).
+    lazy var scheduleTimer = Timer(loop: loop)
     /// Fires when the engine's earliest waiting retry is due.
     lazy var retryTimer = Timer(loop: loop)
     var retryTimerDue: UInt64?
@@ -304,6 +307,8 @@ public final class Daemon {
         cgroups = HostCapabilities.current.cgroup.flatMap(CgroupTree.init)
         startWorker()
         recoverRuns()
+        engine.log = { logInfo($0) }
+        updateSchedules()
         watchPressure()
         flusher = Check(loop: loop) { [unowned self] in self.flush() }
         logInfo(HostCapabilities.current.enforcementNote)
@@ -561,6 +566,30 @@ public final class Daemon {
         dispatch()
     }
 
+    // MARK: Schedules
+
+    /// Gives the engine the jobs' schedules (at start, the missed times are
+    /// caught up), and keeps the timer on the next one.
+    func updateSchedules() {
+        engine.updateSchedules(loaded.jobs.values.sorted { $0.name < $1.name }, at: now())
+        armScheduleTimer()
+        dispatch()
+    }
+
+    func armScheduleTimer() {
+        guard !stopped, !shuttingDown, let due = engine.nextScheduleDue else {
+            scheduleTimer.stop()
+            return
+        }
+        let wait = min(60_000, max(0, (due - wallClockSeconds()) * 1000))
+        scheduleTimer.start(after: UInt64(wait.rounded(.up)) + 1) { [unowned self] in
+            guard !self.shuttingDown else { return }
+            self.engine.fireSchedules(at: self.now())
+            self.armScheduleTimer()
+            self.dispatch()
+        }
+    }
+
     // MARK: Reload
 
     /// How a reload went.
@@ -635,6 +664,7 @@ public final class Daemon {
         engine.settings.capacity = kept.server.capacity
         engine.settings.pressure = kept.server.pressure.thresholds
         watchPressure()
+        updateSchedules()
         if pluginsChanged, let old = currentWorker {
             // Runs in flight keep the plugins they started with: the old
             // worker serves them and stops when none is left.
@@ -702,6 +732,7 @@ public final class Daemon {
         limitTimer.close()
         restartTimer.close()
         retryTimer.close()
+        scheduleTimer.close()
         watchTimer.close()
         resultTimer.close()
         pressureTimer.close()

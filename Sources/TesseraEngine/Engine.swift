@@ -76,12 +76,15 @@ public final class Engine {
         public var callerItems: (stage: String, items: any ItemStream, count: Int)?
         /// The run this one reruns, and whether only what did not succeed.
         public var rerun: (run: SavedRun, failedOnly: Bool)?
+        /// The schedule's time this run is for, when the schedule started it.
+        public var scheduledFor: Double?
 
         public init(
             job: JobDefinition, params: String = "{}", startedBy: String, priority: Int? = nil,
             callerItems: (stage: String, items: any ItemStream, count: Int)? = nil,
-            rerun: (run: SavedRun, failedOnly: Bool)? = nil
+            rerun: (run: SavedRun, failedOnly: Bool)? = nil, scheduledFor: Double? = nil
         ) {
+            self.scheduledFor = scheduledFor
             self.job = job
             self.params = params
             self.startedBy = startedBy
@@ -118,6 +121,14 @@ public final class Engine {
     public private(set) var storeFailure: String?
     /// Failed attempts waiting for their retry, earliest first.
     private var retries = RetryQueue()
+    /// The jobs with a schedule, by name (Schedule.swift).
+    var scheduled: [String: ScheduledJob] = [:]
+    /// Whether `updateSchedules` has run: only its first call catches up.
+    var schedulesLoaded = false
+    /// Schedule fires that wait for a run to end (`overlap: queue`).
+    var queuedFires: [String] = []
+    /// Where the engine says what it decided on its own (schedules).
+    public var log: (String) -> Void = { _ in }
     /// A number in [0, 1) for the jitter of retries; tests set their own.
     public var random: () -> Double = { Double.random(in: 0..<1) }
 
@@ -185,9 +196,10 @@ public final class Engine {
                 source: plans[position].1)
         }
         let priority = request.priority ?? request.rerun?.run.priority ?? job.priority
-        let record = NewRun(
+        var record = NewRun(
             job: job.name, params: request.params, definition: job.file, createdAt: now.wall,
             startedBy: request.startedBy, rerunOf: request.rerun?.run.id, priority: priority)
+        record.scheduledFor = request.scheduledFor
         let run: EngineRun
         do {
             run = try store.inTransaction { () throws -> EngineRun in
@@ -195,6 +207,12 @@ public final class Engine {
                 let run = EngineRun(
                     id: id, job: job, createdAt: now.wall, params: request.params, startedBy: request.startedBy,
                     rerunOf: request.rerun?.run.id, priority: priority, stages: stages)
+                run.scheduledFor = request.scheduledFor
+                // The fire is durable with its run: a restart neither
+                // repeats nor misses it.
+                if let time = request.scheduledFor, let schedule = job.schedule {
+                    try store.recordFire(job: job.name, schedule: schedule.summary, at: time)
+                }
                 for stage in stages { try store.insertStage(run: id, stage.record) }
                 do {
                     // Fresh: a creation that crashed before its commit
@@ -402,6 +420,7 @@ public final class Engine {
             let run = EngineRun(
                 id: record.id, job: job, createdAt: record.createdAt, params: record.params,
                 startedBy: record.startedBy, rerunOf: record.rerunOf, priority: record.priority, stages: stages)
+            run.scheduledFor = record.scheduledFor
             run.startedAt = record.startedAt
             if record.startedAt != nil { run.state = .running }
             run.total = record.total
@@ -477,6 +496,7 @@ public final class Engine {
     /// Starts queued microtasks while slots, job concurrency and the shell allow.
     public func dispatch(at now: Instant) {
         promoteDueRetries(at: now)
+        if !queuedFires.isEmpty { startQueuedFires(at: now) }
         guard !paused, storeFailure == nil, pressureGate.pause == nil else { return }
         lastDispatch = now
         while running.count < settings.slots, storeFailure == nil {
@@ -870,13 +890,14 @@ public final class Engine {
         endedSinceCommit.append(run.id)
         runs.removeValue(forKey: run.id)
         order.removeAll { $0 === run }
+        if run.scheduledFor != nil, scheduled[run.job.name]?.queued != nil { queuedFires.append(run.job.name) }
         if roundRobin >= order.count { roundRobin = 0 }
         run.changed = true
         delegate?.engine(self, ended: run)
     }
 
     /// Runs a store write; the first failure is kept and stops the engine.
-    private func write(_ body: () throws -> Void) {
+    func write(_ body: () throws -> Void) {
         guard storeFailure == nil else { return }
         do {
             try body()

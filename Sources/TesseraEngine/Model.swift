@@ -93,6 +93,8 @@ public final class EngineRun {
     public internal(set) var total = 0
     public let stages: [EngineStage]
     public internal(set) var cancelRequested = false
+    /// The schedule's time it is for, when a schedule started it.
+    public internal(set) var scheduledFor: Double?
     /// Set whenever something clients see changed; the shell clears it
     /// when it has told watchers.
     public var changed = false
@@ -121,6 +123,7 @@ public final class EngineRun {
             finishedAt: finishedAt, total: total, counts: counts)
         info.reason = reason
         info.priority = priority
+        info.scheduledFor = scheduledFor
         return info
     }
 

@@ -84,6 +84,8 @@ public struct NewRun: Sendable {
     /// The run this one reruns.
     public var rerunOf: Int64?
     public var priority: Int
+    /// The schedule's time it is for, when a schedule started it.
+    public var scheduledFor: Double?
 
     public init(
         job: String, params: String, definition: String, createdAt: Double, startedBy: String, rerunOf: Int64?,
@@ -164,12 +166,14 @@ public struct SavedRun: Sendable {
     /// A cancel was asked for (and acknowledged) before the run ended.
     public var cancelRequested: Bool
     public var priority: Int
+    public var scheduledFor: Double?
 
     public init(
         id: Int64, job: String, state: RunState, params: String, definition: String, createdAt: Double,
         startedAt: Double?, finishedAt: Double?, startedBy: String, rerunOf: Int64?, reason: String?, total: Int,
-        stages: [StageRecord], cancelRequested: Bool = false, priority: Int = 50
+        stages: [StageRecord], cancelRequested: Bool = false, priority: Int = 50, scheduledFor: Double? = nil
     ) {
+        self.scheduledFor = scheduledFor
         self.cancelRequested = cancelRequested
         self.priority = priority
         self.id = id
@@ -266,6 +270,12 @@ public protocol RunStore: AnyObject {
     func taskCounts(run: Int64, in range: Range<Int>) throws -> TaskCounts
 
     func savedRun(id: Int64) throws -> SavedRun?
+    /// Records that `job`'s schedule (by its summary) handled the time
+    /// `time`: fired or skipped it.
+    func recordFire(job: String, schedule: String, at time: Double) throws
+    /// The last time each job's schedule handled, with the schedule it was.
+    func savedSchedules() throws -> [String: (schedule: String, lastFire: Double)]
+
     /// Runs left queued or running by an earlier daemon. Their microtasks
     /// that were running are left so (`interruptedTasks`): the engine
     /// decides what becomes of them.

@@ -91,6 +91,8 @@ public struct RunInfo: Sendable, Equatable {
     public var reason: String?
     /// 0-100; a run of higher priority has its microtasks started first.
     public var priority: Int
+    /// The schedule's time it is for, when the job's schedule started it.
+    public var scheduledFor: Double?
 
     public init(
         id: Int64, job: String, state: RunState, createdAt: Double, startedAt: Double?,
@@ -113,7 +115,7 @@ public struct RunInfo: Sendable, Equatable {
             "id": .int(id), "job": .string(job), "state": .string(state.rawValue), "createdAt": .double(createdAt),
             "startedAt": .optional(startedAt, JSON.double), "finishedAt": .optional(finishedAt, JSON.double),
             "total": .int(Int64(total)), "counts": counts.json, "reason": .optional(reason, JSON.string),
-            "priority": .int(Int64(priority)),
+            "priority": .int(Int64(priority)), "scheduledFor": .optional(scheduledFor, JSON.double),
         ]
     }
 
@@ -126,6 +128,7 @@ public struct RunInfo: Sendable, Equatable {
             startedAt: json["startedAt"]?.doubleValue, finishedAt: json["finishedAt"]?.doubleValue,
             total: Int(json["total"]?.intValue ?? 0), counts: TaskCounts(json: json["counts"] ?? .null),
             reason: json["reason"]?.stringValue, priority: Int(json["priority"]?.intValue ?? 50))
+        scheduledFor = json["scheduledFor"]?.doubleValue
     }
 }
 

@@ -157,6 +157,12 @@ public final class Store: RunStore {
                     max_rss
                   FROM tasks WHERE attempt > 0 AND state IN ('succeeded', 'failed', 'cancelled');
                 ALTER TABLE tasks ADD COLUMN retry_at REAL;
+                ALTER TABLE runs ADD COLUMN scheduled_for REAL;
+                CREATE TABLE schedules(
+                  job TEXT PRIMARY KEY,
+                  schedule TEXT NOT NULL,
+                  last_fire REAL NOT NULL
+                ) WITHOUT ROWID;
                 INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '3');
                 COMMIT;
                 """)
@@ -197,12 +203,14 @@ public final class Store: RunStore {
         try beginIfNeeded()
         try statement(
             """
-            INSERT INTO runs(job, state, params, definition, total, created_at, started_by, rerun_of, priority)
-            VALUES(?, 'queued', ?, ?, 0, ?, ?, ?, ?)
+            INSERT INTO runs(job, state, params, definition, total, created_at, started_by, rerun_of, priority,
+              scheduled_for)
+            VALUES(?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?)
             """
         ).run([
             .text(run.job), .text(run.params), .text(run.definition), .double(run.createdAt), .text(run.startedBy),
             run.rerunOf.map { .int($0) } ?? .null, .int(Int64(run.priority)),
+            run.scheduledFor.map { .double($0) } ?? .null,
         ])
         return db.lastInsertRowID
     }
@@ -472,7 +480,7 @@ public final class Store: RunStore {
         try statement(
             """
             SELECT id, job, state, params, definition, created_at, started_at, finished_at, started_by, rerun_of,
-              reason, total, cancel_requested, priority
+              reason, total, cancel_requested, priority, scheduled_for
             FROM runs WHERE id = ?
             """
         ).query([.int(id)]) { row in found = savedRun(row) }
@@ -487,7 +495,7 @@ public final class Store: RunStore {
             params: row.text(3), definition: row.text(4), createdAt: row.double(5),
             startedAt: row.optionalDouble(6), finishedAt: row.optionalDouble(7), startedBy: row.text(8),
             rerunOf: row.optionalInt(9), reason: row.optionalText(10), total: Int(row.int(11)), stages: [],
-            cancelRequested: row.int(12) != 0, priority: Int(row.int(13)))
+            cancelRequested: row.int(12) != 0, priority: Int(row.int(13)), scheduledFor: row.optionalDouble(14))
     }
 
     /// The stages of a run, in the order of its job.
@@ -508,13 +516,28 @@ public final class Store: RunStore {
         return stages
     }
 
+    public func recordFire(job: String, schedule: String, at time: Double) throws {
+        try beginIfNeeded()
+        try statement("INSERT OR REPLACE INTO schedules(job, schedule, last_fire) VALUES(?, ?, ?)").run([
+            .text(job), .text(schedule), .double(time),
+        ])
+    }
+
+    public func savedSchedules() throws -> [String: (schedule: String, lastFire: Double)] {
+        var saved: [String: (schedule: String, lastFire: Double)] = [:]
+        try statement("SELECT job, schedule, last_fire FROM schedules").query { row in
+            saved[row.text(0)] = (row.text(1), row.double(2))
+        }
+        return saved
+    }
+
     public func unfinishedRuns() throws -> [SavedRun] {
         try commit()
         var runs: [SavedRun] = []
         try statement(
             """
             SELECT id, job, state, params, definition, created_at, started_at, finished_at, started_by, rerun_of,
-              reason, total, cancel_requested, priority
+              reason, total, cancel_requested, priority, scheduled_for
             FROM runs WHERE state IN ('queued', 'running') ORDER BY id
             """
         ).query { row in runs.append(savedRun(row)) }
@@ -525,10 +548,12 @@ public final class Store: RunStore {
     // MARK: Reads for clients
 
     private func runInfo(_ row: Row) -> RunInfo {
-        RunInfo(
+        var info = RunInfo(
             id: row.int(0), job: row.text(1), state: RunState(rawValue: row.text(2)) ?? .failed,
             createdAt: row.double(3), startedAt: row.optionalDouble(4), finishedAt: row.optionalDouble(5),
             total: Int(row.int(6)), counts: TaskCounts(), reason: row.optionalText(7), priority: Int(row.int(8)))
+        info.scheduledFor = row.optionalDouble(9)
+        return info
     }
 
     private func counts(run: Int64) throws(StoreError) -> TaskCounts {
@@ -542,7 +567,7 @@ public final class Store: RunStore {
     public func run(id: Int64) throws(StoreError) -> RunInfo? {
         var found: RunInfo?
         try statement(
-            "SELECT id, job, state, created_at, started_at, finished_at, total, reason, priority FROM runs WHERE id = ?"
+            "SELECT id, job, state, created_at, started_at, finished_at, total, reason, priority, scheduled_for FROM runs WHERE id = ?"
         ).query([.int(id)]) { row in found = runInfo(row) }
         guard var run = found else { return nil }
         run.counts = try counts(run: id)
@@ -555,7 +580,7 @@ public final class Store: RunStore {
         var runs: [RunInfo] = []
         try statement(
             """
-            SELECT id, job, state, created_at, started_at, finished_at, total, reason, priority FROM runs
+            SELECT id, job, state, created_at, started_at, finished_at, total, reason, priority, scheduled_for FROM runs
             ORDER BY id DESC LIMIT ?
             """
         ).query([.int(Int64(limit))]) { row in runs.append(runInfo(row)) }

@@ -48,7 +48,9 @@ struct Show: ParsableCommand {
         guard let info = RunInfo(json: reply["run"] ?? .null) else { throw CLIError("the daemon sent a malformed run") }
         print("run \(info.id) of \(info.job): \(info.state.rawValue)")
         if let reason = info.reason { print("reason:     \(escaped(Array(reason.utf8)))") }
-        print("started by: \(escaped(Array((reply["startedBy"]?.stringValue ?? "").utf8)))")
+        print(
+            "started by: \(escaped(Array((reply["startedBy"]?.stringValue ?? "").utf8)))"
+                + (info.scheduledFor.map { ", for \(formatTime($0))" } ?? ""))
         print("priority:   \(info.priority)")
         if let rerun = reply["rerunOf"]?.intValue { print("reruns:     run \(rerun)") }
         let params = reply["params"]?.objectValue ?? []

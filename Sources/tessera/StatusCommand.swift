@@ -21,6 +21,15 @@ struct Status: ParsableCommand {
         if let paused = status["admissionPaused"]?.stringValue {
             print("admission: paused: \(paused)")
         }
+        // The schedules due within the hour.
+        let due = status["schedulesDue"]?.arrayValue ?? []
+        for (position, schedule) in due.enumerated() {
+            let next = schedule["next"]?.doubleValue ?? 0
+            print(
+                (position == 0 ? "due:     " : "         ")
+                    + "\(schedule["job"]?.stringValue ?? "") at \(formatTime(next)) "
+                    + "(in \(formatSeconds(max(0, next - wallClock())))), \(schedule["schedule"]?.stringValue ?? "")")
+        }
         if status["shuttingDown"]?.boolValue == true {
             print("state:   shutting down: the running microtasks may finish; no new runs")
         }

@@ -369,6 +369,55 @@ let brokenFiles: [BrokenFile] = [
             + "found \"0\"",
         "etc/tessera/jobs.d/hello.yaml:3:28: requests.memory: expected a size such as 256MiB, found \"lots\""),
     .job(
+        "a cron field out of range",
+        """
+        name: hello
+        executor: noop
+        schedule: "0 25 * * *"
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:14: schedule: hour \"25\": 25 is out of range (0-23)"),
+    .job(
+        "an unknown time zone, overlap and catch-up",
+        """
+        name: hello
+        executor: noop
+        schedule: 0 3 * * *
+        timezone: Europe/Pariss
+        overlap: wait
+        catch_up: some
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:11: timezone: unknown time zone \"Europe/Pariss\" (no such zone in "
+            + "/usr/share/zoneinfo)",
+        "etc/tessera/jobs.d/hello.yaml:5:10: overlap: expected skip, queue, allow or replace, found \"wait\"",
+        "etc/tessera/jobs.d/hello.yaml:6:11: catch_up: expected none, one or all, found \"some\""),
+    .job(
+        "a schedule mapping with both triggers",
+        """
+        name: hello
+        executor: noop
+        schedule: {cron: "@daily", every: 1h}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:35: schedule.every: a schedule has \"cron\" or \"every\", not both"),
+    .job(
+        "schedule keys without a schedule",
+        """
+        name: hello
+        overlap: skip
+        stages:
+          - name: a
+            executor: noop
+        """,
+        "etc/tessera/jobs.d/hello.yaml:2:1: overlap: \"overlap\" only means something with \"schedule\""),
+    .job(
+        "every with a time zone",
+        """
+        name: hello
+        executor: noop
+        schedule: {every: 10m, timezone: Europe/Paris}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:34: schedule.timezone: \"timezone\" has no meaning for \"every\", which "
+            + "counts time, not the clock"),
+    .job(
         "no attempts at all",
         """
         name: hello

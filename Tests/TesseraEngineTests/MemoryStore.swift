@@ -46,7 +46,7 @@ final class MemoryStore: RunStore {
         runs[nextID] = SavedRun(
             id: nextID, job: run.job, state: .queued, params: run.params, definition: run.definition,
             createdAt: run.createdAt, startedAt: nil, finishedAt: nil, startedBy: run.startedBy, rerunOf: run.rerunOf,
-            reason: nil, total: 0, stages: [], priority: run.priority)
+            reason: nil, total: 0, stages: [], priority: run.priority, scheduledFor: run.scheduledFor)
         tasks[nextID] = [:]
         return nextID
     }
@@ -87,6 +87,16 @@ final class MemoryStore: RunStore {
         runs[run]?.finishedAt = finishedAt
         if let reason { runs[run]?.reason = reason }
     }
+
+    /// Each job's schedule and last fire, as recordFire left them.
+    var schedules: [String: (schedule: String, lastFire: Double)] = [:]
+
+    func recordFire(job: String, schedule: String, at time: Double) throws {
+        try check()
+        schedules[job] = (schedule, time)
+    }
+
+    func savedSchedules() throws -> [String: (schedule: String, lastFire: Double)] { schedules }
 
     func recordCancel(run: Int64) throws {
         try check()

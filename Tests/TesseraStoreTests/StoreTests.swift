@@ -79,6 +79,8 @@ struct StoreTests {
                 """
                 DROP TABLE attempts;
                 ALTER TABLE tasks DROP COLUMN retry_at;
+                ALTER TABLE runs DROP COLUMN scheduled_for;
+                DROP TABLE schedules;
                 UPDATE meta SET value = '2' WHERE key = 'schema_version';
                 """)
         }
@@ -90,5 +92,8 @@ struct StoreTests {
         try store.retryLater(run: run, index: 1, at: 30)
         try store.commit()
         #expect(try store.waitingRetries(run: run, in: 0..<2).map(\.due) == [30])
+        try store.recordFire(job: "j", schedule: "every 1m", at: 40)
+        try store.commit()
+        #expect(try store.savedSchedules()["j"]?.lastFire == 40)
     }
 }
