@@ -16,15 +16,25 @@ public struct ResourceRequests: Sendable, Equatable {
     public var cpu: Double?
     /// Bytes of memory.
     public var memory: UInt64?
+    /// `memory: auto`: what the stage's microtasks were seen to use at
+    /// most (their peak RSS), once one has ended; nothing before.
+    public var learnsMemory = false
 
-    public init(cpu: Double? = nil, memory: UInt64? = nil) {
+    public init(cpu: Double? = nil, memory: UInt64? = nil, learnsMemory: Bool = false) {
         self.cpu = cpu
         self.memory = memory
+        self.learnsMemory = learnsMemory
     }
 
     static let knownKeys: [KnownKey<ResourceRequests>] = [
         KnownKey("cpu", \.cpu) { $0.cpuCount() },
-        KnownKey("memory", \.memory) { $0.size() },
+        KnownKey("memory") { requests, node in
+            if node.plainText == "auto" {
+                requests.learnsMemory = true
+            } else if let size = node.size() {
+                requests.memory = size
+            }
+        },
     ]
 
     static func decode(_ node: ConfigNode) -> ResourceRequests? {

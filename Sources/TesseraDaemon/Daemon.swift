@@ -266,12 +266,15 @@ public final class Daemon {
                     summary.append("  stage \(stage.name) (executor \(stage.executor)):")
                     summary.append(
                         "    source: \(stage.items.summary)" + (stage.chunk.map { ", \($0) per microtask" } ?? ""))
-                    if stage.requests.cpu != nil || stage.requests.memory != nil {
+                    if stage.requests.cpu != nil || stage.requests.memory != nil || stage.requests.learnsMemory {
                         let parts = [
                             stage.requests.cpu.map { "cpu \($0.formatted) of \(server.capacity.cpu.formatted)" },
                             stage.requests.memory.map {
                                 "memory \(formatSize($0)) of \(formatSize(server.capacity.memory))"
                             },
+                            stage.requests.learnsMemory
+                                ? "memory auto (the peak RSS seen of the stage) of "
+                                    + formatSize(server.capacity.memory) : nil,
                         ].compactMap { $0 }
                         summary.append("    requests: " + parts.joined(separator: ", ") + " (the server's capacity)")
                     }

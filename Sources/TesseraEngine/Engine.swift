@@ -121,6 +121,8 @@ public final class Engine {
     public private(set) var storeFailure: String?
     /// Failed attempts waiting for their retry, earliest first.
     private var retries = RetryQueue()
+    /// The peak RSS seen of each `memory: auto` stage (by job and stage).
+    private var learnedMemory: [LearnedKey: UInt64] = [:]
     /// The jobs with a schedule, by name (Schedule.swift).
     var scheduled: [String: ScheduledJob] = [:]
     /// Whether `updateSchedules` has run: only its first call catches up.
@@ -533,7 +535,7 @@ public final class Engine {
             for stage in run.stages where stage.phase == .ready && stage.startable > 0 {
                 if let cap = stage.definition.concurrency, stage.counts.running >= cap { continue }
                 if let reserved, reserved !== stage { continue }
-                guard fits(stage.definition.requests) else {
+                guard fits(cpu: stage.definition.requests.cpu, memory: memoryRequest(of: stage, in: run)) else {
                     if stage.blockedSince == nil {
                         stage.blockedSince = lastDispatch.monotonic
                         blocked.append(stage)
@@ -554,11 +556,26 @@ public final class Engine {
     }
 
     /// Whether a microtask with these requests fits beside those running.
-    private func fits(_ requests: ResourceRequests) -> Bool {
+    private func fits(cpu: Double?, memory: UInt64?) -> Bool {
         guard let capacity = settings.capacity else { return true }
-        if let cpu = requests.cpu, cpuInUse + cpu > capacity.cpu + 1e-9 { return false }
-        if let memory = requests.memory, memoryInUse + memory > capacity.memory { return false }
+        if let cpu, cpuInUse + cpu > capacity.cpu + 1e-9 { return false }
+        if let memory, memoryInUse + memory > capacity.memory { return false }
         return true
+    }
+
+    /// What a microtask of the stage is admitted with: its request, or for
+    /// `memory: auto` the largest peak RSS seen of the job's stage so far
+    /// (at most the whole capacity, so that it can always start alone).
+    func memoryRequest(of stage: EngineStage, in run: EngineRun) -> UInt64? {
+        let requests = stage.definition.requests
+        guard requests.learnsMemory else { return requests.memory }
+        guard let learned = learnedMemory[LearnedKey(job: run.job.name, stage: stage.name)] else { return nil }
+        return min(learned, settings.capacity?.memory ?? learned)
+    }
+
+    /// The largest peak RSS seen of a `memory: auto` stage, by job and stage.
+    public func learnedMemory(job: String, stage: String) -> UInt64? {
+        learnedMemory[LearnedKey(job: job, stage: stage)]
     }
 
     /// The stage's next queued microtask, read ahead from the store in batches.
@@ -601,16 +618,18 @@ public final class Engine {
     }
 
     private func start(_ task: QueuedTask, of stage: EngineStage, in run: EngineRun, at now: Instant) {
+        let cpu = stage.definition.requests.cpu ?? 0
+        let memory = memoryRequest(of: stage, in: run) ?? 0
         nextToken += 1
         let token = nextToken
         let attempt = task.attempts + 1
         running[token] = RunningMicrotask(
             token: token, run: run, stage: stage, index: task.index, item: task.item, attempt: attempt,
-            startedAt: now.wall,
+            cpuReserved: cpu, memoryReserved: memory, startedAt: now.wall,
             wallDeadline: stage.limits.wall.map { now.monotonic + $0 })
         runningPerJob[run.job.name, default: 0] += 1
-        cpuInUse += stage.definition.requests.cpu ?? 0
-        memoryInUse += stage.definition.requests.memory ?? 0
+        cpuInUse += cpu
+        memoryInUse += memory
         stage.counts.queued -= 1
         stage.counts.running += 1
         run.counts.queued -= 1
@@ -650,8 +669,12 @@ public final class Engine {
         let run = task.run
         let stage = task.stage
         runningPerJob[run.job.name, default: 1] -= 1
-        cpuInUse = max(0, cpuInUse - (stage.definition.requests.cpu ?? 0))
-        memoryInUse -= min(memoryInUse, stage.definition.requests.memory ?? 0)
+        cpuInUse = max(0, cpuInUse - task.cpuReserved)
+        memoryInUse -= min(memoryInUse, task.memoryReserved)
+        if stage.definition.requests.learnsMemory, let peak = completion.maxRSS, peak > 0 {
+            let key = LearnedKey(job: run.job.name, stage: stage.name)
+            learnedMemory[key] = max(learnedMemory[key] ?? 0, UInt64(peak))
+        }
         stage.counts.running -= 1
         run.counts.running -= 1
         conclude(
@@ -905,6 +928,12 @@ public final class Engine {
             storeFailure = "cannot write state: \(error)"
         }
     }
+}
+
+/// A job's stage, for what is learned of it across runs.
+struct LearnedKey: Hashable {
+    let job: String
+    let stage: String
 }
 
 /// Refuses a source that yields more items than a stage may have.

@@ -140,6 +140,9 @@ public struct RunningMicrotask {
     public let index: Int
     public let item: String
     public let attempt: Int
+    /// What it was admitted with, given back when it ends.
+    let cpuReserved: Double
+    let memoryReserved: UInt64
     public let startedAt: Double
     /// When the wall limit expires (monotonic ms), if the stage has one.
     let wallDeadline: UInt64?

@@ -61,6 +61,34 @@ struct JobDecodingTests {
         #expect(job == expected)
     }
 
+    @Test("retry, schedule and requests {memory: auto} decode to what they say")
+    func engineKeys() throws {
+        let job = try decode(
+            """
+            name: nightly
+            executor: noop
+            requests: {cpu: 0.5, memory: auto}
+            retry: {attempts: 4, backoff: 2s, jitter: false, on: [timeout, lost], permanent_exit_codes: [2]}
+            schedule: "30 2 * * 1-5"
+            timezone: Europe/Paris
+            overlap: queue
+            catch_up: one
+            """)
+        let stage = try #require(job.stages.first)
+        #expect(stage.requests == ResourceRequests(cpu: 0.5, learnsMemory: true))
+        #expect(
+            stage.retry
+                == RetryPolicy(
+                    attempts: 4, backoff: 2000, maxBackoff: 300_000, jitter: false, on: [.timeout, .lost],
+                    permanentExitCodes: [2]))
+        let schedule = try #require(job.schedule)
+        #expect(schedule.summary == "30 2 * * 1-5 Europe/Paris")
+        #expect(schedule.overlap == .queue && schedule.catchUp == .one)
+        let every = try decode("name: often\nexecutor: noop\nschedule: {every: 90s, overlap: allow}\n")
+        #expect(every.schedule?.trigger == .every(90_000) && every.schedule?.summary == "every 90s")
+        #expect(try decode("name: once\nexecutor: noop\n").schedule == nil)
+    }
+
     @Test("the single-stage short form makes a stage named main")
     func shorthand() throws {
         let job = try decode(
