@@ -41,8 +41,14 @@ final class Connection {
     var awaitingReply = false
     /// Set while a ListResults stream is in progress; later calls wait.
     var results: ResultStream?
+    /// Set while a ListEvents stream follows the log; later calls wait.
+    var following: EventFollower?
+    /// Set while a StreamOutput call is in progress; later calls wait.
+    var logs: LogFollower?
     /// Whether calls that arrive now must wait for an earlier one.
-    private var holding: Bool { watching != nil || awaitingReply || results != nil }
+    private var holding: Bool {
+        watching != nil || awaitingReply || results != nil || following != nil || logs != nil
+    }
     private var waitingCalls: [[UInt8]] = []
     private(set) var isClosed = false
 
@@ -101,6 +107,9 @@ final class Connection {
             watching = nil
         }
         results = nil
+        following = nil
+        logs = nil
+        daemon.logFollowers.removeValue(forKey: ObjectIdentifier(self))
         daemon.uploads.removeValue(forKey: ObjectIdentifier(self))
         daemon.connections.removeValue(forKey: ObjectIdentifier(self))
         stream.close()
@@ -408,6 +417,10 @@ extension Daemon {
             send(VarlinkReply(parameters: ["run": run.info.json], continues: true), to: connection)
             armWatchTimer()
             return nil
+        case "io.tessera.Manager.StreamOutput":
+            return try streamOutput(p, more: call.more, on: connection)
+        case "io.tessera.Manager.ListEvents":
+            return try listEvents(p, more: call.more, on: connection)
         case "io.tessera.Manager.Reload":
             try refuseWhileDraining()
             // The reply comes when the plugins are described, which happens

@@ -56,6 +56,15 @@ public final class Daemon {
     var retryTimerDue: UInt64?
     lazy var watchTimer = Timer(loop: loop)
     lazy var resultTimer = Timer(loop: loop)
+    lazy var eventTimer = Timer(loop: loop)
+    lazy var logTimer = Timer(loop: loop)
+    var logTimerArmed = false
+    /// Connections with a StreamOutput call in progress.
+    var logFollowers: [ObjectIdentifier: Connection] = [:]
+    /// Set when a StreamOutput call began this iteration.
+    var logsStarting = false
+    /// Set when a ListEvents stream began this iteration.
+    var eventsStarting = false
     lazy var pressureTimer = Timer(loop: loop)
     var pressureTimerArmed = false
     /// Set when a ListResults stream began this iteration: its first batch
@@ -309,6 +318,12 @@ public final class Daemon {
         }
         cgroups = HostCapabilities.current.cgroup.flatMap(CgroupTree.init)
         startWorker()
+        engine.emit(
+            "daemon.started", at: now(),
+            [
+                "version": .string(tesseraVersion), "pid": .int(Int64(getpid())),
+                "jobs": .int(Int64(loaded.jobs.count)), "plugins": .int(Int64(loaded.catalog.plugins.count)),
+            ])
         recoverRuns()
         engine.log = { logInfo($0) }
         updateSchedules()
@@ -414,6 +429,14 @@ public final class Daemon {
         if resultsStarting {
             resultsStarting = false
             pumpResults()
+        }
+        if eventsStarting || connections.values.contains(where: { $0.following != nil }) {
+            eventsStarting = false
+            pumpEvents()
+        }
+        if logsStarting || logFollowers.values.contains(where: { $0.logs?.ended.isEmpty == false }) {
+            logsStarting = false
+            pumpLogs()
         }
         for (run, watchers) in finishedSinceFlush {
             notifyWatchers(run, watchers)
@@ -639,9 +662,16 @@ public final class Daemon {
         switch outcome {
         case .failed(let errors):
             errors.forEach { logError("reload: \($0)") }
+            engine.emit("reload.failed", at: now(), ["errors": .array(errors.map(JSON.string))])
         case .applied(let jobs, let plugins, let problems):
             problems.forEach { logWarning("reload: \($0)") }
             logInfo("reloaded: \(jobs) job(s), \(plugins) plugin(s)")
+            engine.emit(
+                "reload.applied", at: now(),
+                [
+                    "jobs": .int(Int64(jobs)), "plugins": .int(Int64(plugins)),
+                    "problems": .array(problems.map(JSON.string)),
+                ])
         }
         waiters.forEach { $0(outcome) }
         if !reloadWaiters.isEmpty && !stopped { startReload() }
@@ -697,6 +727,8 @@ public final class Daemon {
         }
         shuttingDown = true
         ServiceManager.notify("STOPPING=1")
+        engine.emit(
+            "daemon.stopping", at: now(), ["reason": .string(reason), "running": .int(Int64(engine.running.count))])
         guard !engine.running.isEmpty, storeFailure == nil else {
             logInfo("shutting down (\(reason))")
             stop()

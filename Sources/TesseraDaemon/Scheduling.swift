@@ -235,16 +235,22 @@ extension Daemon: EngineDelegate {
             notifyReady()
             for problem in problems { logWarning("worker \(pid): \(problem)") }
             logDebug("worker \(pid) is ready")
+            engine.emit("worker.started", at: now(), ["pid": .int(Int64(pid)), "problems": .array(problems.map(JSON.string))])
             dispatch()
         case .started:
             break
         case let .progress(token, fraction):
             if taskShells[token] != nil { taskProgress[token] = fraction }
+        case let .output(token, offsets, stdout, stderr):
+            if let shell = taskShells[token] {
+                forwardOutput(run: shell.run, index: shell.index, offsets: offsets, stdout: stdout, stderr: stderr)
+            }
         case let .done(completion):
             guard let shell = taskShells.removeValue(forKey: completion.token),
                 let task = engine.running[completion.token]
             else { return }
             taskProgress.removeValue(forKey: completion.token)
+            if !logFollowers.isEmpty { noteOutputEnded(run: shell.run, index: shell.index) }
             release(shell)
             engine.finished(token: completion.token, outcome(of: task.stage.limits, completion), at: now())
             dispatch()
@@ -370,9 +376,16 @@ extension Daemon: EngineDelegate {
             return
         }
         let lost = taskShells.filter { $0.value.worker === worker }
+        engine.emit(
+            worker.retiring ? "worker.stopped" : "worker.died", at: now(),
+            [
+                "pid": .int(Int64(worker.process.pid)), "how": .string(how), "lost": .int(Int64(lost.count)),
+                "retiring": .bool(worker.retiring),
+            ])
         for (token, shell) in lost {
             taskShells.removeValue(forKey: token)
             taskProgress.removeValue(forKey: token)
+            if !logFollowers.isEmpty { noteOutputEnded(run: shell.run, index: shell.index) }
             release(shell)
             engine.finished(
                 token: token,

@@ -112,6 +112,8 @@ enum WorkerEvent {
     case started(token: UInt64, pid: Int32)
     case progress(token: UInt64, fraction: Double)
     case done(WorkerCompletion)
+    /// What a running microtask wrote from the offsets a PEEK asked for.
+    case output(token: UInt64, offsets: (stdout: UInt64, stderr: UInt64), stdout: [UInt8], stderr: [UInt8])
 }
 
 /// The whole environment tessera-worker starts with, in every mode. The
@@ -265,6 +267,10 @@ final class WorkerProcess: Handle {
             default: c.end = .exited(code)
             }
             onEvent?(.done(c))
+        case UInt32(TW_MSG_OUTPUT.rawValue):
+            let token = try r.u64()
+            let offsets = (stdout: try r.u64(), stderr: try r.u64())
+            onEvent?(.output(token: token, offsets: offsets, stdout: try r.bytesField(), stderr: try r.bytesField()))
         default:
             protocolError("unknown frame type \(type)")
         }

@@ -206,6 +206,14 @@ public final class Engine {
         do {
             run = try store.inTransaction { () throws -> EngineRun in
                 let id = try store.insertRun(record)
+                try store.appendEvent(
+                    EventRecord(
+                        time: now.wall, kind: "run.created", job: job.name, run: id,
+                        fields: [
+                            "startedBy": .string(request.startedBy), "priority": .int(Int64(priority)),
+                            "rerunOf": .optional(request.rerun?.run.id, JSON.int),
+                            "scheduledFor": .optional(request.scheduledFor, JSON.double),
+                        ]))
                 let run = EngineRun(
                     id: id, job: job, createdAt: now.wall, params: request.params, startedBy: request.startedBy,
                     rerunOf: request.rerun?.run.id, priority: priority, stages: stages)
@@ -408,6 +416,11 @@ public final class Engine {
                         run: record.id, state: .failed, startedAt: record.startedAt ?? now.wall, finishedAt: now.wall,
                         reason: "job definition changed while the run was unfinished")
                 }
+                emit(
+                    "run.finished", job: record.job, run: record.id, at: now,
+                    [
+                        "state": "failed", "reason": "job definition changed while the run was unfinished",
+                    ])
                 endedSinceCommit.append(record.id)
                 continue
             }
@@ -444,6 +457,7 @@ public final class Engine {
             }
             _ = try? files.create(run: run.id)
             activate(run)
+            emit("run.recovered", run, at: now, ["counts": run.counts.json])
             var interrupted: [(EngineStage, [QueuedTask])] = []
             do {
                 for stage in stages where stage.isPartitioned && stage.phase != .finished {
@@ -640,6 +654,7 @@ public final class Engine {
             write {
                 try store.setRunState(run: run.id, state: .running, startedAt: now.wall, finishedAt: nil, reason: nil)
             }
+            emit("run.started", run, at: now, ["total": .int(Int64(run.total))])
         }
         run.changed = true
         write { try store.markRunning(run: run.id, index: task.index, at: now.wall) }
@@ -701,6 +716,9 @@ public final class Engine {
             stage.counts.queued += 1
             stage.waitingRetries += 1
             run.counts.queued += 1
+            emit(
+                completion.failure == .lost ? "task.lost" : "task.retrying", run, at: now,
+                taskFields(task, stage, completion).adding("retryAt", .double(now.wall + Double(delay) / 1000)))
             retries.push(
                 WaitingRetry(
                     due: now.monotonic + delay, sequence: 0, run: run, stage: stage,
@@ -710,6 +728,10 @@ public final class Engine {
             write { try store.finishTask(run: run.id, index: task.index, completion) }
             stage.counts[completion.state] += 1
             run.counts[completion.state] += 1
+            if completion.state == .failed {
+                emit(completion.failure == .lost ? "task.lost" : "task.failed", run, at: now,
+                    taskFields(task, stage, completion))
+            }
         }
         run.changed = true
         advance(run, at: now)
@@ -731,7 +753,11 @@ public final class Engine {
     /// dispatches again when this says it resumed.
     @discardableResult
     public func observePressure(_ samples: [String: Double], at now: Instant) -> String? {
-        pressureGate.observe(samples, thresholds: settings.pressure, at: now.wall)
+        guard let change = pressureGate.observe(samples, thresholds: settings.pressure, at: now.wall) else {
+            return nil
+        }
+        emit(pressureGate.pause == nil ? "admission.resumed" : "admission.paused", at: now, ["reason": .string(change)])
+        return change
     }
 
     // MARK: Cancellation and limits
@@ -742,6 +768,7 @@ public final class Engine {
         guard !run.cancelRequested, !run.state.isFinal else { return }
         run.cancelRequested = true
         write { try store.recordCancel(run: run.id) }
+        emit("run.cancelling", run, at: now, ["running": .int(Int64(run.counts.running))])
         for stage in run.stages where stage.phase != .finished {
             cancelQueued(of: stage, in: run, reason: "run cancelled", at: now)
         }
@@ -878,6 +905,7 @@ public final class Engine {
         }
         stage.phase = .finished
         write { try store.updateStage(run: run.id, stage.record) }
+        emitStageFinished(stage, of: run, at: now)
         delegate?.engine(self, finished: stage, of: run)
     }
 
@@ -888,6 +916,7 @@ public final class Engine {
         stage.record.state = .cancelled
         stage.record.reason = reason
         write { try store.updateStage(run: run.id, stage.record) }
+        emitStageFinished(stage, of: run, at: now)
         run.changed = true
         delegate?.engine(self, finished: stage, of: run)
     }
@@ -910,6 +939,9 @@ public final class Engine {
                 run: run.id, state: final, startedAt: run.startedAt ?? now.wall, finishedAt: now.wall,
                 reason: run.reason)
         }
+        emit(
+            "run.finished", run, at: now,
+            ["state": .string(final.rawValue), "reason": .optional(run.reason, JSON.string), "counts": run.counts.json])
         endedSinceCommit.append(run.id)
         runs.removeValue(forKey: run.id)
         order.removeAll { $0 === run }
@@ -917,6 +949,22 @@ public final class Engine {
         if roundRobin >= order.count { roundRobin = 0 }
         run.changed = true
         delegate?.engine(self, ended: run)
+    }
+
+    private func taskFields(_ task: QueuedTask, _ stage: EngineStage, _ completion: TaskCompletion) -> JSON {
+        [
+            "index": .int(Int64(task.index)), "stage": .string(stage.name), "attempt": .int(Int64(task.attempts)),
+            "reason": .optional(completion.reason, JSON.string),
+        ]
+    }
+
+    private func emitStageFinished(_ stage: EngineStage, of run: EngineRun, at now: Instant) {
+        emit(
+            "stage.finished", run, at: now,
+            [
+                "stage": .string(stage.name), "state": .string(stage.record.state.rawValue),
+                "reason": .optional(stage.record.reason, JSON.string), "counts": stage.counts.json,
+            ])
     }
 
     /// Runs a store write; the first failure is kept and stops the engine.

@@ -280,4 +280,8 @@ public protocol RunStore: AnyObject {
     /// that were running are left so (`interruptedTasks`): the engine
     /// decides what becomes of them.
     func unfinishedRuns() throws -> [SavedRun]
+
+    /// Appends an event to the log, in the current transaction; it gets the
+    /// next id.
+    func appendEvent(_ event: EventRecord) throws
 }

@@ -226,6 +226,9 @@ extension Engine {
                 log(
                     "schedule of job \(name) for \(formatInstant(time)) skipped: run \(ids) is unfinished (overlap: skip)"
                 )
+                emit(
+                    "schedule.skipped", job: name, at: now,
+                    ["for": .double(time), "reason": .string("run \(ids) is unfinished (overlap: skip)")])
                 write { try store.recordFire(job: name, schedule: summary, at: time) }
                 return
             case .queue:

@@ -134,14 +134,14 @@ public struct RunInfo: Sendable, Equatable {
 
 /// Bytes as JSON: `text` always (UTF-8, with U+FFFD for bytes that are not),
 /// and, only when the bytes are not valid UTF-8, `base64` with them exactly.
-func bytesJSON(_ bytes: [UInt8]?) -> (text: JSON, base64: JSON) {
+public func bytesJSON(_ bytes: [UInt8]?) -> (text: JSON, base64: JSON) {
     guard let bytes else { return (.null, .null) }
     if let text = String(validating: bytes, as: UTF8.self) { return (.string(text), .null) }
     return (.string(String(decoding: bytes, as: UTF8.self)), .string(Base64.encode(bytes)))
 }
 
 /// The bytes of a field written by bytesJSON: the base64 ones when present.
-func bytes(text: JSON?, base64: JSON?) -> [UInt8]? {
+public func bytes(text: JSON?, base64: JSON?) -> [UInt8]? {
     if let encoded = base64?.stringValue, let bytes = Base64.decode(encoded) { return bytes }
     return text?.stringValue.map { Array($0.utf8) }
 }

@@ -20,7 +20,9 @@ import TesseraProtocol
 public final class Store: RunStore {
     /// Version 1: runs, tasks, task_outputs. Version 2: stages; runs record
     /// who started them, what they rerun and why they ended as they did.
-    public static let schemaVersion = 3
+    /// Version 3: attempts, waiting retries, schedules. Version 4: the event
+    /// log, and incremental vacuum.
+    public static let schemaVersion = 4
 
     private let db: Database
     private var statements: [String: Statement] = [:]
@@ -46,6 +48,12 @@ public final class Store: RunStore {
         var version = 0
         try db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").query { row in
             version = Int(row.text(0)) ?? 0
+        }
+        if version == 0 {
+            // Pages freed by deleting old runs go back to the file system
+            // bit by bit (Store.reclaim), never in one long VACUUM. It must
+            // be set before the first table exists.
+            try db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         }
         if version > schemaVersion {
             throw StoreError(
@@ -166,6 +174,32 @@ public final class Store: RunStore {
                 INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '3');
                 COMMIT;
                 """)
+        }
+        if version < 4 {
+            try db.execute(
+                """
+                BEGIN;
+                CREATE TABLE events(
+                  id INTEGER PRIMARY KEY AUTOINCREMENT,
+                  time REAL NOT NULL,
+                  kind TEXT NOT NULL,
+                  job TEXT,
+                  run_id INTEGER,
+                  fields TEXT NOT NULL
+                );
+                CREATE INDEX events_run ON events(run_id) WHERE run_id IS NOT NULL;
+                CREATE INDEX runs_finished ON runs(finished_at) WHERE finished_at IS NOT NULL;
+                INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '4');
+                COMMIT;
+                """)
+            var autoVacuum: Int64 = 0
+            try db.prepare("PRAGMA auto_vacuum").query { row in autoVacuum = row.int(0) }
+            if autoVacuum != 2 {
+                // A database made before version 4: switching to incremental
+                // vacuum takes one full VACUUM, once.
+                try db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                try db.execute("VACUUM")
+            }
         }
     }
 
@@ -543,6 +577,74 @@ public final class Store: RunStore {
         ).query { row in runs.append(savedRun(row)) }
         for i in runs.indices { runs[i].stages = try stages(run: runs[i].id) }
         return runs
+    }
+
+    // MARK: Events
+
+    public func appendEvent(_ event: EventRecord) throws {
+        try beginIfNeeded()
+        try statement("INSERT INTO events(time, kind, job, run_id, fields) VALUES(?, ?, ?, ?, ?)").run([
+            .double(event.time), .text(event.kind), event.job.map { .text($0) } ?? .null,
+            event.run.map { .int($0) } ?? .null, .text(event.fields.serialized()),
+        ])
+        lastEventID = db.lastInsertRowID
+    }
+
+    /// The id of the newest event written (committed or not), 0 when none.
+    public private(set) lazy var lastEventID: Int64 = {
+        var id: Int64 = 0
+        try? db.prepare("SELECT coalesce(max(id), 0) FROM events").query { row in id = row.int(0) }
+        return id
+    }()
+
+    private func eventWhere(_ filter: EventFilter, after: Int64?) -> (String, [Statement.Value]) {
+        var clauses: [String] = []
+        var values: [Statement.Value] = []
+        if let after {
+            clauses.append("id > ?")
+            values.append(.int(after))
+        }
+        if let run = filter.run {
+            clauses.append("run_id = ?")
+            values.append(.int(run))
+        }
+        if let job = filter.job {
+            clauses.append("job = ?")
+            values.append(.text(job))
+        }
+        if let since = filter.since {
+            clauses.append("time >= ?")
+            values.append(.double(since))
+        }
+        return (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "), values)
+    }
+
+    private static let eventColumns = "SELECT id, time, kind, job, run_id, fields FROM events"
+
+    private func eventRecord(_ row: Row) -> EventRecord {
+        EventRecord(
+            id: row.int(0), time: row.double(1), kind: row.text(2), job: row.optionalText(3),
+            run: row.optionalInt(4), fields: (try? JSON.parse(row.text(5))) ?? .object([]))
+    }
+
+    /// Events after the id `after` that match, oldest first, at most `limit`.
+    public func events(after: Int64, matching filter: EventFilter, limit: Int) throws(StoreError) -> [EventRecord] {
+        let (clause, values) = eventWhere(filter, after: after)
+        var events: [EventRecord] = []
+        try statement(Store.eventColumns + clause + " ORDER BY id LIMIT ?").query(values + [.int(Int64(limit))]) {
+            row in events.append(eventRecord(row))
+        }
+        return events
+    }
+
+    /// The newest `count` events that match, oldest first.
+    public func lastEvents(matching filter: EventFilter, count: Int) throws(StoreError) -> [EventRecord] {
+        let (clause, values) = eventWhere(filter, after: nil)
+        var events: [EventRecord] = []
+        try statement(Store.eventColumns + clause + " ORDER BY id DESC LIMIT ?").query(values + [.int(Int64(count))]) {
+            row in events.append(eventRecord(row))
+        }
+        return events.reversed()
     }
 
     // MARK: Reads for clients

@@ -236,6 +236,24 @@ static void send_started(const struct task *task)
     wire_end_frame(&zygote.output, start);
 }
 
+/* OUTPUT: what a running task has written from the offsets asked for. */
+static void send_output(const struct task *task, const uint64_t offsets[2], uint32_t max)
+{
+    size_t start = wire_begin_frame(&zygote.output, TW_MSG_OUTPUT);
+    wire_put_u64(&zygote.output, task->token);
+    wire_put_u64(&zygote.output, offsets[STREAM_STDOUT]);
+    wire_put_u64(&zygote.output, offsets[STREAM_STDERR]);
+    for (int stream = 0; stream < 2; stream++) {
+        const struct buf *kept = &task->captured[stream];
+        size_t from = offsets[stream] < kept->length ? (size_t)offsets[stream] : kept->length;
+        size_t length = kept->length - from;
+        if (length > max)
+            length = max;
+        wire_put_str(&zygote.output, length > 0 ? (const void *)(kept->data + from) : "", length);
+    }
+    wire_end_frame(&zygote.output, start);
+}
+
 static void send_progress(struct task *task, double fraction)
 {
     size_t start = wire_begin_frame(&zygote.output, TW_MSG_PROGRESS);
@@ -934,6 +952,22 @@ static void handle_frame(uint8_t type, struct wire_reader *reader)
             }
         }
         return; /* the task ended already */
+    }
+    case TW_MSG_PEEK: {
+        uint64_t token = wire_get_u64(reader);
+        uint64_t offsets[2];
+        offsets[STREAM_STDOUT] = wire_get_u64(reader);
+        offsets[STREAM_STDERR] = wire_get_u64(reader);
+        uint32_t max = wire_get_u32(reader);
+        if (!wire_reader_complete(reader))
+            malformed("PEEK frame");
+        for (size_t i = 0; i < zygote.running_count; i++) {
+            if (zygote.running[i]->token == token) {
+                send_output(zygote.running[i], offsets, max);
+                return;
+            }
+        }
+        return; /* the task ended already: its DONE has the output */
     }
     case TW_MSG_CONFIG: {
         uint32_t length;

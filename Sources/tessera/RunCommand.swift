@@ -157,7 +157,13 @@ func reportStarted(_ id: Int64, what: String, wait: Bool, options: GlobalOptions
         if run?.state == .failed { throw ExitCode(1) }
         return
     }
-    let final = try follow(id, options: options)
+    try printOutcome(try follow(id, options: options), options: options)
+}
+
+/// The end of a followed run: a summary line (or its record with --json);
+/// exits 1 unless it succeeded.
+func printOutcome(_ final: RunInfo, options: GlobalOptions) throws {
+    let id = final.id
     if options.json {
         printJSON(final.json)
     } else {
@@ -169,26 +175,28 @@ func reportStarted(_ id: Int64, what: String, wait: Bool, options: GlobalOptions
     if final.state != .succeeded { throw ExitCode(1) }
 }
 
-/// Watches the run until it ends and returns its final record.
-private func follow(_ id: Int64, options: GlobalOptions) throws -> RunInfo {
-    let client = try options.connect()
-    let bar = !options.json && isTerminal(1)
+/// Watches the run until it ends and returns its final record: a bar on
+/// a terminal, progress lines otherwise, nothing with `quiet`. Survives a
+/// restart of the daemon (see withReconnect).
+func follow(_ id: Int64, options: GlobalOptions, quiet: Bool = false) throws -> RunInfo {
+    let bar = !quiet && !options.json && isTerminal(1)
     var last: RunInfo?
     var lastLine = ""
-    do {
+    try withReconnect(options) { client in
         try client.stream("io.tessera.Manager.WatchRun", ["id": .int(id)]) { parameters in
             guard let run = RunInfo(json: parameters["run"] ?? .null) else { return false }
             last = run
             if bar {
                 drawBar(run)
-            } else if !options.json {
+            } else if !options.json && !quiet {
                 let line = progressLine(run)
-                if line != lastLine { print(line); lastLine = line }
+                if line != lastLine {
+                    print(line)
+                    lastLine = line
+                }
             }
             return !run.state.isFinal
         }
-    } catch let error as VarlinkClientError {
-        throw CLIError(error.description)
     }
     if bar { print("") }
     guard let last, last.state.isFinal else { throw CLIError("the daemon stopped sending updates for run \(id)") }

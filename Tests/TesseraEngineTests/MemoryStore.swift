@@ -31,11 +31,11 @@ final class MemoryStore: RunStore {
     private func check() throws { if failWrites { throw Failure() } }
 
     func inTransaction<T>(_ body: () throws -> T) throws -> T {
-        let (savedRuns, savedTasks, savedID) = (runs, tasks, nextID)
+        let (savedRuns, savedTasks, savedID, savedEvents) = (runs, tasks, nextID, events)
         do {
             return try body()
         } catch {
-            (runs, tasks, nextID) = (savedRuns, savedTasks, savedID)
+            (runs, tasks, nextID, events) = (savedRuns, savedTasks, savedID, savedEvents)
             throw error
         }
     }
@@ -184,6 +184,18 @@ final class MemoryStore: RunStore {
     func unfinishedRuns() throws -> [SavedRun] {
         return runs.values.filter { !$0.state.isFinal }.sorted { $0.id < $1.id }
     }
+
+    var events: [EventRecord] = []
+
+    func appendEvent(_ event: EventRecord) throws {
+        try check()
+        var event = event
+        event.id = Int64(events.count + 1)
+        events.append(event)
+    }
+
+    /// The kinds of the events recorded, in order.
+    var eventKinds: [String] { events.map(\.kind) }
 
     /// The items of a run's stage, in index order.
     func items(of run: Int64, stage: String) -> [String] {

@@ -77,9 +77,9 @@ struct CLIOutputTests {
     @Test("an unknown command, a misspelt job and bad numbers are named, with what was meant")
     func mistakesAreNamed() throws {
         let daemon = try Daemon(jobs: ["hello.yaml": helloJob])
-        let watch = daemon.cli(["watch", "11"])
-        #expect(watch.status == 64)
-        #expect(watch.stderr.contains("unknown command \"watch\""), "\(watch.stderr)")
+        let tail = daemon.cli(["tail", "11"])
+        #expect(tail.status == 64)
+        #expect(tail.stderr.contains("unknown command \"tail\""), "\(tail.stderr)")
         let typo = daemon.cli(["stauts"])
         #expect(typo.stderr.contains("unknown command \"stauts\"; did you mean \"status\"?"), "\(typo.stderr)")
 

@@ -81,6 +81,8 @@ struct StoreTests {
                 ALTER TABLE tasks DROP COLUMN retry_at;
                 ALTER TABLE runs DROP COLUMN scheduled_for;
                 DROP TABLE schedules;
+                DROP TABLE events;
+                DROP INDEX runs_finished;
                 UPDATE meta SET value = '2' WHERE key = 'schema_version';
                 """)
         }

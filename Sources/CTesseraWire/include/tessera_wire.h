@@ -20,7 +20,7 @@
 #ifndef TESSERA_WIRE_H
 #define TESSERA_WIRE_H
 
-#define TW_PROTOCOL_VERSION 4
+#define TW_PROTOCOL_VERSION 5
 
 /* Largest frame either side accepts; anything longer is a protocol error. */
 #define TW_MAX_FRAME 67108864 /* 64 MiB */
@@ -90,6 +90,13 @@ enum tw_message_type {
      *   u32 controllers: TW_CGROUP_* enabled for those children */
     TW_MSG_CONFIG = 5,
 
+    /* Asks for what a running microtask has written so far (tessera logs
+     * -f), from the given offsets, at most `max` bytes of each stream. The
+     * worker answers with OUTPUT, or not at all when the microtask has
+     * ended (its DONE carries the whole output).
+     *   u64 token, u64 stdout offset, u64 stderr offset, u32 max */
+    TW_MSG_PEEK = 6,
+
     /* worker -> daemon */
 
     /* Sent once, after the plugins are loaded.
@@ -120,7 +127,13 @@ enum tw_message_type {
      * The result is meaningful only with TW_FLAG_HAS_RESULT. With
      * TW_RESULT_STDOUT it is the captured standard output, sent however the
      * process ended (empty is a result too), and stdout is always "". */
-    TW_MSG_DONE = 67
+    TW_MSG_DONE = 67,
+
+    /* The answer to PEEK: what was asked for of the output kept so far
+     * (each stream up to the stage's output limit).
+     *   u64 token, u64 stdout offset, u64 stderr offset (as asked),
+     *   str stdout from that offset, str stderr from that offset */
+    TW_MSG_OUTPUT = 68
 };
 
 /* Sandbox flags of a STAGE frame. Without TW_SANDBOX_ENABLED the child
