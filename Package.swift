@@ -53,7 +53,7 @@ let package = Package(
         // The microtask engine: runs, stages and microtasks as a state
         // machine, with no event loop, no database and no clock of its own.
         .target(name: "TesseraEngine", dependencies: ["TesseraConfig", "TesseraProtocol"]),
-        .target(name: "TesseraStore", dependencies: ["CSQLite", "TesseraEngine", "TesseraProtocol"]),
+        .target(name: "TesseraStore", dependencies: ["CSQLite", "TesseraConfig", "TesseraEngine", "TesseraProtocol"]),
         .target(
             name: "TesseraDaemon",
             dependencies: [

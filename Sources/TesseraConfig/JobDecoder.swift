@@ -63,6 +63,7 @@ struct JobDecoder {
             stages: definitions,
             file: diagnostics.file, nameMark: nameMark)
         definition.schedule = schedule
+        definition.retention = job.retention ?? Retention()
         return definition
     }
 
@@ -76,6 +77,7 @@ struct JobDecoder {
         var concurrency: Int?
         var priority = JobDefinition.defaultPriority
         var schedule: ConfigNode?
+        var retention: Retention?
     }
 
     /// What one stage says, before it is checked against the catalogue and the other stages.
@@ -122,6 +124,7 @@ struct JobDecoder {
         KnownKey("concurrency", \.concurrency) { $0.positiveInteger() },
         KnownKey("priority", \.priority) { $0.priority() },
         KnownKey("schedule") { $0.schedule = $1 },
+        KnownKey("retention", \.retention) { Retention.decode($0) },
     ]
 
     /// The keys of a stage.

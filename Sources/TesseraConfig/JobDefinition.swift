@@ -105,6 +105,8 @@ public struct JobDefinition: Sendable, Equatable {
     public var nameMark: Mark
     /// When the job starts runs by itself; nil: only when asked.
     public var schedule: ScheduleDefinition?
+    /// The job's own `retention:` (unset keys: the server's).
+    public var retention = Retention()
 
     public init(
         name: String, description: String = "", concurrency: Int? = nil, priority: Int = defaultPriority,

@@ -39,24 +39,25 @@ public enum QuantityParser {
 
     /// Parses a duration into milliseconds.
     ///
-    /// A duration is one or more numbers, each followed by a unit (`h`, `m`,
-    /// `s` or `ms`), with the units from largest to smallest and each used at
-    /// most once: `500ms`, `30s`, `5m`, `1h`, `1h30m`, `1m30s500ms`. A number
+    /// A duration is one or more numbers, each followed by a unit (`w`, `d`,
+    /// `h`, `m`, `s` or `ms`; a day is 24 hours), with the units from largest
+    /// to smallest and each used at most once: `500ms`, `30s`, `5m`, `1h`,
+    /// `1h30m`, `1m30s500ms`, `30d`, `1w`. A number
     /// may have a decimal fraction (`1.5s`) as long as the result is a whole
     /// number of milliseconds. Bare numbers, negative durations, spaces and
     /// other units are refused.
     public static func parseDuration(_ text: String) throws(QuantityError) -> UInt64 {
         let units: [(name: Substring, milliseconds: UInt128)] = [
-            ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1),
+            ("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1),
         ]
         let expected = "expected \(durationExample), found \(quoted(text))"
         let components = try splitComponents(
-            text, expected: expected, noun: "durations", addUnitHint: "add a unit: h, m, s or ms")
+            text, expected: expected, noun: "durations", addUnitHint: "add a unit: w, d, h, m, s or ms")
         var total: UInt128 = 0
         var previousUnit = -1
         for component in components {
             guard let unit = units.firstIndex(where: { $0.name == component.unit }) else {
-                throw QuantityError(message: "\(expected); the units are h, m, s and ms")
+                throw QuantityError(message: "\(expected); the units are w, d, h, m, s and ms")
             }
             guard unit > previousUnit else {
                 throw QuantityError(message: "\(expected); write the units from largest to smallest, each once")

@@ -48,6 +48,8 @@ public struct ServerConfig: Sendable, Equatable {
     public var capacity: Capacity = .automatic
     /// When the machine is too busy to start more (`pressure:`); off by default.
     public var pressure = PressureSettings()
+    /// How long and how many finished runs are kept (`retention:`).
+    public var retention = Retention.standard
 
     /// A configuration with every key at its default; `slots` defaults to the
     /// number of online CPUs. Relative paths are kept as written, for the
@@ -82,6 +84,10 @@ public struct ServerConfig: Sendable, Equatable {
         KnownKey("plugin_timeout", \.pluginTimeout) { $0.duration() },
         KnownKey("capacity", \.capacity) { Capacity.decode($0) },
         KnownKey("pressure", \.pressure) { PressureSettings.decode($0) },
+        KnownKey("retention") { config, node in
+            guard let retention = Retention.decode(node) else { return }
+            config.retention = retention.overlaid(on: .standard)
+        },
         KnownKey("log_level", \.logLevel) { node in
             guard let text = node.string(), ServerConfig.logLevels.contains(text) else {
                 node.reportExpected(ServerConfig.logLevels.joined(separator: ", "))

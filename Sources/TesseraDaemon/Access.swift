@@ -58,7 +58,7 @@ enum Access {
     /// The methods that change state; every other method only reads.
     static let adminMethods: Set<String> = [
         "io.tessera.Manager.StartRun", "io.tessera.Manager.CancelRun", "io.tessera.Manager.Reload",
-        "io.tessera.Manager.AddItems", "io.tessera.Manager.RerunRun",
+        "io.tessera.Manager.AddItems", "io.tessera.Manager.RerunRun", "io.tessera.Manager.DeleteRun",
     ]
 
     static func isAdmin(_ peer: Peer, rules: AccessRules) -> Bool {

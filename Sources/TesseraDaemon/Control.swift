@@ -357,8 +357,17 @@ extension Daemon {
         case "io.tessera.Manager.ListRuns":
             let limit = try p.optionalInt("limit") ?? 50
             guard limit > 0 else { throw invalid("limit") }
+            var state: RunState?
+            if let text = try p.optionalString("state") {
+                guard let parsed = RunState(rawValue: text) else { throw invalid("state") }
+                state = parsed
+            }
+            let job = try p.optionalString("job")
+            let since = p["since"]?.doubleValue
             let runs = try storeRead {
-                try store.runs(limit: Int(min(limit, 10_000))) { engine.runs[$0]?.counts }
+                try store.runs(limit: Int(min(limit, 10_000)), job: job, state: state, since: since) {
+                    engine.runs[$0]?.counts
+                }
             }
             return VarlinkReply(parameters: ["runs": .array(runs.map { (engine.runs[$0.id]?.info ?? $0).json })])
         case "io.tessera.Manager.GetRun":
@@ -417,6 +426,8 @@ extension Daemon {
             send(VarlinkReply(parameters: ["run": run.info.json], continues: true), to: connection)
             armWatchTimer()
             return nil
+        case "io.tessera.Manager.DeleteRun":
+            return try deleteRun(try p.requiredInt("id"))
         case "io.tessera.Manager.StreamOutput":
             return try streamOutput(p, more: call.more, on: connection)
         case "io.tessera.Manager.ListEvents":
@@ -543,6 +554,7 @@ extension Daemon {
             "admissionPaused": .optional(engine.pressureGate.pause) { pause in
                 .string("\(pause.description) since \(formatClock(pause.since))")
             },
+            "databaseBytes": .int(store.size().bytes), "databaseFreeBytes": .int(store.size().free),
             "schedulesDue": .array(
                 engine.schedules.prefix(10).compactMap { schedule in
                     guard let next = schedule.next, next <= wallClockSeconds() + 3600 else { return nil }

@@ -58,6 +58,11 @@ public final class Daemon {
     lazy var resultTimer = Timer(loop: loop)
     lazy var eventTimer = Timer(loop: loop)
     lazy var logTimer = Timer(loop: loop)
+    lazy var retentionTimer = Timer(loop: loop)
+    lazy var deleteTimer = Timer(loop: loop)
+    var deleteTimerArmed = false
+    lazy var retentionSoonTimer = Timer(loop: loop)
+    var retentionSoonArmed = false
     var logTimerArmed = false
     /// Connections with a StreamOutput call in progress.
     var logFollowers: [ObjectIdentifier: Connection] = [:]
@@ -328,6 +333,7 @@ public final class Daemon {
         engine.log = { logInfo($0) }
         updateSchedules()
         watchPressure()
+        startRetention()
         flusher = Check(loop: loop) { [unowned self] in self.flush() }
         logInfo(HostCapabilities.current.enforcementNote)
         warnIfRunDirectoriesUnreachable()
@@ -771,6 +777,11 @@ public final class Daemon {
         watchTimer.close()
         resultTimer.close()
         pressureTimer.close()
+        eventTimer.close()
+        logTimer.close()
+        retentionTimer.close()
+        retentionSoonTimer.close()
+        deleteTimer.close()
         drainTimer.close()
         serviceTimer.close()
         signalWatchers.forEach { $0.close() }

@@ -60,7 +60,8 @@ extension Daemon {
         let limit = try p.optionalInt("limit") ?? 1000
         guard limit > 0, (tail ?? 0) >= 0, (after ?? 0) >= 0 else {
             throw ControlError(
-                ServiceError.invalidParameter, ["parameter": .string(limit <= 0 ? "limit" : tail != nil ? "tail" : "after")])
+                ServiceError.invalidParameter,
+                ["parameter": .string(limit <= 0 ? "limit" : tail != nil ? "tail" : "after")])
         }
         let events: [EventRecord]
         let cursor: Int64

@@ -99,28 +99,34 @@ extension Daemon {
     /// OUTPUT from the worker: the chunk goes to each follower that asked
     /// from that offset and keeps up.
     func forwardOutput(
-        run: Int64, index: Int, offsets: (stdout: UInt64, stderr: UInt64), stdout: [UInt8], stderr: [UInt8]
+        run: Int64, index: Int, attempt: Int, offsets: (stdout: UInt64, stderr: UInt64), stdout: [UInt8],
+        stderr: [UInt8]
     ) {
         for connection in logFollowers.values {
-            guard let follower = connection.logs, follower.run == run, let sent = follower.live[index] else { continue }
+            guard let follower = connection.logs, follower.run == run, let sent = follower.live[index],
+                sent == (follower.stderr ? offsets.stderr : offsets.stdout)
+            else { continue }
+            // An answer from where this follower is (perhaps to another's
+            // PEEK): it counts as its own.
             follower.peeking.remove(index)
             follower.answered.insert(index)
             let bytes = follower.stderr ? stderr : stdout
-            guard sent == (follower.stderr ? offsets.stderr : offsets.stdout), !bytes.isEmpty,
-                connection.stream.pendingWriteBytes < logBacklog
-            else { continue }
+            guard !bytes.isEmpty, connection.stream.pendingWriteBytes < logBacklog else { continue }
             follower.live[index] = sent + UInt64(bytes.count)
             follower.started = true
             connection.write(
-                VarlinkReply(parameters: ["chunks": [chunk(index, bytes, end: false)]], continues: true).json
+                VarlinkReply(parameters: ["chunks": [chunk(index, attempt, bytes, end: false)]], continues: true).json
                     .varlinkFrame)
         }
-        if !logFollowers.isEmpty { pumpLogs() }
+        if !logFollowers.isEmpty { pumpLogs(peeking: false) }
     }
 
-    private func chunk(_ index: Int, _ bytes: [UInt8], end: Bool) -> JSON {
+    private func chunk(_ index: Int, _ attempt: Int, _ bytes: [UInt8], end: Bool) -> JSON {
         let (text, base64) = bytesJSON(bytes)
-        return ["index": .int(Int64(index)), "text": text, "base64": base64, "end": .bool(end)]
+        return [
+            "index": .int(Int64(index)), "attempt": .int(Int64(attempt)), "text": text, "base64": base64,
+            "end": .bool(end),
+        ]
     }
 
     /// What a stored microtask wrote to the follower's stream, from `offset`.
@@ -131,8 +137,10 @@ extension Daemon {
     }
 
     /// Moves every follower on as far as its client keeps up; runs again
-    /// every 200 ms while any follows.
-    func pumpLogs() {
+    /// every 200 ms while any follows. Running microtasks are asked for
+    /// their output at those times only (`peeking`), and when a follower
+    /// first meets them.
+    func pumpLogs(peeking: Bool = false) {
         for (key, connection) in logFollowers {
             guard let follower = connection.logs, !connection.isClosed else {
                 logFollowers.removeValue(forKey: key)
@@ -154,13 +162,10 @@ extension Daemon {
                 }
                 if index >= follower.cursor && !follower.walkDone { follower.handled.insert(index) }
                 let rest = storedOutput(follower, index, from: offset ?? 0)
-                chunks.append(chunk(index, rest, end: true))
+                let task = try? store.tasks(run: follower.run, stage: nil, from: index, limit: 1).first
+                chunks.append(chunk(index, task?.attempt ?? 0, rest, end: true))
                 bytes += rest.count
-                if follower.single, let task = try? store.tasks(run: follower.run, stage: nil, from: index, limit: 1).first,
-                    task.state.isFinal
-                {
-                    finishedSingle = true
-                }
+                if follower.single, task?.state.isFinal == true { finishedSingle = true }
             }
             // The walk through the store.
             while !follower.walkDone, bytes < logReplyBytes {
@@ -171,7 +176,7 @@ extension Daemon {
                         guard !follower.handled.contains(task.index) else { continue }
                         let output = storedOutput(follower, task.index, from: 0)
                         if !output.isEmpty || follower.single {
-                            chunks.append(chunk(task.index, output, end: true))
+                            chunks.append(chunk(task.index, task.attempt, output, end: true))
                             bytes += output.count
                         }
                         if follower.single { finishedSingle = true }
@@ -188,12 +193,14 @@ extension Daemon {
             }
             // Running microtasks: ask the worker for what they wrote.
             for (token, shell) in taskShells where shell.run == follower.run && follower.range.contains(shell.index) {
+                var new = false
                 if follower.live[shell.index] == nil {
                     // Followed live from here on; the walk skips it.
                     follower.live[shell.index] = 0
                     if shell.index >= follower.cursor { follower.handled.insert(shell.index) }
+                    new = true
                 }
-                guard !follower.peeking.contains(shell.index) else { continue }
+                guard peeking || new, !follower.peeking.contains(shell.index) else { continue }
                 follower.peeking.insert(shell.index)
                 var frame = FrameWriter(type: UInt8(TW_MSG_PEEK.rawValue))
                 frame.u64(token)
@@ -227,7 +234,7 @@ extension Daemon {
                     self.logTimer.stop()
                     self.logTimerArmed = false
                 } else {
-                    self.pumpLogs()
+                    self.pumpLogs(peeking: true)
                 }
             }
         }

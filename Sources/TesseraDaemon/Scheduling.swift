@@ -127,6 +127,7 @@ extension Daemon: EngineDelegate {
         let shell = runShells.removeValue(forKey: run.id)
         if let pinned = shell?.worker { retireIfUnused(pinned) }
         finishedSinceFlush.append((run, shell?.watchers ?? []))
+        retentionSoon()
         logInfo(
             "run \(run.id) of \(run.job.name) \(run.state.rawValue): \(run.counts.succeeded) succeeded, "
                 + "\(run.counts.failed) failed, \(run.counts.cancelled) cancelled"
@@ -235,7 +236,8 @@ extension Daemon: EngineDelegate {
             notifyReady()
             for problem in problems { logWarning("worker \(pid): \(problem)") }
             logDebug("worker \(pid) is ready")
-            engine.emit("worker.started", at: now(), ["pid": .int(Int64(pid)), "problems": .array(problems.map(JSON.string))])
+            engine.emit(
+                "worker.started", at: now(), ["pid": .int(Int64(pid)), "problems": .array(problems.map(JSON.string))])
             dispatch()
         case .started:
             break
@@ -243,7 +245,9 @@ extension Daemon: EngineDelegate {
             if taskShells[token] != nil { taskProgress[token] = fraction }
         case let .output(token, offsets, stdout, stderr):
             if let shell = taskShells[token] {
-                forwardOutput(run: shell.run, index: shell.index, offsets: offsets, stdout: stdout, stderr: stderr)
+                forwardOutput(
+                    run: shell.run, index: shell.index, attempt: engine.running[token]?.attempt ?? 0, offsets: offsets,
+                    stdout: stdout, stderr: stderr)
             }
         case let .done(completion):
             guard let shell = taskShells.removeValue(forKey: completion.token),

@@ -729,7 +729,8 @@ public final class Engine {
             stage.counts[completion.state] += 1
             run.counts[completion.state] += 1
             if completion.state == .failed {
-                emit(completion.failure == .lost ? "task.lost" : "task.failed", run, at: now,
+                emit(
+                    completion.failure == .lost ? "task.lost" : "task.failed", run, at: now,
                     taskFields(task, stage, completion))
             }
         }

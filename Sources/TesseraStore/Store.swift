@@ -14,6 +14,7 @@
 // change more than it saves (a million-item partition took half again as
 // long with one).
 
+import TesseraConfig
 import TesseraEngine
 import TesseraProtocol
 
@@ -189,6 +190,7 @@ public final class Store: RunStore {
                 );
                 CREATE INDEX events_run ON events(run_id) WHERE run_id IS NOT NULL;
                 CREATE INDEX runs_finished ON runs(finished_at) WHERE finished_at IS NOT NULL;
+                ALTER TABLE runs ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
                 INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '4');
                 COMMIT;
                 """)
@@ -515,7 +517,7 @@ public final class Store: RunStore {
             """
             SELECT id, job, state, params, definition, created_at, started_at, finished_at, started_by, rerun_of,
               reason, total, cancel_requested, priority, scheduled_for
-            FROM runs WHERE id = ?
+            FROM runs WHERE id = ? AND deleting = 0
             """
         ).query([.int(id)]) { row in found = savedRun(row) }
         guard var run = found else { return nil }
@@ -669,23 +671,40 @@ public final class Store: RunStore {
     public func run(id: Int64) throws(StoreError) -> RunInfo? {
         var found: RunInfo?
         try statement(
-            "SELECT id, job, state, created_at, started_at, finished_at, total, reason, priority, scheduled_for FROM runs WHERE id = ?"
+            "SELECT id, job, state, created_at, started_at, finished_at, total, reason, priority, scheduled_for FROM runs WHERE id = ? AND deleting = 0"
         ).query([.int(id)]) { row in found = runInfo(row) }
         guard var run = found else { return nil }
         run.counts = try counts(run: id)
         return run
     }
 
-    /// The most recent runs first. Counts are filled in by the caller for
+    /// The most recent runs first, of `job` and in `state` when given, and
+    /// created at or after `since`. Counts are filled in by the caller for
     /// runs it holds in memory, and from the database otherwise.
-    public func runs(limit: Int, counts countsFor: (Int64) -> TaskCounts?) throws(StoreError) -> [RunInfo] {
+    public func runs(
+        limit: Int, job: String? = nil, state: RunState? = nil, since: Double? = nil,
+        counts countsFor: (Int64) -> TaskCounts?
+    ) throws(StoreError) -> [RunInfo] {
+        var sql =
+            "SELECT id, job, state, created_at, started_at, finished_at, total, reason, priority, scheduled_for FROM runs"
+            + " WHERE deleting = 0"
+        var values: [Statement.Value] = []
+        if let job {
+            sql += " AND job = ?"
+            values.append(.text(job))
+        }
+        if let state {
+            sql += " AND state = ?"
+            values.append(.text(state.rawValue))
+        }
+        if let since {
+            sql += " AND created_at >= ?"
+            values.append(.double(since))
+        }
         var runs: [RunInfo] = []
-        try statement(
-            """
-            SELECT id, job, state, created_at, started_at, finished_at, total, reason, priority, scheduled_for FROM runs
-            ORDER BY id DESC LIMIT ?
-            """
-        ).query([.int(Int64(limit))]) { row in runs.append(runInfo(row)) }
+        try statement(sql + " ORDER BY id DESC LIMIT ?").query(values + [.int(Int64(limit))]) { row in
+            runs.append(runInfo(row))
+        }
         for i in runs.indices {
             if let known = countsFor(runs[i].id) {
                 runs[i].counts = known
@@ -694,6 +713,120 @@ public final class Store: RunStore {
             }
         }
         return runs
+    }
+
+    // MARK: Retention
+
+    /// Marks finished runs past their retention for deletion (at most 1000
+    /// a call); returns how many. `retention` gives a job's, with the
+    /// server's filled in; `server` is the server's own, whose max_runs
+    /// counts every job's runs.
+    public func markExpiredRuns(now: Double, server: Retention, retention: (String) -> Retention) throws(StoreError)
+        -> Int
+    {
+        var doomed: [Int64] = []
+        // Too old: walk the oldest finished runs while some job could want
+        // them gone.
+        var byJob: [String: Retention] = [:]
+        func of(_ job: String) -> Retention {
+            if let known = byJob[job] { return known }
+            let value = retention(job)
+            byJob[job] = value
+            return value
+        }
+        try statement(
+            """
+            SELECT id, job, finished_at FROM runs WHERE deleting = 0 AND finished_at IS NOT NULL
+              AND state IN ('succeeded', 'failed', 'cancelled')
+            ORDER BY finished_at LIMIT 1000
+            """
+        ).query { row in
+            if let age = of(row.text(1)).maxAge, row.double(2) < now - Double(age) / 1000 { doomed.append(row.int(0)) }
+        }
+        // Too many: the oldest past each job's max_runs, and past the
+        // server's over all jobs.
+        var perJob: [(String, Int)] = []
+        try statement(
+            "SELECT job, count(*) FROM runs WHERE deleting = 0 AND finished_at IS NOT NULL GROUP BY job"
+        ).query { row in perJob.append((row.text(0), Int(row.int(1)))) }
+        for (job, count) in perJob {
+            guard let most = of(job).maxRuns, count > most else { continue }
+            try statement(
+                "SELECT id FROM runs WHERE deleting = 0 AND finished_at IS NOT NULL AND job = ? ORDER BY id LIMIT ?"
+            ).query([.text(job), .int(Int64(min(count - most, 1000)))]) { row in doomed.append(row.int(0)) }
+        }
+        // What the jobs' own limits leave, against the server's.
+        var doomedSet = Set(doomed)
+        let total = perJob.reduce(0) { $0 + $1.1 }
+        if let most = server.maxRuns, total - doomedSet.count > most {
+            var excess = min(total - doomedSet.count - most, 1000)
+            try statement("SELECT id FROM runs WHERE deleting = 0 AND finished_at IS NOT NULL ORDER BY id LIMIT ?")
+                .query([.int(Int64(excess + doomedSet.count))]) { row in
+                    guard excess > 0, doomedSet.insert(row.int(0)).inserted else { return }
+                    excess -= 1
+                }
+        }
+        var marked = 0
+        for id in doomedSet {
+            try markForDeletion(run: id)
+            marked += db.changes
+        }
+        // Events of no run (reloads, workers, the daemon) by the server's age.
+        if let age = server.maxAge {
+            try statement(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE run_id IS NULL AND time < ? LIMIT 1000)"
+            ).run([.double(now - Double(age) / 1000)])
+        }
+        return marked
+    }
+
+    /// Hides a finished run from every read; its rows go in batches
+    /// (`deleteSome`).
+    public func markForDeletion(run: Int64) throws(StoreError) {
+        try beginIfNeeded()
+        try statement("UPDATE runs SET deleting = 1 WHERE id = ? AND deleting = 0").run([.int(run)])
+    }
+
+    /// A run marked for deletion, if any.
+    public func nextDeletion() throws(StoreError) -> Int64? {
+        var id: Int64?
+        try statement("SELECT id FROM runs WHERE deleting = 1 LIMIT 1").query { row in id = row.int(0) }
+        return id
+    }
+
+    /// Deletes up to `limit` microtasks of a run marked for deletion (with
+    /// their attempts and output), and the run itself with its stages and
+    /// events once none is left. Returns whether the run is gone.
+    public func deleteSome(run: Int64, limit: Int) throws(StoreError) -> Bool {
+        try beginIfNeeded()
+        try statement(
+            "DELETE FROM tasks WHERE run_id = ? AND idx IN (SELECT idx FROM tasks WHERE run_id = ? ORDER BY idx LIMIT ?)"
+        ).run([.int(run), .int(run), .int(Int64(limit))])
+        guard db.changes < limit else { return false }
+        try statement("DELETE FROM events WHERE run_id = ?").run([.int(run)])
+        try statement("DELETE FROM runs WHERE id = ?").run([.int(run)])
+        return true
+    }
+
+    /// Gives up to `pages` free pages back to the file system; returns how
+    /// many free pages are left.
+    @discardableResult
+    public func reclaim(pages: Int) throws(StoreError) -> Int {
+        try db.execute("PRAGMA incremental_vacuum(\(pages))")
+        return Int(pragma("freelist_count"))
+    }
+
+    /// The database file's size and its free part, in bytes (the WAL file
+    /// not counted).
+    public func size() -> (bytes: Int64, free: Int64) {
+        let page = pragma("page_size")
+        return (pragma("page_count") * page, pragma("freelist_count") * page)
+    }
+
+    private func pragma(_ name: String) -> Int64 {
+        var value: Int64 = 0
+        try? statement("PRAGMA \(name)").query { row in value = row.int(0) }
+        return value
     }
 
     private static let taskColumns = """

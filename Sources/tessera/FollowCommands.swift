@@ -54,14 +54,16 @@ struct Events: ParsableCommand {
             "Events from this event id on, or from this long ago (90s, 10m, 1h, 2d, 1w).", valueName: "id|duration"))
     var since: String?
 
-    @Option(name: .short, help: ArgumentHelp("Without --since, how many of the last events.", valueName: "n"))
+    @Option(
+        name: .customShort("n"), help: ArgumentHelp("Without --since, how many of the last events.", valueName: "n"))
     var lines = 50
 
     @Option(help: ArgumentHelp("Only the events of this job.", valueName: "job"))
     var job: String?
 
     @Option(
-        name: .customLong("run"), help: ArgumentHelp("Only the events of this run; --follow ends with the run.", valueName: "id"))
+        name: .customLong("run"),
+        help: ArgumentHelp("Only the events of this run; --follow ends with the run.", valueName: "id"))
     var runID: Int64?
 
     func validate() throws {
@@ -93,7 +95,8 @@ struct Events: ParsableCommand {
                 }
                 let events: [JSON]
                 do {
-                    events = try client.call("io.tessera.Manager.ListEvents", .object(parameters))["events"]?
+                    events =
+                        try client.call("io.tessera.Manager.ListEvents", .object(parameters))["events"]?
                         .arrayValue ?? []
                 } catch {
                     throw CLIError(error.description)

@@ -42,41 +42,50 @@ struct Logs: ParsableCommand {
         if let stage { parameters.append(("stage", .string(stage))) }
         let fd: Int32 = stderr ? 2 : 1
         var printer = LinePrinter(prefixed: index == nil, fd: fd)
-        // What was received of each microtask, so that a stream taken up
+        // What was received of each attempt, so that a stream taken up
         // again after a reconnect (which starts over) prints nothing twice.
-        var received: [Int: Int] = [:]
-        var complete: Set<Int> = []
-        var replay: (received: [Int: Int], complete: Set<Int>)?
+        var received: [AttemptKey: Int] = [:]
+        var complete: Set<AttemptKey> = []
+        var replay: (received: [AttemptKey: Int], complete: Set<AttemptKey>)?
+        var connections = 0
         try withReconnect(options) { client in
-            if replay == nil, !received.isEmpty || !complete.isEmpty { replay = (received, complete) }
+            connections += 1
+            if connections > 1 { replay = (received, complete) }
             try client.stream("io.tessera.Manager.StreamOutput", .object(parameters)) { reply in
                 for chunk in reply["chunks"]?.arrayValue ?? [] {
                     guard let index = chunk["index"]?.intValue.map({ Int($0) }) else { continue }
+                    let key = AttemptKey(index: index, attempt: Int(chunk["attempt"]?.intValue ?? 0))
                     var bytes = TesseraProtocol.bytes(text: chunk["text"], base64: chunk["base64"]) ?? []
                     let end = chunk["end"]?.boolValue ?? false
                     if var skip = replay {
-                        if skip.complete.contains(index) {
-                            if end { skip.complete.remove(index) }
+                        if skip.complete.contains(key) {
+                            if end { skip.complete.remove(key) }
                             replay = skip
                             continue
                         }
-                        if let already = skip.received[index] {
+                        if let already = skip.received[key] {
                             let drop = min(already, bytes.count)
                             bytes.removeFirst(drop)
-                            skip.received[index] = already - drop > 0 && !end ? already - drop : nil
+                            skip.received[key] = already - drop > 0 && !end ? already - drop : nil
                             replay = skip
                         }
                     }
                     if options.json {
-                        writeStandardOutput(chunk.serialized() + "\n")
+                        // What is left of it after a reconnect's replay.
+                        let (text, base64) = bytesJSON(bytes)
+                        let piece: JSON = [
+                            "index": .int(Int64(index)), "attempt": .int(Int64(key.attempt)), "text": text,
+                            "base64": base64, "end": .bool(end),
+                        ]
+                        writeStandardOutput(piece.serialized() + "\n")
                     } else {
                         printer.write(index, bytes, end: end)
                     }
                     if end {
-                        received.removeValue(forKey: index)
-                        complete.insert(index)
+                        received.removeValue(forKey: key)
+                        complete.insert(key)
                     } else {
-                        received[index, default: 0] += bytes.count
+                        received[key, default: 0] += bytes.count
                     }
                 }
                 return true
@@ -84,6 +93,12 @@ struct Logs: ParsableCommand {
         }
         printer.finish()
     }
+}
+
+/// One attempt at one microtask.
+struct AttemptKey: Hashable {
+    let index: Int
+    let attempt: Int
 }
 
 /// Writes output line by line with an index prefix (or as it comes, for

@@ -191,7 +191,9 @@ func follow(_ id: Int64, options: GlobalOptions, quiet: Bool = false) throws -> 
             } else if !options.json && !quiet {
                 let line = progressLine(run)
                 if line != lastLine {
-                    print(line)
+                    // At once, not when stdio's buffer fills: a pipe or a
+                    // log file sees progress as it happens.
+                    writeStandardOutput(line + "\n")
                     lastLine = line
                 }
             }

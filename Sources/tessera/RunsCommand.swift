@@ -15,12 +15,36 @@ struct Runs: ParsableCommand {
     @Option(parsing: .unconditional, help: "How many runs to show.")
     var limit = 20
 
+    @Option(help: ArgumentHelp("Only the runs of this job.", valueName: "job"))
+    var job: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Only the runs in this state (queued, running, succeeded, failed, cancelled).", valueName: "state"))
+    var state: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Only the runs created this long ago or since (90s, 10m, 1h, 2d, 1w).", valueName: "duration"))
+    var since: String?
+
     func validate() throws {
         guard limit > 0 else { throw ValidationError("--limit must be positive, found \(limit)") }
+        if let state, RunState(rawValue: state) == nil {
+            throw ValidationError(
+                "--state takes queued, running, succeeded, failed or cancelled, found \"\(state)\"")
+        }
+        if let since, parseDuration(since) == nil {
+            throw ValidationError("--since takes a duration such as 90s, 10m, 1h, 2d or 1w, found \"\(since)\"")
+        }
     }
 
     func run() throws {
-        let runs = try options.call("ListRuns", ["limit": .int(Int64(limit))])["runs"]?.arrayValue ?? []
+        var parameters: [(String, JSON)] = [("limit", .int(Int64(limit)))]
+        if let job { parameters.append(("job", .string(job))) }
+        if let state { parameters.append(("state", .string(state))) }
+        if let since = since.flatMap(parseDuration) { parameters.append(("since", .double(wallSeconds() - since))) }
+        let runs = try options.call("ListRuns", .object(parameters))["runs"]?.arrayValue ?? []
         if options.json { return printJSON(.array(runs)) }
         let rows = runs.compactMap(RunInfo.init(json:)).map { run in
             [
@@ -123,4 +147,21 @@ func wallClock() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+struct Delete: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete a run that has ended, with its microtasks, output and events.",
+        discussion: "The run is gone from every listing at once; its rows are deleted in the background. "
+            + "Runs past retention: in tessera.yaml are deleted the same way.")
+    @OptionGroup var options: GlobalOptions
+
+    @Argument(help: "The run's id.", transform: parseRunID)
+    var id: Int64
+
+    func run() throws {
+        let reply = try options.call("DeleteRun", ["id": .int(id)])
+        if options.json { return printJSON(reply["run"] ?? .null) }
+        print("run \(id) deleted")
+    }
 }

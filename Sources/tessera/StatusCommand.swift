@@ -18,6 +18,10 @@ struct Status: ParsableCommand {
         print("tasks:   \(value("runningTasks")) running of \(value("slots")) slots, \(value("queuedTasks")) queued")
         print("runs:    \(value("activeRuns")) active")
         print("jobs:    \(value("jobs")), plugins: \(value("plugins")), workers: \(value("workers"))")
+        if let bytes = status["databaseBytes"]?.intValue {
+            let free = status["databaseFreeBytes"]?.intValue ?? 0
+            print("store:   \(formatBytes(bytes))" + (free > 0 ? " (\(formatBytes(free)) free, being given back)" : ""))
+        }
         if let paused = status["admissionPaused"]?.stringValue {
             print("admission: paused: \(paused)")
         }

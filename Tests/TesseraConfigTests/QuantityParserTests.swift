@@ -11,7 +11,8 @@ struct QuantityParserTests {
     @Test(
         arguments: [
             ("500ms", 500), ("30s", 30_000), ("5m", 300_000), ("1h", 3_600_000), ("1h30m", 5_400_000),
-            ("1m30s500ms", 90_500), ("1.5s", 1_500), ("0.25h", 900_000), ("0s", 0), ("1.0005m", 60_030),
+            ("1m30s500ms", 90_500), ("30d", 2_592_000_000), ("1w2d", 777_600_000), ("1.5s", 1_500), ("0.25h", 900_000),
+            ("0s", 0), ("1.0005m", 60_030),
             ("5124095576030h25m51s615ms", UInt64.max),
         ] as [(String, UInt64)])
     func validDuration(text: String, milliseconds: UInt64) throws {
@@ -19,9 +20,9 @@ struct QuantityParserTests {
     }
 
     @Test(arguments: [
-        ("30", "expected a duration such as 30s or 500ms, found \"30\"; add a unit: h, m, s or ms"),
+        ("30", "expected a duration such as 30s or 500ms, found \"30\"; add a unit: w, d, h, m, s or ms"),
         ("-5s", "expected a duration such as 30s or 500ms, found \"-5s\"; durations cannot be negative"),
-        ("5d", "expected a duration such as 30s or 500ms, found \"5d\"; the units are h, m, s and ms"),
+        ("5y", "expected a duration such as 30s or 500ms, found \"5y\"; the units are w, d, h, m, s and ms"),
         ("10 minutes", "expected a duration such as 30s or 500ms, found \"10 minutes\""),
         (
             "30m1h",
@@ -31,7 +32,7 @@ struct QuantityParserTests {
             "1s1s",
             "expected a duration such as 30s or 500ms, found \"1s1s\"; write the units from largest to smallest, each once"
         ),
-        ("1h30", "expected a duration such as 30s or 500ms, found \"1h30\"; add a unit: h, m, s or ms"),
+        ("1h30", "expected a duration such as 30s or 500ms, found \"1h30\"; add a unit: w, d, h, m, s or ms"),
         (
             "1.5ms",
             "expected a duration such as 30s or 500ms, found \"1.5ms\"; durations are counted in whole milliseconds"
@@ -44,7 +45,7 @@ struct QuantityParserTests {
         ("s", "expected a duration such as 30s or 500ms, found \"s\""),
         (".5s", "expected a duration such as 30s or 500ms, found \".5s\""),
         ("1.s", "expected a duration such as 30s or 500ms, found \"1.s\""),
-        ("30S", "expected a duration such as 30s or 500ms, found \"30S\"; the units are h, m, s and ms"),
+        ("30S", "expected a duration such as 30s or 500ms, found \"30S\"; the units are w, d, h, m, s and ms"),
         ("٣s", "expected a duration such as 30s or 500ms, found \"٣s\""),
     ])
     func invalidDuration(text: String, message: String) {

@@ -91,8 +91,14 @@ struct CLIHelpTests {
                   results                 Print a run's results in index order.
                   attempts                List every attempt at one microtask.
                   output                  Print what a microtask wrote to stdout and stderr.
+                  logs                    Print what a run's microtasks wrote, and follow it.
+                  watch                   Follow a run's progress until it ends.
+                  wait                    Wait for a run to end, and exit with its outcome.
+                  events                  Show the daemon's event log, and follow it.
                   cancel                  Cancel a run: queued tasks are dropped, running ones
                                           killed.
+                  delete                  Delete a run that has ended, with its microtasks,
+                                          output and events.
                   reload                  Re-read the configuration, plugins and job files.
 
                   See 'tessera help <subcommand>' for detailed help.

@@ -83,6 +83,7 @@ struct StoreTests {
                 DROP TABLE schedules;
                 DROP TABLE events;
                 DROP INDEX runs_finished;
+                ALTER TABLE runs DROP COLUMN deleting;
                 UPDATE meta SET value = '2' WHERE key = 'schema_version';
                 """)
         }
@@ -97,5 +98,21 @@ struct StoreTests {
         try store.recordFire(job: "j", schedule: "every 1m", at: 40)
         try store.commit()
         #expect(try store.savedSchedules()["j"]?.lastFire == 40)
+        // Schema 4: the event log, and deletion.
+        try store.appendEvent(EventRecord(time: 50, kind: "run.created", job: "j", run: run, fields: ["a": 1]))
+        try store.commit()
+        let logged = try store.events(after: 0, matching: EventFilter(run: run), limit: 10)
+        #expect(
+            logged.map(\.kind) == ["run.created"] && logged[0].fields["a"] == 1 && logged[0].id == store.lastEventID)
+        try store.setRunState(run: run, state: .succeeded, startedAt: 10, finishedAt: 60, reason: nil)
+        try store.markForDeletion(run: run)
+        #expect(try store.run(id: run) == nil, "hidden at once")
+        #expect(try store.deleteSome(run: run, limit: 1) == false, "one of its two microtasks")
+        #expect(try store.deleteSome(run: run, limit: 1) == false, "the other")
+        #expect(try store.deleteSome(run: run, limit: 1) == true, "none left: the run goes")
+        try store.commit()
+        #expect(try store.nextDeletion() == nil)
+        #expect(try store.events(after: 0, matching: EventFilter(), limit: 10).isEmpty)
+        #expect(try store.attempts(run: run, index: 0).isEmpty)
     }
 }
