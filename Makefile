@@ -5,7 +5,7 @@
 SWIFT ?= swift
 CONFIG ?= release
 PREFIX ?= /usr/local
-DEB_PACKAGES = libuv1-dev libyaml-dev libsqlite3-dev libseccomp-dev libsystemd-dev pkg-config mandoc libcap2-bin tzdata
+DEB_PACKAGES = libuv1-dev libyaml-dev libsqlite3-dev libseccomp-dev libsystemd-dev pkg-config mandoc libcap2-bin tzdata prometheus tmux
 PYTHON_PACKAGES = varlink
 PLUGINS = shell noop checksum
 BIN = $(shell $(SWIFT) build -c $(CONFIG) --show-bin-path 2>/dev/null)
@@ -63,7 +63,7 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:" $$missing; \
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	@python3 -c 'import varlink' 2>/dev/null || { echo "installing Python packages: $(PYTHON_PACKAGES)"; \
 	  python3 -m pip install --quiet --disable-pip-version-check $(PYTHON_PACKAGES); }

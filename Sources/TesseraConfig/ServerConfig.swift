@@ -50,6 +50,8 @@ public struct ServerConfig: Sendable, Equatable {
     public var pressure = PressureSettings()
     /// How long and how many finished runs are kept (`retention:`).
     public var retention = Retention.standard
+    /// Where metrics are served over HTTP, if anywhere (`metrics:`).
+    public var metrics = MetricsSettings()
 
     /// A configuration with every key at its default; `slots` defaults to the
     /// number of online CPUs. Relative paths are kept as written, for the
@@ -84,6 +86,7 @@ public struct ServerConfig: Sendable, Equatable {
         KnownKey("plugin_timeout", \.pluginTimeout) { $0.duration() },
         KnownKey("capacity", \.capacity) { Capacity.decode($0) },
         KnownKey("pressure", \.pressure) { PressureSettings.decode($0) },
+        KnownKey("metrics", \.metrics) { MetricsSettings.decode($0) },
         KnownKey("retention") { config, node in
             guard let retention = Retention.decode(node) else { return }
             config.retention = retention.overlaid(on: .standard)

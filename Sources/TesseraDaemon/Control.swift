@@ -213,6 +213,8 @@ extension Daemon {
                 return VarlinkReply(parameters: ["description": .string(serviceInterfaceDescription)])
             default: throw ControlError(ServiceError.interfaceNotFound, ["interface": .string(name)])
             }
+        case "io.tessera.Manager.GetMetrics":
+            return VarlinkReply(parameters: ["text": .string(metricsText())])
         case "io.tessera.Manager.GetStatus":
             return VarlinkReply(parameters: ["status": statusJSON()])
         case "io.tessera.Manager.ListPlugins":

@@ -62,6 +62,10 @@ public final class Daemon {
     lazy var deleteTimer = Timer(loop: loop)
     var deleteTimerArmed = false
     lazy var retentionSoonTimer = Timer(loop: loop)
+    let metrics = MetricsRegistry()
+    var metricsListener: Stream?
+    var metricsConnections: [ObjectIdentifier: MetricsConnection] = [:]
+    lazy var metricsSweep = Timer(loop: loop)
     var retentionSoonArmed = false
     var logTimerArmed = false
     /// Connections with a StreamOutput call in progress.
@@ -137,6 +141,10 @@ public final class Daemon {
                 pressure: server.pressure.thresholds),
             store: store, files: RunFiles(stateDirectory: Daemon.absolute(server.stateDir)))
         engine.delegate = self
+        let registry = metrics
+        engine.attemptEnded = { run, stage, completion, retried in
+            registry.attemptEnded(job: run.job.name, stage: stage.name, completion, retried: retried)
+        }
     }
 
     /// A directory that exists, as an absolute path without symbolic links:
@@ -334,6 +342,7 @@ public final class Daemon {
         updateSchedules()
         watchPressure()
         startRetention()
+        openMetricsListener()
         flusher = Check(loop: loop) { [unowned self] in self.flush() }
         logInfo(HostCapabilities.current.enforcementNote)
         warnIfRunDirectoriesUnreachable()
@@ -412,7 +421,8 @@ public final class Daemon {
         if storeFailure == nil, let failure = engine.storeFailure { storeFailure = failure }
         if storeFailure == nil {
             do {
-                try store.commit()
+                let began = monotonicMicroseconds()
+                if try store.commit() { metrics.commits.observe(Double(monotonicMicroseconds() - began) / 1e6) }
             } catch {
                 storeFailure = "cannot commit state: \(error)"
             }
@@ -781,6 +791,10 @@ public final class Daemon {
         logTimer.close()
         retentionTimer.close()
         retentionSoonTimer.close()
+        metricsSweep.close()
+        metricsListener?.close()
+        for connection in metricsConnections.values { connection.stream.close() }
+        metricsConnections.removeAll()
         deleteTimer.close()
         drainTimer.close()
         serviceTimer.close()

@@ -180,11 +180,13 @@ final class SignalWatcher: Handle {
     override func closed() { action = nil }
 }
 
-// MARK: - Streams (Unix sockets)
+// MARK: - Streams (Unix and TCP sockets)
 
-/// A Unix stream socket: a listening socket, an accepted connection or the
-/// worker's channel. Reads are delivered to `onRead`; writes are queued
-/// and counted so a peer that does not read can be detected.
+/// A stream socket: a Unix one (a listening socket, an accepted connection
+/// or the worker's channel) or, made with `init(tcpLoop:)`, a TCP one (the
+/// metrics listener and its connections). Reads are delivered to
+/// `onRead`; writes are queued and counted so a peer that does not read
+/// can be detected.
 final class Stream: Handle {
     var onRead: ((UnsafeRawBufferPointer) -> Void)?
     var onEnd: ((Int32) -> Void)?
@@ -193,11 +195,52 @@ final class Stream: Handle {
     private(set) var pendingWriteBytes = 0
     private var readBuffer: UnsafeMutableRawPointer?
     private static let readBufferSize = 256 * 1024
+    let isTCP: Bool
+    /// Set by closeWhenWritten: the stream closes once its writes are out.
+    private var closeWhenDrained = false
 
     init(loop: EventLoop) {
+        isTCP = false
         super.init(type: UV_NAMED_PIPE)
         uv_pipe_init(loop.raw, pipe, 0)
         retainForCallbacks()
+    }
+
+    init(tcpLoop loop: EventLoop) {
+        isTCP = true
+        super.init(type: UV_TCP)
+        uv_tcp_init(loop.raw, UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_tcp_t.self))
+        retainForCallbacks()
+    }
+
+    /// Binds a TCP stream to an IPv4 or IPv6 address literal and port, and
+    /// listens.
+    func listen(host: String, port: Int, backlog: Int32 = 64, _ onConnection: @escaping () -> Void) throws(UVError)
+    {
+        var storage = sockaddr_storage()
+        let rc = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in
+                host.contains(":")
+                    ? uv_ip6_addr(host, Int32(port), v6)
+                    : v6.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { uv_ip4_addr(host, Int32(port), $0) }
+            }
+        }
+        try UVError.check(rc, "address \(host)")
+        let tcp = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_tcp_t.self)
+        let bound = withUnsafePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_bind(tcp, $0, 0) }
+        }
+        try UVError.check(bound, "bind \(host):\(port)")
+        try listen(backlog: backlog, onConnection)
+    }
+
+    /// Closes the stream once what was written has gone out.
+    func closeWhenWritten() {
+        if pendingWriteBytes == 0 {
+            close()
+        } else {
+            closeWhenDrained = true
+        }
     }
 
     var pipe: UnsafeMutablePointer<uv_pipe_t> {
@@ -230,7 +273,7 @@ final class Stream: Handle {
 
     /// Accepts one pending connection of a listening stream.
     func accept(loop: EventLoop) -> Stream? {
-        let client = Stream(loop: loop)
+        let client = isTCP ? Stream(tcpLoop: loop) : Stream(loop: loop)
         guard uv_accept(stream, client.stream) == 0 else {
             client.close()
             return nil
@@ -310,6 +353,7 @@ final class Stream: Handle {
                 guard let req, let data = req.pointee.data else { return }
                 let request = Unmanaged<WriteRequest>.fromOpaque(data).takeRetainedValue()
                 request.owner.pendingWriteBytes -= request.count
+                if request.owner.closeWhenDrained, request.owner.pendingWriteBytes == 0 { request.owner.close() }
             }
             if rc < 0 {
                 pendingWriteBytes -= request.count

@@ -82,6 +82,9 @@ extension Daemon: EngineDelegate {
 
     public func engine(_ engine: Engine, start task: MicrotaskStart) {
         guard let worker = worker(for: task.run.id) else { return }
+        metrics.started(
+            job: task.run.job.name, stage: task.stage.name,
+            waited: task.attempt == 1 ? task.stage.readyAt.map { wallClockSeconds() - $0 } : nil)
         let stageID = workerStageID(run: task.run.id, stage: task.stage.position)
         if !worker.definedStages.contains(stageID) {
             worker.process.send(stageFrame(id: stageID, stage: task.stage, of: task.run))
@@ -127,6 +130,7 @@ extension Daemon: EngineDelegate {
         let shell = runShells.removeValue(forKey: run.id)
         if let pinned = shell?.worker { retireIfUnused(pinned) }
         finishedSinceFlush.append((run, shell?.watchers ?? []))
+        metrics.runs[JobState(job: run.job.name, state: run.state.rawValue), default: 0] += 1
         retentionSoon()
         logInfo(
             "run \(run.id) of \(run.job.name) \(run.state.rawValue): \(run.counts.succeeded) succeeded, "

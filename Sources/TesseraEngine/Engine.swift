@@ -133,6 +133,9 @@ public final class Engine {
     public var log: (String) -> Void = { _ in }
     /// A number in [0, 1) for the jitter of retries; tests set their own.
     public var random: () -> Double = { Double.random(in: 0..<1) }
+    /// Told of every attempt as it ends (for metrics): whether it is
+    /// retried.
+    public var attemptEnded: ((EngineRun, EngineStage, TaskCompletion, _ retried: Bool) -> Void)?
 
     /// Microtasks written to the store per statement when partitioning.
     public static let insertBatch = 64
@@ -709,6 +712,7 @@ public final class Engine {
             ? .final(note: nil) : stage.definition.retry.decide(attempt: task.attempts, completion, random: random)
         switch decision {
         case .retry(let delay):
+            attemptEnded?(run, stage, completion, true)
             write {
                 try store.finishTask(run: run.id, index: task.index, completion)
                 try store.retryLater(run: run.id, index: task.index, at: now.wall + Double(delay) / 1000)
@@ -725,6 +729,7 @@ public final class Engine {
                     generation: stage.retryGeneration, task: task))
         case .final(let note):
             if let note { completion.reason = (completion.reason ?? "failed") + " (\(note))" }
+            attemptEnded?(run, stage, completion, false)
             write { try store.finishTask(run: run.id, index: task.index, completion) }
             stage.counts[completion.state] += 1
             run.counts[completion.state] += 1
@@ -869,6 +874,7 @@ public final class Engine {
                         }
                         if stage.phase != .finished {
                             stage.phase = .ready
+                            stage.readyAt = now.wall
                             stage.record.state = .ready
                             write { try store.updateStage(run: run.id, stage.record) }
                         }

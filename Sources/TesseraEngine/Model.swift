@@ -20,6 +20,8 @@ public final class EngineStage {
     /// The stage's limits over the server's defaults, fixed when the run starts.
     public let limits: Limits
     public internal(set) var phase: Phase = .waiting
+    /// When it became ready (wall clock), in this daemon's life.
+    public internal(set) var readyAt: Double?
     /// What is recorded: source, index range once partitioned, state, reason.
     public internal(set) var record: StageRecord
     /// Where the items come from in this run.
