@@ -213,6 +213,8 @@ extension Daemon {
                 return VarlinkReply(parameters: ["description": .string(serviceInterfaceDescription)])
             default: throw ControlError(ServiceError.interfaceNotFound, ["interface": .string(name)])
             }
+        case "io.tessera.Manager.ListRunning":
+            return VarlinkReply(parameters: ["tasks": .array(runningJSON())])
         case "io.tessera.Manager.GetMetrics":
             return VarlinkReply(parameters: ["text": .string(metricsText())])
         case "io.tessera.Manager.GetStatus":
@@ -556,6 +558,7 @@ extension Daemon {
             "admissionPaused": .optional(engine.pressureGate.pause) { pause in
                 .string("\(pause.description) since \(formatClock(pause.since))")
             },
+            "attemptsEnded": .int(Int64(metrics.microtasks.values.reduce(0, +))),
             "databaseBytes": .int(store.size().bytes), "databaseFreeBytes": .int(store.size().free),
             "schedulesDue": .array(
                 engine.schedules.prefix(10).compactMap { schedule in

@@ -34,6 +34,8 @@ public final class Daemon {
     var runShells: [Int64: RunShell] = [:]
     var taskShells: [UInt64: TaskShell] = [:]
     var taskProgress: [UInt64: Double] = [:]
+    /// The process of each running microtask, as the worker reported it.
+    var taskPIDs: [UInt64: Int32] = [:]
     var dynamicUsers = DynamicUsers()
     var stageIDs: [StageKey: UInt32] = [:]
     var sandboxes: [StageKey: ResolvedSandbox] = [:]

@@ -11,6 +11,10 @@ import TesseraEngine
 import TesseraProtocol
 import TesseraStore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Cumulative buckets, as Prometheus histograms are.
 struct Histogram {
     let bounds: [Double]
@@ -179,5 +183,36 @@ extension Daemon {
         out.family("tessera_build_info", "gauge", "Always 1; the version as a label.")
         out.sample("tessera_build_info", [("version", tesseraVersion)], 1)
         return out.text
+    }
+}
+
+extension Daemon {
+    /// The running microtasks, the longest running first, with the CPU
+    /// time and resident memory of each one's process read from /proc.
+    func runningJSON() -> [JSON] {
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let page = Int64(sysconf(Int32(_SC_PAGESIZE)))
+        return engine.running.values.sorted { ($0.startedAt, $0.token) < ($1.startedAt, $1.token) }.map { task in
+            var cpu: Double?
+            var rss: Int64?
+            if let pid = taskPIDs[task.token], let stat = readText("/proc/\(pid)/stat"),
+                let close = stat.lastIndex(of: ")")
+            {
+                // After "pid (comm) ": state is field 3; utime 14, stime 15, rss 24.
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                if fields.count > 22, let user = Double(fields[11]), let system = Double(fields[12]),
+                    let pages = Int64(fields[21])
+                {
+                    cpu = (user + system) / ticks
+                    rss = pages * page
+                }
+            }
+            return [
+                "run": .int(task.run.id), "job": .string(task.run.job.name), "stage": .string(task.stage.name),
+                "index": .int(Int64(task.index)), "attempt": .int(Int64(task.attempt)),
+                "startedAt": .double(task.startedAt), "cpuSeconds": .optional(cpu, JSON.double),
+                "rss": .optional(rss, JSON.int), "progress": .optional(taskProgress[task.token], JSON.double),
+            ]
+        }
     }
 }

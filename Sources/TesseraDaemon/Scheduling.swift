@@ -243,8 +243,8 @@ extension Daemon: EngineDelegate {
             engine.emit(
                 "worker.started", at: now(), ["pid": .int(Int64(pid)), "problems": .array(problems.map(JSON.string))])
             dispatch()
-        case .started:
-            break
+        case let .started(token, pid):
+            if taskShells[token] != nil { taskPIDs[token] = pid }
         case let .progress(token, fraction):
             if taskShells[token] != nil { taskProgress[token] = fraction }
         case let .output(token, offsets, stdout, stderr):
@@ -258,6 +258,7 @@ extension Daemon: EngineDelegate {
                 let task = engine.running[completion.token]
             else { return }
             taskProgress.removeValue(forKey: completion.token)
+            taskPIDs.removeValue(forKey: completion.token)
             if !logFollowers.isEmpty { noteOutputEnded(run: shell.run, index: shell.index) }
             release(shell)
             engine.finished(token: completion.token, outcome(of: task.stage.limits, completion), at: now())
@@ -393,6 +394,7 @@ extension Daemon: EngineDelegate {
         for (token, shell) in lost {
             taskShells.removeValue(forKey: token)
             taskProgress.removeValue(forKey: token)
+            taskPIDs.removeValue(forKey: token)
             if !logFollowers.isEmpty { noteOutputEnded(run: shell.run, index: shell.index) }
             release(shell)
             engine.finished(
