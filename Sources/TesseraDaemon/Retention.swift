@@ -1,9 +1,9 @@
 // Deleting old runs (retention: in tessera.yaml and in job files, and
 // DeleteRun). Once a minute the finished runs past their retention are
 // marked for deletion, which hides them from every read at once; their
-// rows then go in batches of `deleteBatch` microtasks (with attempts and
-// output), one batch per loop iteration every few milliseconds, so control
-// calls are answered between batches as fast as ever. When a run is gone
+// rows then go `deleteBatch` microtasks (with attempts and output) at a
+// time, for at most `deleteBudget` per tick of a 5 ms timer, so a control
+// call waits at most a millisecond and one commit for a prune. When a run is gone
 // its events go with it, a `run.deleted` event says so, and the freed
 // pages go back to the file system a few at a time (incremental vacuum).
 
@@ -12,10 +12,15 @@ import TesseraEngine
 import TesseraProtocol
 import TesseraStore
 
-/// Microtasks deleted per batch.
-private let deleteBatch = 500
-/// Free pages given back per batch.
-private let reclaimPages = 256
+/// Microtasks deleted per statement.
+private let deleteBatch = 64
+/// How long one tick may delete for (µs): a control call that arrives
+/// meanwhile waits at most this, and the tick's commit.
+private let deleteBudget: UInt64 = 1000
+/// How often a tick runs while there is something to delete (ms).
+private let deleteInterval: UInt64 = 5
+/// Free pages given back per tick.
+private let reclaimPages = 128
 /// How often runs past their retention are looked for (ms).
 private let retentionInterval: UInt64 = 60_000
 
@@ -60,19 +65,20 @@ extension Daemon {
     func startDeleting() {
         guard !deleteTimerArmed else { return }
         deleteTimerArmed = true
-        deleteTimer.start(after: 0, repeatEvery: 5) { [unowned self] in self.deleteSome() }
+        deleteTimer.start(after: 0, repeatEvery: deleteInterval) { [unowned self] in self.deleteSome() }
     }
 
     private func deleteSome() {
         guard storeFailure == nil, !stopped else { return stopDeleting() }
         do {
-            if let run = try store.nextDeletion() {
+            let began = monotonicMicroseconds()
+            while let run = try store.nextDeletion() {
                 if try store.deleteSome(run: run, limit: deleteBatch) {
                     engine.files.remove(run: run)
                     engine.emit("run.deleted", run: nil, at: now(), ["id": .int(run)])
                     logDebug("run \(run) deleted")
                 }
-                return
+                if monotonicMicroseconds() - began >= deleteBudget { return }
             }
             if try store.reclaim(pages: reclaimPages) == 0 { stopDeleting() }
         } catch {
