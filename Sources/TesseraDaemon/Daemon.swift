@@ -703,6 +703,9 @@ public final class Daemon {
         if server.socket != config.socket || server.stateDir != config.stateDir {
             logWarning("reload: socket and state_dir changes take effect at the next start")
         }
+        if server.metrics != config.metrics {
+            logWarning("reload: a metrics.listen change takes effect at the next start")
+        }
         var kept = configuration
         kept.server.socket = config.socket
         kept.server.stateDir = config.stateDir

@@ -215,8 +215,7 @@ final class Stream: Handle {
 
     /// Binds a TCP stream to an IPv4 or IPv6 address literal and port, and
     /// listens.
-    func listen(host: String, port: Int, backlog: Int32 = 64, _ onConnection: @escaping () -> Void) throws(UVError)
-    {
+    func listen(host: String, port: Int, backlog: Int32 = 64, _ onConnection: @escaping () -> Void) throws(UVError) {
         var storage = sockaddr_storage()
         let rc = withUnsafeMutablePointer(to: &storage) { pointer in
             pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in

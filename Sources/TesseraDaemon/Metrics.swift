@@ -136,7 +136,10 @@ extension Daemon {
     func metricsText() -> String {
         var out = Exposition()
         let m = metrics
-        out.family("tessera_microtasks_total", "counter", "Microtask attempts ended, by job, stage and outcome (succeeded, failed, cancelled, or retried: failed and queued again).")
+        out.family(
+            "tessera_microtasks_total", "counter",
+            "Microtask attempts ended, by job, stage and outcome (succeeded, failed, cancelled, or retried: failed and queued again)."
+        )
         for key in m.microtasks.keys.sorted(by: { ($0.job, $0.stage, $0.outcome) < ($1.job, $1.stage, $1.outcome) }) {
             out.sample(
                 "tessera_microtasks_total", [("tessera_job", key.job), ("stage", key.stage), ("outcome", key.outcome)],
@@ -144,22 +147,27 @@ extension Daemon {
         }
         out.family("tessera_microtask_duration_seconds", "histogram", "Wall-clock time of microtask attempts.")
         for key in m.durations.keys.sorted(by: { ($0.job, $0.stage) < ($1.job, $1.stage) }) {
-            out.histogram("tessera_microtask_duration_seconds", [("tessera_job", key.job), ("stage", key.stage)], m.durations[key]!)
+            out.histogram(
+                "tessera_microtask_duration_seconds", [("tessera_job", key.job), ("stage", key.stage)],
+                m.durations[key]!)
         }
         out.family(
             "tessera_microtask_queue_wait_seconds", "histogram",
             "Time from a stage becoming ready to its microtasks' first attempts starting.")
         for key in m.queueWaits.keys.sorted(by: { ($0.job, $0.stage) < ($1.job, $1.stage) }) {
             out.histogram(
-                "tessera_microtask_queue_wait_seconds", [("tessera_job", key.job), ("stage", key.stage)], m.queueWaits[key]!)
+                "tessera_microtask_queue_wait_seconds", [("tessera_job", key.job), ("stage", key.stage)],
+                m.queueWaits[key]!)
         }
         out.family("tessera_runs_total", "counter", "Runs ended, by job and state.")
         for key in m.runs.keys.sorted(by: { ($0.job, $0.state) < ($1.job, $1.state) }) {
             out.sample("tessera_runs_total", [("tessera_job", key.job), ("state", key.state)], Double(m.runs[key]!))
         }
-        out.family("tessera_zygote_forks_total", "counter", "Microtask processes the worker zygotes were asked to fork.")
+        out.family(
+            "tessera_zygote_forks_total", "counter", "Microtask processes the worker zygotes were asked to fork.")
         out.sample("tessera_zygote_forks_total", Double(m.forks))
-        out.family("tessera_store_commit_seconds", "histogram", "Time to commit a loop iteration's changes (with fsync).")
+        out.family(
+            "tessera_store_commit_seconds", "histogram", "Time to commit a loop iteration's changes (with fsync).")
         out.histogram("tessera_store_commit_seconds", [], m.commits)
         out.family("tessera_slots", "gauge", "Microtasks that may run at once.")
         out.sample("tessera_slots", Double(config.slots))

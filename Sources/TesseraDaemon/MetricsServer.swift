@@ -2,8 +2,8 @@
 // when `metrics: {listen: ...}` is set. Nothing else is served: other paths
 // get 404, other methods 405, a request head over 8 KiB 431. One request
 // per connection (Connection: close), at most 64 connections at once, and
-// one that has not sent its request within 10 seconds is closed, so a slow
-// or idle client holds nothing for long.
+// one that has not sent its request and taken its answer within 10 seconds
+// is closed, so a slow or idle client holds nothing for long.
 
 import TesseraConfig
 import TesseraProtocol
@@ -19,6 +19,7 @@ final class MetricsConnection {
     let stream: Stream
     let opened: UInt64
     var head: [UInt8] = []
+    var answered = false
 
     init(stream: Stream, opened: UInt64) {
         self.stream = stream
@@ -38,14 +39,18 @@ extension Daemon {
             return
         }
         metricsListener = stream
-        logInfo(
-            "metrics on http://\(address)/metrics"
-                + (address.isLoopback ? "" : " (not loopback: anyone who can reach it may read them)"))
+        if address.isLoopback {
+            logInfo("metrics on http://\(address)/metrics")
+        } else {
+            logWarning("metrics on http://\(address)/metrics: not loopback, anyone who can reach it may read them")
+        }
         metricsSweep.start(after: 1000, repeatEvery: 1000) { [unowned self] in
+            // A connection that has not sent its request, or not taken its
+            // answer, in 10 s is closed; closed ones are forgotten.
             let now = monotonicMilliseconds()
-            for (key, connection) in self.metricsConnections where now - connection.opened > requestTimeout {
-                connection.stream.close()
-                self.metricsConnections.removeValue(forKey: key)
+            for (key, connection) in self.metricsConnections {
+                if now - connection.opened > requestTimeout { connection.stream.close() }
+                if connection.stream.isClosing { self.metricsConnections.removeValue(forKey: key) }
             }
         }
     }
@@ -76,6 +81,10 @@ extension Daemon {
             self.answerMetrics(connection, key, status: 200, body: self.metricsText(), head: method == "HEAD")
         }
         client.onEnd = { [unowned self] _ in
+            // Before its answer: nothing more will come. After: the answer
+            // still goes out (a client may shut its side down first), and
+            // the stream closes once it has.
+            guard !connection.answered else { return }
             client.close()
             self.metricsConnections.removeValue(forKey: key)
         }
@@ -96,9 +105,9 @@ extension Daemon {
         response += "Content-Length: \(text.utf8.count)\r\nConnection: close\r\n"
         if status == 405 { response += "Allow: GET, HEAD\r\n" }
         response += "\r\n"
+        connection.answered = true
         connection.stream.onRead = nil
         connection.stream.write(Array(response.utf8) + (head ? [] : Array(text.utf8)))
         connection.stream.closeWhenWritten()
-        metricsConnections.removeValue(forKey: key)
     }
 }

@@ -13,7 +13,8 @@ struct Tessera: ParsableCommand {
         version: tesseraVersion,
         subcommands: [
             Status.self, Plugins.self, Jobs.self, Run.self, Rerun.self, Runs.self, Show.self, Tasks.self,
-            Results.self, Attempts.self, Output.self, Logs.self, Watch.self, Wait.self, Events.self, Top.self, Cancel.self,
+            Results.self, Attempts.self, Output.self, Logs.self, Watch.self, Wait.self, Events.self, Top.self,
+            Cancel.self,
             Delete.self, Reload.self,
         ])
 }

@@ -36,7 +36,11 @@ struct Top: ParsableCommand {
         if once || !isTerminal(1) || !isTerminal(0) {
             try view.sample(client)
             let size = terminalSize() ?? (80, 24)
-            writeStandardOutput(view.frame(width: size.width, height: size.height).joined(separator: "\n") + "\n")
+            var lines = view.frame(width: size.width, height: size.height)
+            // One frame: no keys, and no blank lines to fill a screen.
+            lines.removeLast()
+            while lines.last?.isEmpty == true { lines.removeLast() }
+            writeStandardOutput(lines.joined(separator: "\n") + "\n")
             return
         }
         let terminal = RawTerminal()
@@ -73,9 +77,11 @@ struct TopView {
 
     mutating func sample(_ client: VarlinkClient) throws {
         status = try client.call("io.tessera.Manager.GetStatus")["status"] ?? .null
-        runs = (try client.call("io.tessera.Manager.ListRuns", ["limit": 20, "state": "running"])["runs"]?.arrayValue
+        runs =
+            (try client.call("io.tessera.Manager.ListRuns", ["limit": 20, "state": "running"])["runs"]?.arrayValue
             ?? []).compactMap(RunInfo.init(json:))
-        runs += (try client.call("io.tessera.Manager.ListRuns", ["limit": 20, "state": "queued"])["runs"]?.arrayValue
+        runs +=
+            (try client.call("io.tessera.Manager.ListRuns", ["limit": 20, "state": "queued"])["runs"]?.arrayValue
             ?? []).compactMap(RunInfo.init(json:))
         running = try client.call("io.tessera.Manager.ListRunning")["tasks"]?.arrayValue ?? []
         let now = monotonicSeconds()
@@ -98,7 +104,8 @@ struct TopView {
                 "tessera top · tesserad \(status["version"]?.stringValue ?? "?") on \(socket)", clock, width: width))
         lines.append(
             "slots  " + bar(fraction: slots == 0 ? 0 : Double(busy) / Double(slots), width: 20)
-                + " \(busy)/\(slots)   queued \(status["queuedTasks"]?.intValue ?? 0)   runs \(status["activeRuns"]?.intValue ?? 0) active")
+                + " \(busy)/\(slots)   queued \(status["queuedTasks"]?.intValue ?? 0)   runs \(status["activeRuns"]?.intValue ?? 0) active"
+        )
         let admission = status["admissionPaused"]?.stringValue.map { "paused: \($0)" } ?? "open"
         lines.append(
             spread(
@@ -117,7 +124,8 @@ struct TopView {
             ]
         }
         body.append(["RUNS"])
-        body += table(["ID", "JOB", "PROGRESS", "DONE", "FAILED"], runRows.isEmpty ? [["-", "", "", "", ""]] : runRows)
+        body += table(
+            ["ID", "JOB", "PROGRESS", "DONE", "FAILED"], runRows.isEmpty ? [["-", "", "", "", ""]] : runRows)
         body.append([""])
         let now = wallSeconds()
         let taskRows = running.map { task -> [String] in
@@ -146,11 +154,13 @@ struct TopView {
             for (i, cell) in row.enumerated() { widths[i] = min(max(widths[i], cell.count), 30) }
         }
         return all.map { row in
-            ["  "
-                + row.enumerated().map { i, cell in
-                    let cut = String(cell.prefix(widths[i]))
-                    return cut + String(repeating: " ", count: widths[i] - cut.count)
-                }.joined(separator: "  ")]
+            [
+                "  "
+                    + row.enumerated().map { i, cell in
+                        let cut = String(cell.prefix(widths[i]))
+                        return cut + String(repeating: " ", count: widths[i] - cut.count)
+                    }.joined(separator: "  ")
+            ]
         }
     }
 }

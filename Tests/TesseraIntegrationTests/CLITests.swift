@@ -95,6 +95,7 @@ struct CLIHelpTests {
                   watch                   Follow a run's progress until it ends.
                   wait                    Wait for a run to end, and exit with its outcome.
                   events                  Show the daemon's event log, and follow it.
+                  top                     Show the daemon's activity live, full screen.
                   cancel                  Cancel a run: queued tasks are dropped, running ones
                                           killed.
                   delete                  Delete a run that has ended, with its microtasks,

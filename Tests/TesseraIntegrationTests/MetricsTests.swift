@@ -62,7 +62,9 @@ struct MetricsTests {
         let id = try daemon.startRun("flaky")
         #expect(try daemon.wait(forRun: id).state == .succeeded)
         let text = try #require(try daemon.call("GetMetrics")["text"]?.stringValue)
-        #expect(text.contains("tessera_microtasks_total{tessera_job=\"flaky\",stage=\"main\",outcome=\"succeeded\"} 3\n"), "\(text)")
+        #expect(
+            text.contains("tessera_microtasks_total{tessera_job=\"flaky\",stage=\"main\",outcome=\"succeeded\"} 3\n"),
+            "\(text)")
         #expect(text.contains("tessera_microtasks_total{tessera_job=\"flaky\",stage=\"main\",outcome=\"retried\"} 2\n"))
         #expect(text.contains("tessera_microtask_duration_seconds_count{tessera_job=\"flaky\",stage=\"main\"} 5\n"))
         #expect(text.contains("tessera_microtask_queue_wait_seconds_count{tessera_job=\"flaky\",stage=\"main\"} 3\n"))
@@ -93,6 +95,29 @@ struct MetricsTests {
         #expect(httpRequest("http://127.0.0.1:\(port)/").status == 404)
         #expect(httpRequest("http://127.0.0.1:\(port)/metrics", method: "POST").status == 405)
         #expect(runProgram(["promtool", "check", "metrics"], stdin: page.body).status == 0)
+        // Bytes that are no request, and a head past 8 KiB: refused, and
+        // the daemon goes on.
+        let raw = """
+            import socket, sys
+            def ask(data):
+                s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                reply = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk: break
+                    reply += chunk
+                return reply.split(b"\\r\\n")[0].decode()
+            print(ask(b"NONSENSE\\r\\n\\r\\n"))
+            print(ask(b"GET /metrics HTTP/1.1\\r\\nX: " + b"a" * 9000 + b"\\r\\n\\r\\n"))
+            print(ask(b"GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"))
+            """
+        let answers = runProgram(["python3", "-c", raw, String(port)])
+        #expect(
+            answers.stdout
+                == "HTTP/1.1 400 Bad Request\nHTTP/1.1 431 Request Header Fields Too Large\nHTTP/1.1 200 OK\n",
+            "\(answers)")
 
         // A real Prometheus, scraping every second.
         let directory = makeTemporaryDirectory("tessera-prometheus")
@@ -117,7 +142,8 @@ struct MetricsTests {
             var status: Int32 = 0
             waitpid(prometheus, &status, 0)
         }
-        let query = "http://127.0.0.1:\(webPort)/api/v1/query?query=sum(tessera_microtasks_total%7Btessera_job%3D%22flaky%22%7D)"
+        let query =
+            "http://127.0.0.1:\(webPort)/api/v1/query?query=sum(tessera_microtasks_total%7Btessera_job%3D%22flaky%22%7D)"
         var answer = ""
         do {
             try waitUntil(timeout: 60, "Prometheus to scrape tesserad and answer") {
@@ -133,5 +159,26 @@ struct MetricsTests {
         #expect(parsed["status"] == "success", "\(answer)")
         let up = try JSON.parse(Array(httpRequest("http://127.0.0.1:\(webPort)/api/v1/query?query=up").body.utf8))
         #expect(up["data"]?["result"]?.arrayValue?.first?["value"]?.arrayValue?.last == "1", "\(up)")
+    }
+
+    @Test("a metrics port already taken is logged, and tesserad runs on with metrics on its socket")
+    func portTaken() throws {
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(holder, pointer, length)
+                listen(holder, 1)
+                return getsockname(holder, pointer, &length)
+            }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let daemon = try Daemon(extraConfig: "metrics: {listen: \(port)}")
+        try waitUntil("the refusal in the log") { daemon.log.contains("metrics: cannot listen on 127.0.0.1:\(port)") }
+        #expect(try daemon.call("GetMetrics")["text"]?.stringValue?.contains("tessera_slots 2") == true)
     }
 }
