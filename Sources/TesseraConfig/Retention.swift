@@ -29,7 +29,7 @@ public struct Retention: Sendable, Equatable {
     }
 
     public var summary: String {
-        [maxAge.map { "max_age \(formatDurationText($0))" }, maxRuns.map { "max_runs \($0)" }].compactMap { $0 }
+        [maxAge.map { "max_age \(formatDuration($0))" }, maxRuns.map { "max_runs \($0)" }].compactMap { $0 }
             .joined(separator: ", ")
     }
 
@@ -55,11 +55,12 @@ public struct Retention: Sendable, Equatable {
     }
 }
 
-/// Milliseconds as the shortest exact duration text (`30d`, `90m`, `1500ms`).
-func formatDurationText(_ ms: UInt64) -> String {
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] as [(String, UInt64)]
-    where ms >= size && ms % size == 0 {
-        return "\(ms / size)\(unit)"
-    }
-    return "\(ms)ms"
+/// 30000 -> "30s", 90000 -> "90s", 300000 -> "5m", 500 -> "500ms",
+/// 2592000000 -> "30d": the way job files write durations.
+public func formatDuration(_ milliseconds: UInt64) -> String {
+    if milliseconds % 86_400_000 == 0 && milliseconds > 0 { return "\(milliseconds / 86_400_000)d" }
+    if milliseconds % 3_600_000 == 0 && milliseconds > 0 { return "\(milliseconds / 3_600_000)h" }
+    if milliseconds % 60_000 == 0 && milliseconds > 0 { return "\(milliseconds / 60_000)m" }
+    if milliseconds % 1000 == 0 { return "\(milliseconds / 1000)s" }
+    return "\(milliseconds)ms"
 }

@@ -548,6 +548,7 @@ extension Daemon {
 
     func statusJSON() -> JSON {
         let queued = engine.queuedCount
+        let size = store.size()
         return [
             "version": .string(tesseraVersion), "pid": .int(Int64(getpid())),
             "uptimeSeconds": .double(Double(monotonicMilliseconds() - startedMonotonic) / 1000),
@@ -559,7 +560,7 @@ extension Daemon {
                 .string("\(pause.description) since \(formatClock(pause.since))")
             },
             "attemptsEnded": .int(Int64(metrics.microtasks.values.reduce(0, +))),
-            "databaseBytes": .int(store.size().bytes), "databaseFreeBytes": .int(store.size().free),
+            "databaseBytes": .int(size.bytes), "databaseFreeBytes": .int(size.free),
             "schedulesDue": .array(
                 engine.schedules.prefix(10).compactMap { schedule in
                     guard let next = schedule.next, next <= wallClockSeconds() + 3600 else { return nil }

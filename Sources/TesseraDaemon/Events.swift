@@ -103,13 +103,8 @@ extension Daemon {
                     do {
                         read = try store.events(after: follower.cursor, matching: follower.filter, limit: eventBatch)
                     } catch {
-                        logError("control: \(error)")
                         connection.following = nil
-                        connection.write(
-                            VarlinkReply.failure(
-                                ManagerError.invalidParameter, ["parameter": "", "reason": .string("\(error)")]
-                            ).json.varlinkFrame)
-                        connection.resume()
+                        endStream(on: connection, failing: error)
                         break
                     }
                     follower.cursor = read.count < eventBatch ? latest : read.last!.id

@@ -40,13 +40,8 @@ extension Daemon {
                 do {
                     tasks = try store.tasks(run: stream.run, stage: stream.stage, from: stream.next, limit: resultBatch)
                 } catch {
-                    logError("control: \(error)")
                     connection.results = nil
-                    connection.write(
-                        VarlinkReply.failure(
-                            ManagerError.invalidParameter, ["parameter": "", "reason": .string("\(error)")]
-                        ).json.varlinkFrame)
-                    connection.resume()
+                    endStream(on: connection, failing: error)
                     break
                 }
                 // A reply stays within a few MiB however large the results.
@@ -69,5 +64,17 @@ extension Daemon {
         if waiting {
             resultTimer.start(after: 2) { [unowned self] in self.pumpResults() }
         }
+    }
+}
+
+extension Daemon {
+    /// Ends a stream (results, events) whose store read failed: the error
+    /// is its last reply, and the connection's later calls go on.
+    func endStream(on connection: Connection, failing error: any Error) {
+        logError("control: \(error)")
+        connection.write(
+            VarlinkReply.failure(ManagerError.invalidParameter, ["parameter": "", "reason": .string("\(error)")])
+                .json.varlinkFrame)
+        connection.resume()
     }
 }

@@ -49,10 +49,6 @@ public struct EventFilter: Sendable, Equatable {
         self.run = run
         self.since = since
     }
-
-    public func matches(_ event: EventRecord) -> Bool {
-        (job == nil || event.job == job) && (run == nil || event.run == run) && (since.map { event.time >= $0 } ?? true)
-    }
 }
 
 extension Engine {

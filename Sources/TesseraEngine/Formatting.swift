@@ -10,11 +10,3 @@ public func formatSize(_ bytes: UInt64) -> String {
     }
     return "\(bytes)B"
 }
-
-/// 30000 -> "30s", 90000 -> "90s", 300000 -> "5m", 500 -> "500ms".
-public func formatDuration(_ milliseconds: UInt64) -> String {
-    if milliseconds % 3_600_000 == 0 && milliseconds > 0 { return "\(milliseconds / 3_600_000)h" }
-    if milliseconds % 60_000 == 0 && milliseconds > 0 { return "\(milliseconds / 60_000)m" }
-    if milliseconds % 1000 == 0 { return "\(milliseconds / 1000)s" }
-    return "\(milliseconds)ms"
-}

@@ -229,6 +229,8 @@ public final class Store: RunStore {
             return value
         } catch {
             try? db.execute("ROLLBACK")
+            // Events it appended are gone, and their ids will be given again.
+            lastEventID = Store.maxEventID(db)
             throw error
         }
     }
@@ -593,11 +595,13 @@ public final class Store: RunStore {
     }
 
     /// The id of the newest event written (committed or not), 0 when none.
-    public private(set) lazy var lastEventID: Int64 = {
+    public private(set) lazy var lastEventID: Int64 = Store.maxEventID(db)
+
+    private static func maxEventID(_ db: Database) -> Int64 {
         var id: Int64 = 0
         try? db.prepare("SELECT coalesce(max(id), 0) FROM events").query { row in id = row.int(0) }
         return id
-    }()
+    }
 
     private func eventWhere(_ filter: EventFilter, after: Int64?) -> (String, [Statement.Value]) {
         var clauses: [String] = []

@@ -2,6 +2,7 @@
 // from any terminal, not only the one that started a run.
 
 import ArgumentParser
+import TesseraConfig
 import TesseraProtocol
 
 #if canImport(Glibc)
@@ -79,7 +80,7 @@ struct Events: ParsableCommand {
         var tail: Int?
         switch try since.map(EventStart.init) {
         case .id(let id)?: after = id - 1
-        case .ago(let seconds)?: filter.append(("since", .double(wallSeconds() - seconds)))
+        case .ago(let seconds)?: filter.append(("since", .double(wallClock() - seconds)))
         case nil: tail = lines
         }
         let printer = EventPrinter(json: options.json)
@@ -146,38 +147,10 @@ enum EventStart {
     }
 }
 
-/// "90s", "10m", "1h30m", "2d", "1w" as seconds.
+/// "90s", "10m", "1h30m", "2d", "1w" as seconds: the durations of job
+/// files (QuantityParser), so the CLI and tessera.yaml read them alike.
 func parseDuration(_ text: String) -> Double? {
-    var total = 0.0
-    var number = ""
-    var sawUnit = false
-    for character in text {
-        if character.isNumber || character == "." {
-            number.append(character)
-            continue
-        }
-        let unit: Double
-        switch character {
-        case "s": unit = 1
-        case "m": unit = 60
-        case "h": unit = 3600
-        case "d": unit = 86400
-        case "w": unit = 604_800
-        default: return nil
-        }
-        guard let value = Double(number) else { return nil }
-        total += value * unit
-        number = ""
-        sawUnit = true
-    }
-    guard number.isEmpty, sawUnit else { return nil }
-    return total
-}
-
-func wallSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    (try? QuantityParser.parseDuration(text)).map { Double($0) / 1000 }
 }
 
 /// Prints events: a line each for people, JSON Lines for programs.

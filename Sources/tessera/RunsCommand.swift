@@ -43,7 +43,7 @@ struct Runs: ParsableCommand {
         var parameters: [(String, JSON)] = [("limit", .int(Int64(limit)))]
         if let job { parameters.append(("job", .string(job))) }
         if let state { parameters.append(("state", .string(state))) }
-        if let since = since.flatMap(parseDuration) { parameters.append(("since", .double(wallSeconds() - since))) }
+        if let since = since.flatMap(parseDuration) { parameters.append(("since", .double(wallClock() - since))) }
         let runs = try options.call("ListRuns", .object(parameters))["runs"]?.arrayValue ?? []
         if options.json { return printJSON(.array(runs)) }
         let rows = runs.compactMap(RunInfo.init(json:)).map { run in

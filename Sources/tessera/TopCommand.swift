@@ -98,7 +98,7 @@ struct TopView {
         var lines: [String] = []
         let slots = Int(status["slots"]?.intValue ?? 0)
         let busy = Int(status["runningTasks"]?.intValue ?? 0)
-        let clock = formatTime(wallSeconds()).split(separator: " ").last.map(String.init) ?? ""
+        let clock = formatTime(wallClock()).split(separator: " ").last.map(String.init) ?? ""
         lines.append(
             spread(
                 "tessera top · tesserad \(status["version"]?.stringValue ?? "?") on \(socket)", clock, width: width))
@@ -127,7 +127,7 @@ struct TopView {
         body += table(
             ["ID", "JOB", "PROGRESS", "DONE", "FAILED"], runRows.isEmpty ? [["-", "", "", "", ""]] : runRows)
         body.append([""])
-        let now = wallSeconds()
+        let now = wallClock()
         let taskRows = running.map { task -> [String] in
             [
                 String(task["run"]?.intValue ?? 0), task["job"]?.stringValue ?? "", task["stage"]?.stringValue ?? "",

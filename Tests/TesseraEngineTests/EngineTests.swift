@@ -74,6 +74,16 @@ final class Bench {
         engine.delegate = shell
     }
 
+    /// A new engine over the same store and files, as after a restart of
+    /// the daemon, with a shell of its own (not recovered yet).
+    func restarted(slots: Int = 2) -> (Engine, RecordingShell) {
+        let engine = Engine(
+            settings: Engine.Settings(slots: slots), store: store, files: RunFiles(stateDirectory: stateDirectory))
+        let shell = RecordingShell()
+        engine.delegate = shell
+        return (engine, shell)
+    }
+
     func start(_ job: JobDefinition, priority: Int? = nil, rerun: (SavedRun, Bool)? = nil) throws -> EngineRun {
         let run = try engine.createRun(
             Engine.RunRequest(

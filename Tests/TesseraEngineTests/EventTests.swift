@@ -38,10 +38,7 @@ struct EventTests {
     func lostAndCancelled() throws {
         let bench = Bench(slots: 1)
         let run = try bench.start(job(stage("a", .range(from: 0, to: 2, step: 1))))
-        let engine = Engine(
-            settings: Engine.Settings(slots: 1), store: bench.store,
-            files: RunFiles(stateDirectory: bench.stateDirectory))
-        engine.delegate = RecordingShell()
+        let (engine, _) = bench.restarted(slots: 1)
         _ = engine.recover(try bench.store.unfinishedRuns(), at: bench.clock) { _ in run.job }
         let kinds = bench.store.events.filter { $0.run == run.id }.map(\.kind)
         #expect(kinds.suffix(2) == ["run.recovered", "task.lost"], "\(kinds)")

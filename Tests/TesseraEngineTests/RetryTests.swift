@@ -134,11 +134,7 @@ struct RetryTests {
         bench.finish(failed())
         // Twenty seconds later the daemon restarts; its monotonic clock starts again.
         let restart = Instant(wall: bench.clock.wall + 20, monotonic: 5)
-        let shell = RecordingShell()
-        let engine = Engine(
-            settings: Engine.Settings(slots: 2), store: bench.store,
-            files: RunFiles(stateDirectory: bench.stateDirectory))
-        engine.delegate = shell
+        let (engine, shell) = bench.restarted()
         #expect(engine.recover(try bench.store.unfinishedRuns(), at: restart) { _ in run.job }.isEmpty)
         engine.dispatch(at: restart)
         #expect(shell.started.isEmpty)
@@ -169,11 +165,7 @@ struct RetryTests {
     func lostByDefault() throws {
         let bench = Bench(slots: 1)
         let run = try bench.start(job(stage("a", .range(from: 0, to: 1, step: 1))))
-        let engine = Engine(
-            settings: Engine.Settings(slots: 2), store: bench.store,
-            files: RunFiles(stateDirectory: bench.stateDirectory))
-        let shell = RecordingShell()
-        engine.delegate = shell
+        let (engine, shell) = bench.restarted()
         _ = engine.recover(try bench.store.unfinishedRuns(), at: bench.clock) { _ in run.job }
         engine.dispatch(at: bench.clock)
         #expect(shell.started.isEmpty)

@@ -11,10 +11,10 @@ import Testing
     import Glibc
 #endif
 
-/// A TCP port nothing listens on now (the kernel's pick).
-func freePort() -> Int {
+/// A TCP socket bound to a loopback port of the kernel's pick (listening
+/// when asked), and that port.
+func loopbackSocket(listening: Bool) -> (fd: Int32, port: Int) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -22,10 +22,18 @@ func freePort() -> Int {
     _ = withUnsafeMutablePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
             bind(fd, pointer, length)
+            if listening { listen(fd, 1) }
             return getsockname(fd, pointer, &length)
         }
     }
-    return Int(UInt16(bigEndian: address.sin_port))
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
+}
+
+/// A TCP port nothing listens on now (the kernel's pick).
+func freePort() -> Int {
+    let (fd, port) = loopbackSocket(listening: false)
+    close(fd)
+    return port
 }
 
 /// An HTTP request with Python's standard library: (status, body).
@@ -163,20 +171,8 @@ struct MetricsTests {
 
     @Test("a metrics port already taken is logged, and tesserad runs on with metrics on its socket")
     func portTaken() throws {
-        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (holder, port) = loopbackSocket(listening: true)
         defer { close(holder) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(holder, pointer, length)
-                listen(holder, 1)
-                return getsockname(holder, pointer, &length)
-            }
-        }
-        let port = Int(UInt16(bigEndian: address.sin_port))
         let daemon = try Daemon(extraConfig: "metrics: {listen: \(port)}")
         try waitUntil("the refusal in the log") { daemon.log.contains("metrics: cannot listen on 127.0.0.1:\(port)") }
         #expect(try daemon.call("GetMetrics")["text"]?.stringValue?.contains("tessera_slots 2") == true)
