@@ -2,8 +2,10 @@
 //
 // Tessera: a job server that runs microtasks in forked, sandboxed workers.
 // The layout follows ARCHITECTURE.md: C system-library shims, the plugin ABI
-// header, library modules, three executables, the shipped plugins and the
-// test plugins (hostile and malformed ones live under Tests/).
+// header, library modules, two Swift executables and the Swift plugin. The
+// worker (Sources/tessera-worker) and the C plugins (Plugins/, and the test
+// suite's hostile and malformed ones under Tests/Plugins) are C, built by
+// the Makefile with the C compiler.
 import PackageDescription
 
 let package = Package(
@@ -11,21 +13,12 @@ let package = Package(
     products: [
         .executable(name: "tesserad", targets: ["tesserad"]),
         .executable(name: "tessera", targets: ["tessera"]),
-        .executable(name: "tessera-worker", targets: ["tessera-worker"]),
-        // Executor plugins shipped with the product, built as lib<name>.so.
-        .library(name: "tessera-shell", type: .dynamic, targets: ["ShellPlugin"]),
-        .library(name: "tessera-noop", type: .dynamic, targets: ["NoopPlugin"]),
+        // The Swift executor plugin shipped with the product, built as
+        // libtessera-checksum.so. The worker zygote and the C plugins
+        // (shipped, and the test suite's) are built with the C compiler by
+        // the Makefile (`make c-products`), so that they carry no Swift
+        // runtime.
         .library(name: "tessera-checksum", type: .dynamic, targets: ["ChecksumPlugin"]),
-        // Plugins used only by the test suite.
-        .library(name: "tessera-test-hostile", type: .dynamic, targets: ["HostileTestPlugin"]),
-        .library(name: "tessera-test-attacks", type: .dynamic, targets: ["AttackTestPlugin"]),
-        .library(name: "tessera-test-crashinit", type: .dynamic, targets: ["CrashInitTestPlugin"]),
-        .library(name: "tessera-test-wrongabi", type: .dynamic, targets: ["WrongABITestPlugin"]),
-        .library(name: "tessera-test-noentry", type: .dynamic, targets: ["NoEntryTestPlugin"]),
-        .library(name: "tessera-test-dupexec", type: .dynamic, targets: ["DuplicateExecutorTestPlugin"]),
-        .library(name: "tessera-test-hanginit", type: .dynamic, targets: ["HangInitTestPlugin"]),
-        .library(name: "tessera-test-manyexec", type: .dynamic, targets: ["ManyExecutorsTestPlugin"]),
-        .library(name: "tessera-test-abi10", type: .dynamic, targets: ["ABI10TestPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -72,48 +65,7 @@ let package = Package(
                 "TesseraConfig", "TesseraProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // The worker zygote is C on purpose: it forks, and the code between
-        // fork() and the executor must not touch a language runtime.
-        .executableTarget(
-            name: "tessera-worker",
-            dependencies: ["TesseraPluginABI", "CTesseraWire"],
-            // -z now: resolve every symbol once in the zygote, not again in
-            // each forked child on first call (about 30 µs a microtask).
-            linkerSettings: [
-                .linkedLibrary("dl"), .linkedLibrary("seccomp"), .unsafeFlags(["-Xlinker", "-z", "-Xlinker", "now"]),
-            ]
-        ),
-
-        .target(name: "ShellPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/shell", publicHeadersPath: "."),
-        .target(name: "NoopPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/noop", publicHeadersPath: "."),
         .target(name: "ChecksumPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/checksum"),
-
-        .target(
-            name: "CrashInitTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/crashinit",
-            publicHeadersPath: "."),
-        .target(
-            name: "AttackTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/attacks",
-            publicHeadersPath: "."),
-        .target(
-            name: "HostileTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/hostile",
-            publicHeadersPath: "."),
-        .target(
-            name: "WrongABITestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/wrongabi",
-            publicHeadersPath: "."),
-        .target(name: "NoEntryTestPlugin", path: "Tests/Plugins/noentry", publicHeadersPath: "."),
-        .target(
-            name: "DuplicateExecutorTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/dupexec",
-            publicHeadersPath: "."),
-        .target(
-            name: "HangInitTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/hanginit",
-            publicHeadersPath: "."),
-        .target(
-            name: "ManyExecutorsTestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/manyexec",
-            publicHeadersPath: "."),
-
-        .target(
-            name: "ABI10TestPlugin", dependencies: ["TesseraPluginABI"], path: "Tests/Plugins/abi10",
-            publicHeadersPath: "."),
 
         .testTarget(name: "TesseraConfigTests", dependencies: ["TesseraConfig"]),
         .testTarget(name: "TesseraEngineTests", dependencies: ["TesseraEngine", "TesseraConfig", "TesseraProtocol"]),

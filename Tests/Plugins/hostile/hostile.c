@@ -24,12 +24,14 @@
  * nor complains that the functions never return. */
 static volatile int forever = 1;
 
-/* Writes through a pointer the compiler cannot prove to be NULL, so the
- * store is really made (and faults) instead of being optimised away. */
+/* Writes through a pointer the compiler cannot prove to be NULL (the empty
+ * asm hides its value), so the store is really made (and faults) instead of
+ * being optimised away: GCC drops a store through a volatile pointer
+ * variable that holds NULL. */
 static void write_through(char *pointer)
 {
-    char *volatile target = pointer;
-    *target = 1;
+    __asm__ volatile("" : "+r"(pointer));
+    *(volatile char *)pointer = 1;
 }
 
 /* Sets the result to the item and prints "ok <item>". */
