@@ -21,14 +21,34 @@ struct HostCapabilities {
     let cgroup: CgroupProbe?
     /// uid and gid of `nobody`, the default identity when running as root.
     let nobody: (uid: UInt32, gid: UInt32)
+    /// CAP_SYS_ADMIN and CAP_SYS_CHROOT are effective, which the worker (it
+    /// has the daemon's capabilities) needs to let microtasks join cells
+    /// (setns into a mount namespace).
+    var canJoinMounts = false
 
     static let current: HostCapabilities = {
         var nobody: (UInt32, UInt32) = (65534, 65534)
         if let entry = getpwnam("nobody") { nobody = (entry.pointee.pw_uid, entry.pointee.pw_gid) }
         return HostCapabilities(
             isRoot: geteuid() == 0, landlockABI: Int(tessera_landlock_abi()),
-            cgroup: CgroupProbe.probe(), nobody: nobody)
+            cgroup: CgroupProbe.probe(), nobody: nobody, canJoinMounts: effectiveCapabilities(include: [18, 21]))
     }()
+
+    /// Whether every capability numbered in `wanted` is in this process's
+    /// effective set (CapEff in /proc/self/status).
+    static func effectiveCapabilities(include wanted: [Int]) -> Bool {
+        guard let file = fopen("/proc/self/status", "r") else { return false }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 256)
+        while fgets(&line, Int32(line.count), file) != nil {
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            guard text.hasPrefix("CapEff:") else { continue }
+            let hex = text.dropFirst("CapEff:".count).filter { $0.isHexDigit }
+            guard let mask = UInt64(hex, radix: 16) else { return false }
+            return wanted.allSatisfy { mask & (1 << UInt64($0)) != 0 }
+        }
+        return false
+    }
 
     /// One line for the start-up log about how limits are enforced.
     var enforcementNote: String {
@@ -229,6 +249,20 @@ struct ResolvedSandbox: Equatable {
                 "filesystem: the host's, as the microtask's user may reach it (no mount namespace): "
                 + "the daemon's configuration, job files and state are not hidden"
         }
+        var mounts: String?
+        if has(TW_SANDBOX_NS_MOUNT) {
+            if has(TW_SANDBOX_NS_PID) && dynamicUser && host.isRoot && host.canJoinMounts && !has(TW_SANDBOX_NS_USER) {
+                mounts =
+                    "mounts: made once per uid lent (a cell) and joined by each microtask of the stage in turn, "
+                    + "never by two at once; a cell whose /tmp a microtask left files in is thrown away; "
+                    + "/proc is the worker's, mounted hidepid=invisible: a microtask sees its own processes only"
+            } else {
+                mounts = "mounts: made for each microtask in a mount namespace of its own"
+                if host.isRoot && dynamicUser && !host.canJoinMounts {
+                    mounts! += " (the daemon lacks CAP_SYS_CHROOT, which joining a cell takes)"
+                }
+            }
+        }
         let asked = hidden.filter { !hiddenByDefault.contains($0) }
         if !asked.isEmpty { filesystem += "; hidden \(asked.joined(separator: " "))" }
         if !hiddenByDefault.isEmpty {
@@ -253,8 +287,10 @@ struct ResolvedSandbox: Equatable {
             "user: \(identity)",
             "network: " + (has(TW_SANDBOX_NETWORK_NONE) ? "none (loopback only)" : "host"),
             "namespaces: " + (namespaces.isEmpty ? "none" : namespaces.joined(separator: ", ")),
-            filesystem, calls, "landlock: \(landlock)",
+            filesystem,
         ]
+        if let mounts { lines.append(mounts) }
+        lines += [calls, "landlock: \(landlock)"]
         let available = host.cgroup?.available ?? []
         let memory =
             available.contains("memory")

@@ -321,7 +321,7 @@ _Noreturn void child_run(const struct child_task *task)
         close_other_descriptors();
     reset_signals();
     if (plan != NULL)
-        sandbox_enter(stage);
+        sandbox_enter(stage, task->cell);
 
     /* The task and its environment are built before the limits so that a
      * tight memory limit cannot make them fail. */

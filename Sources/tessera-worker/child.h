@@ -19,6 +19,8 @@
 
 #include "stage.h"
 
+struct cell;
+
 /* The exit status of a child that could not set itself up. */
 #define CHILD_SETUP_FAILED 127
 
@@ -42,6 +44,8 @@ struct child_task {
     /* The cgroup's memory.max limits the microtask: no RLIMIT_AS, which
      * counts address space and would fail allocations far earlier. */
     bool memory_by_cgroup;
+    /* The cell (cell.h) the microtask joins, or NULL. */
+    const struct cell *cell;
 };
 
 /* Records, once in the zygote, what every child needs and would otherwise

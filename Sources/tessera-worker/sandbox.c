@@ -46,6 +46,7 @@
 
 #include <tessera_wire.h>
 
+#include "cell.h"
 #include "child.h"
 #include "io.h"
 #include "landlock.h"
@@ -81,6 +82,8 @@ static struct {
     /* CAP_SYS_ADMIN in the worker's user namespace: namespaces can be
      * made without a user namespace of their own, and ids switched. */
     bool privileged;
+    /* ...and CAP_SYS_CHROOT: a microtask can join a cell (cell.h). */
+    bool can_join_mounts;
     int cap_last;
     int landlock_abi;
     struct landlock_common landlock;
@@ -101,6 +104,9 @@ void sandbox_init(void)
     struct __user_cap_data_struct data[2] = {{0}};
     host.privileged = syscall(SYS_capget, &header, data) == 0 &&
                       (data[CAP_SYS_ADMIN / 32].effective & (1u << (CAP_SYS_ADMIN % 32)));
+    /* setns() into a mount namespace takes CAP_SYS_CHROOT as well. */
+    host.can_join_mounts = host.privileged &&
+                           (data[CAP_SYS_CHROOT / 32].effective & (1u << (CAP_SYS_CHROOT % 32)));
     host.cap_last = CAP_LAST_CAP;
     FILE *file = fopen("/proc/sys/kernel/cap_last_cap", "re");
     if (file != NULL) {
@@ -404,6 +410,7 @@ void sandbox_plan_free(struct sandbox_plan *plan)
 {
     if (plan == NULL)
         return;
+    cell_forget(plan);
     free(plan->problem);
     free(plan->steps);
     free(plan->tmp_options);
@@ -583,7 +590,7 @@ static void hide(const struct sandbox_plan *plan, uint32_t index, const char **e
         *empty = step->path;
 }
 
-static void mount_all(const struct sandbox_plan *plan)
+static void mount_all(const struct sandbox_plan *plan, bool cell)
 {
     /* Nothing done here may reach the host's mount namespace. */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1)
@@ -642,8 +649,12 @@ static void mount_all(const struct sandbox_plan *plan)
              * left non-dumpable, and which stays so: it is a copy of the
              * zygote, and must not be readable by other processes of its
              * uid). */
-            if (mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) ==
-                -1)
+            /* In a cell (cell.h), /proc is the zygote's pid namespace's,
+             * shared by the microtasks that join the cell in turn, each
+             * with a uid of its own: hidepid=invisible shows each one its
+             * own processes only. */
+            if (mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      cell ? "hidepid=invisible" : NULL) == -1)
                 sandbox_fail("mounting", "/proc");
             break;
         case MOUNT_READ_ONLY:
@@ -654,7 +665,8 @@ static void mount_all(const struct sandbox_plan *plan)
                                      "read_only", "/");
                 break;
             }
-            /* fall through: attached as a writable copy is */
+            /* Attached as a writable copy is. */
+            __attribute__((fallthrough));
         case MOUNT_WRITABLE:
             if (move_mount(trees[step->tree], "", AT_FDCWD, step->path, MOVE_MOUNT_F_EMPTY_PATH) == -1)
                 sandbox_fail(step->kind == MOUNT_WRITABLE ? "writable" : "read_only", step->path);
@@ -676,7 +688,30 @@ static void mount_all(const struct sandbox_plan *plan)
         free(trees);
 }
 
-void sandbox_enter(const struct stage *stage)
+bool sandbox_cells_allowed(const struct sandbox_plan *plan)
+{
+    return plan->problem == NULL && host.can_join_mounts && !plan->user_namespace_first &&
+           plan->mounts && plan->pid_namespace && !plan->own_network;
+}
+
+bool sandbox_cell_has_uts(const struct sandbox_plan *plan)
+{
+    return (plan->unshare_flags & CLONE_NEWUTS) != 0;
+}
+
+bool sandbox_cell_has_tmp(const struct sandbox_plan *plan)
+{
+    return plan->tmp;
+}
+
+void sandbox_make_cell(const struct sandbox_plan *plan)
+{
+    if (unshare(CLONE_NEWNS | (plan->unshare_flags & CLONE_NEWUTS)) == -1)
+        sandbox_fail("unshare", NULL);
+    mount_all(plan, true);
+}
+
+void sandbox_enter(const struct stage *stage, const struct cell *cell)
 {
     const struct sandbox_plan *plan = stage->plan;
     const struct stage_sandbox *sandbox = &stage->sandbox;
@@ -685,12 +720,24 @@ void sandbox_enter(const struct stage *stage)
                 sandbox->gid != TW_ID_UNCHANGED ? sandbox->gid : host.egid, host.egid);
     if (plan->shared_network_fd != -1 && setns(plan->shared_network_fd, CLONE_NEWNET) == -1)
         sandbox_fail("joining the empty network namespace", NULL);
+    if (cell != NULL) {
+        /* The mounts and the host name are the cell's; the IPC namespace
+         * (System V objects and POSIX message queues, which would outlive
+         * the microtask) is its own. */
+        cell_enter(cell);
+        int own = plan->unshare_flags & ~(CLONE_NEWNS | CLONE_NEWUTS);
+        if (own != 0 && unshare(own) == -1)
+            sandbox_fail("unshare", NULL);
+        if (chdir("/") == -1)
+            sandbox_fail("chdir", "/");
+        return;
+    }
     if (plan->unshare_flags != 0 && unshare(plan->unshare_flags) == -1)
         sandbox_fail("unshare", NULL);
     if (plan->own_network && netns_loopback_up() == -1)
         sandbox_fail("bringing up", "lo");
     if (plan->mounts) {
-        mount_all(plan);
+        mount_all(plan, false);
         /* The working directory was the daemon's, and a path beneath a
          * mount made here would still reach the host's files. */
         if (chdir("/") == -1)

@@ -123,8 +123,21 @@ void sandbox_plan_free(struct sandbox_plan *plan);
  * child moves itself in (struct child_task). */
 pid_t sandbox_clone(const struct sandbox_plan *plan, int cgroup_fd, int *join_cgroup_fd);
 
-/* In the child: the namespaces and mounts, up to chdir("/"). */
-void sandbox_enter(const struct stage *stage);
+/* In the child: the namespaces and mounts, up to chdir("/"); with a
+ * `cell` (cell.h, or NULL), its namespaces are joined instead of mounting. */
+struct cell;
+void sandbox_enter(const struct stage *stage, const struct cell *cell);
+
+/* Whether the microtasks of a plan may join cells (cell.h): a privileged
+ * worker without a user namespace, with the mount and pid namespaces, and
+ * the shared network namespace (or the host's). */
+bool sandbox_cells_allowed(const struct sandbox_plan *plan);
+bool sandbox_cell_has_uts(const struct sandbox_plan *plan);
+bool sandbox_cell_has_tmp(const struct sandbox_plan *plan);
+
+/* In a cell's helper process: the mount (and UTS) namespaces of the plan,
+ * and its mounts, with /proc mounted hidepid=invisible. */
+void sandbox_make_cell(const struct sandbox_plan *plan);
 
 /* In the child: bounding set, identity, parent-death signal (and the
  * zygote check), ambient and all other capabilities. `dynamic_id`, unless

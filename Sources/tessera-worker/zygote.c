@@ -63,6 +63,7 @@
 
 #include <tessera_wire.h>
 
+#include "cell.h"
 #include "cgroup.h"
 #include "channel.h"
 #include "child.h"
@@ -120,6 +121,7 @@ struct task {
     struct trace trace;
     int fds[STREAM_COUNT]; /* read ends; -1 once closed */
     int cgroup_fd; /* the task's cgroup (cgroup.h), or -1 */
+    struct cell *cell; /* the cell it joined (cell.h), or NULL */
     struct buf captured[2]; /* stdout, stderr */
     struct buf channel;     /* channel bytes not parsed yet */
     struct buf result;
@@ -533,8 +535,10 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
         .join_cgroup_fd = -1,
         .memory_by_cgroup = cgroup_fd != -1 && cgroup_limits_memory(&stage->limits),
     };
-    uint64_t started_ns = monotonic_ns();
     wiped_lend((void *)stage, stage->allocation, true);
+    struct cell *cell = cell_possible(stage, uid) ? cell_acquire(stage, uid) : NULL;
+    spec.cell = cell;
+    uint64_t started_ns = monotonic_ns();
     pid_t pid = sandbox_clone(stage->plan, cgroup_fd, &spec.join_cgroup_fd);
     if (pid == 0)
         child_run(&spec);
@@ -544,6 +548,8 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
     for (int s = 0; s < STREAM_COUNT; s++)
         close(pipes[s][1]);
     if (pid == -1) {
+        if (cell != NULL)
+            cell_release(cell);
         for (int s = 0; s < STREAM_COUNT; s++)
             close(pipes[s][0]);
         if (cgroup_fd != -1) {
@@ -573,6 +579,7 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
     for (int s = 0; s < STREAM_COUNT; s++)
         task->fds[s] = pipes[s][0];
     task->cgroup_fd = cgroup_fd;
+    task->cell = cell;
     task->progress_sent = false;
     task->progress_pending = false;
     running_add(task);
@@ -769,6 +776,12 @@ static void finish_task(struct task *task, int status, const struct rusage *usag
     if (task->cgroup_fd != -1) {
         task->flags |= cgroup_task_finish(task->token, task->cgroup_fd);
         task->cgroup_fd = -1;
+    }
+    /* Before DONE: once the daemon has it, the uid (and so the cell) may
+     * go to the next microtask. */
+    if (task->cell != NULL) {
+        cell_release(task->cell);
+        task->cell = NULL;
     }
     if (task->progress_pending)
         send_progress(task, task->progress_value);
