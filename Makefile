@@ -40,8 +40,10 @@ C_FLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-missing-fie
 WORKER_SOURCES = $(wildcard Sources/tessera-worker/*.c) Sources/CTesseraWire/wire.c Sources/TesseraPluginABI/abi.c
 WORKER_HEADERS = $(wildcard Sources/tessera-worker/*.h Sources/CTesseraWire/include/*.h Sources/TesseraPluginABI/include/tessera/*.h)
 ABI_INCLUDE = -ISources/TesseraPluginABI/include
-C_PLUGINS = shell noop
-TEST_PLUGINS = $(notdir $(wildcard Tests/Plugins/*))
+C_PLUGINS = shell noop checksum
+# Every directory of Tests/Plugins is a C test plugin but swiftchecksum,
+# the test suite's Swift plugin, which SwiftPM builds (libtessera-test-swift.so).
+TEST_PLUGINS = $(filter-out swiftchecksum,$(notdir $(wildcard Tests/Plugins/*)))
 C_PRODUCTS = $(BIN)/tessera-worker $(C_PLUGINS:%=$(BIN)/libtessera-%.so) $(TEST_PLUGINS:%=$(BIN)/libtessera-test-%.so)
 
 MAN_PAGES = $(wildcard man/*.[0-9])
@@ -129,6 +131,16 @@ bench: CONFIG = release
 bench: build
 	@mkdir -p $(DEV_PLUGIN_DIR)
 	Benchmarks/throughput --bin $(BIN)
+
+# The same no-op tasks through Tessera (default sandbox, sandbox: none,
+# isolation: pooled), xargs -P, GNU parallel, Python multiprocessing, Dask,
+# Celery over Redis and a C fork loop, in one table; see Benchmarks/compare.
+# It installs the peers it needs (apt-get, pip) and builds the release
+# configuration first, unless BIN names a directory of products already
+# built.
+bench-compare: CONFIG = release
+bench-compare: $(if $(filter command line,$(origin BIN)),,build)
+	Benchmarks/compare --bin $(BIN)
 
 # `make install PREFIX=/usr DESTDIR=/tmp/stage`: bin/tessera, sbin/tesserad,
 # lib/tessera/{tessera-worker,plugins/*.so}, include/tessera/plugin.h, the

@@ -2,10 +2,10 @@
 //
 // Tessera: a job server that runs microtasks in forked, sandboxed workers.
 // The layout follows ARCHITECTURE.md: C system-library shims, the plugin ABI
-// header, library modules, two Swift executables and the Swift plugin. The
-// worker (Sources/tessera-worker) and the C plugins (Plugins/, and the test
-// suite's hostile and malformed ones under Tests/Plugins) are C, built by
-// the Makefile with the C compiler.
+// header, library modules, two Swift executables and the test suite's Swift
+// plugin. The worker (Sources/tessera-worker) and the C plugins (the shipped
+// ones under Plugins/, and the test suite's hostile and malformed ones under
+// Tests/Plugins) are C, built by the Makefile with the C compiler.
 import PackageDescription
 
 let package = Package(
@@ -13,12 +13,12 @@ let package = Package(
     products: [
         .executable(name: "tesserad", targets: ["tesserad"]),
         .executable(name: "tessera", targets: ["tessera"]),
-        // The Swift executor plugin shipped with the product, built as
-        // libtessera-checksum.so. The worker zygote and the C plugins
-        // (shipped, and the test suite's) are built with the C compiler by
-        // the Makefile (`make c-products`), so that they carry no Swift
-        // runtime.
-        .library(name: "tessera-checksum", type: .dynamic, targets: ["ChecksumPlugin"]),
+        // The test suite's Swift executor plugin, built as
+        // libtessera-test-swift.so and not installed: it shows that plugins
+        // need not be C. The worker zygote and every shipped plugin are built
+        // with the C compiler by the Makefile (`make c-products`), so that
+        // they carry no Swift runtime.
+        .library(name: "tessera-test-swift", type: .dynamic, targets: ["SwiftChecksumTestPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -65,7 +65,11 @@ let package = Package(
                 "TesseraConfig", "TesseraProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .target(name: "ChecksumPlugin", dependencies: ["TesseraPluginABI"], path: "Plugins/checksum"),
+        .target(
+            name: "SwiftChecksumTestPlugin",
+            dependencies: ["TesseraPluginABI"],
+            path: "Tests/Plugins/swiftchecksum"
+        ),
 
         .testTarget(name: "TesseraConfigTests", dependencies: ["TesseraConfig"]),
         .testTarget(name: "TesseraEngineTests", dependencies: ["TesseraEngine", "TesseraConfig", "TesseraProtocol"]),

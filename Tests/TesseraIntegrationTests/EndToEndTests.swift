@@ -156,8 +156,19 @@ struct EndToEndTests {
         #expect(byStage["never"]?.first?.reason == "not run: stage broken failed")
     }
 
-    @Test("the Swift checksum executor stores the SHA-256 of its item")
+    @Test("the checksum executor (C) stores the SHA-256 of its item")
     func checksumPlugin() throws {
+        try checkChecksumExecutor("checksum", plugin: "checksum")
+    }
+
+    @Test("the test suite's Swift plugin, the same executor in Swift, stores the same SHA-256")
+    func swiftPlugin() throws {
+        try checkChecksumExecutor("swift_checksum", plugin: "test-swift")
+    }
+
+    /// Runs `executor` (from `plugin`) on a file and on a missing one: the
+    /// first gives the file's SHA-256 and size, the second fails and says why.
+    private func checkChecksumExecutor(_ executor: String, plugin: String) throws {
         let directory = makeTemporaryDirectory()
         defer { removeTree(directory) }
         chmod(directory, 0o755)
@@ -167,20 +178,22 @@ struct EndToEndTests {
             jobs: [
                 "sum.yaml": """
                 name: sum
-                executor: checksum
+                executor: \(executor)
                 items: [\(directory)/data, \(directory)/missing]
                 sandbox: {filesystem: {tmp: shared}}
                 """
-            ], plugins: ["checksum"])
+            ], plugins: [plugin])
         let id = try daemon.startRun("sum")
         #expect(try daemon.wait(forRun: id).state == .failed)
         let tasks = try daemon.tasks(id)
         let expected = runProgram(["sha256sum", directory + "/data"]).stdout.prefix(64)
         let result = try JSON.parse(try #require(tasks[0].result))
+        #expect(result["path"]?.stringValue == directory + "/data")
         #expect(result["sha256"]?.stringValue == String(expected))
         #expect(result["bytes"]?.intValue == 80_000)
         #expect(tasks[1].state == .failed)
-        #expect(try daemon.output(id, 1)?.stderr.contains("cannot open \(directory)/missing") == true)
+        #expect(tasks[1].exitCode == 1)
+        #expect(try daemon.output(id, 1)?.stderr.contains("cannot open \(directory)/missing: No such file") == true)
     }
 
     @Test("cancelling a run kills its running microtasks and drops the queued ones")

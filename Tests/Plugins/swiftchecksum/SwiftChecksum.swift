@@ -1,9 +1,13 @@
-// The checksum plugin: an executor written in Swift against the C ABI of
-// tessera/plugin.h, to show (and test) that plugins need not be C.
+// The test suite's Swift plugin: an executor written in Swift against the C
+// ABI of tessera/plugin.h, to show (and test) that plugins need not be C.
+// SwiftPM builds it as libtessera-test-swift.so, which is not installed: the
+// shipped checksum plugin is the C one (Plugins/checksum/checksum.c), since
+// a plugin in Swift brings the Swift runtime into the worker zygote.
 //
-// Executor "checksum": the microtask's item is a file path; the result is
+// Executor "swift_checksum", the same as the shipped "checksum": the
+// microtask's item is a file path; the result is
 // {"path": ..., "sha256": ..., "bytes": N}. It uses no Foundation, so the
-// plugin adds little to the zygote's address space.
+// plugin adds little to the zygote's address space beyond the runtime.
 
 import TesseraPluginABI
 
@@ -30,7 +34,7 @@ nonisolated(unsafe) private let executors: UnsafeMutablePointer<tessera_executor
     let e = UnsafeMutablePointer<tessera_executor>.allocate(capacity: 1)
     e.initialize(
         to: tessera_executor(
-            name: permanent("checksum"),
+            name: permanent("swift_checksum"),
             description: permanent("Stores the SHA-256 of the file named by the item as the result."),
             params: UnsafePointer(params), param_count: 1, execute: executeChecksum))
     return e
