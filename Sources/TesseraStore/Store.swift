@@ -212,6 +212,9 @@ public final class Store: RunStore {
         if !db.isInTransaction { try db.execute("BEGIN IMMEDIATE") }
     }
 
+    /// Changes are waiting for commit().
+    public var hasUncommittedChanges: Bool { db.isInTransaction }
+
     /// Commits the open transaction, if any. Returns whether one was open.
     @discardableResult
     public func commit() throws(StoreError) -> Bool {
