@@ -167,6 +167,8 @@ static struct {
      * only copy of it the child inherits; it is cleared after the fork. */
     char *item;
     size_t item_capacity;
+    /* The stage definition lent to the children (lend()), or NULL. */
+    const struct stage *lent;
 } zygote;
 
 static uint64_t monotonic_ns(void)
@@ -453,6 +455,28 @@ static void close_stream(struct task *task, enum stream stream)
 
 /* Starting a microtask. */
 
+/* Makes `stage` the one definition the next fork copies (wiped.h). It stays
+ * lent until a microtask of another stage is forked: each madvise() splits
+ * or merges the mapping and flushes the TLB, which every fork paid twice
+ * when it was lent for one fork at a time. A child sees its own stage's
+ * definition either way, and no other. */
+static void lend(const struct stage *stage)
+{
+    if (zygote.lent == stage)
+        return;
+    if (zygote.lent != NULL)
+        wiped_lend((void *)zygote.lent, zygote.lent->allocation, false);
+    wiped_lend((void *)stage, stage->allocation, true);
+    zygote.lent = stage;
+}
+
+/* Before the definition of `id` is freed or replaced. */
+static void stage_going(uint32_t id)
+{
+    if (zygote.lent != NULL && zygote.lent->id == id)
+        zygote.lent = NULL;
+}
+
 static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const char *item,
                        uint32_t item_length, uint32_t uid, uint32_t attempt)
 {
@@ -535,7 +559,7 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
         .join_cgroup_fd = -1,
         .memory_by_cgroup = cgroup_fd != -1 && cgroup_limits_memory(&stage->limits),
     };
-    wiped_lend((void *)stage, stage->allocation, true);
+    lend(stage);
     struct cell *cell = cell_possible(stage, uid) ? cell_acquire(stage, uid) : NULL;
     spec.cell = cell;
     uint64_t started_ns = monotonic_ns();
@@ -543,7 +567,6 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
     if (pid == 0)
         child_run(&spec);
     int fork_error = errno;
-    wiped_lend((void *)stage, stage->allocation, false);
     memset(zygote.item, 0, item_length);
     for (int s = 0; s < STREAM_COUNT; s++)
         close(pipes[s][1]);
@@ -933,6 +956,7 @@ static void handle_frame(uint8_t type, struct wire_reader *reader)
             malformed("STAGE frame");
         stage->executor = loader_find_executor(&zygote.plugins, stage->executor_name, NULL);
         sandbox_prepare(stage);
+        stage_going(stage->id);
         stage_table_put(&zygote.stages, stage);
         return;
     }
@@ -1004,6 +1028,7 @@ static void handle_frame(uint8_t type, struct wire_reader *reader)
         if (!wire_reader_complete(reader))
             malformed("FORGET_STAGE frame");
         /* Children of the stage that are running keep their own copy. */
+        stage_going(stage_id);
         stage_table_forget(&zygote.stages, stage_id);
         return;
     }
