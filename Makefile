@@ -84,8 +84,12 @@ deps:
 	@python3 -c 'import varlink' 2>/dev/null || { echo "installing Python packages: $(PYTHON_PACKAGES)"; \
 	  python3 -m pip install --quiet --disable-pip-version-check $(PYTHON_PACKAGES); }
 
+# A release build links the Swift standard library statically, so that an
+# installed tesserad and tessera run without the Swift toolchain.
+STATIC_STDLIB = $(if $(filter release,$(CONFIG)),--static-swift-stdlib)
+
 build: deps
-	$(SWIFT) build -c $(CONFIG)
+	$(SWIFT) build -c $(CONFIG) $(STATIC_STDLIB)
 	@$(MAKE) --no-print-directory c-products CONFIG=$(CONFIG)
 
 c-products: $(C_PRODUCTS)
