@@ -7,9 +7,9 @@
 // from), so that no source and no result set is ever held whole. The
 // SQLite store (TesseraStore) conforms to it; a second store (PostgreSQL)
 // would too, without the engine changing. Writes are grouped by the caller
-// (the daemon commits once per loop iteration); `inTransaction` runs a
-// body in a transaction of its own that is committed when it returns, for
-// what must be durable before anyone hears of it (a new run).
+// (the daemon commits once per loop iteration, and hears nothing of it
+// before that commit); `inTransaction` runs a body that must happen whole
+// or not at all (a new run), within that grouping.
 
 import TesseraConfig
 import TesseraProtocol
@@ -223,8 +223,8 @@ public struct ResultRow: Sendable {
 /// then stops changing state and reports the failure (Engine.storeFailure),
 /// and the shell stops rather than report what may not be durable.
 public protocol RunStore: AnyObject {
-    /// Runs `body` in a transaction of its own, committed when it returns
-    /// and rolled back when it throws.
+    /// Runs `body` atomically: what it wrote is kept (for the caller's
+    /// next commit) when it returns, and undone when it throws.
     func inTransaction<T>(_ body: () throws -> T) throws -> T
 
     func insertRun(_ run: NewRun) throws -> Int64

@@ -223,15 +223,19 @@ public final class Store: RunStore {
         return true
     }
 
+    /// A savepoint in the iteration's transaction: the body's writes are
+    /// committed with the rest of the iteration (and the daemon replies
+    /// after that commit), or undone alone when it throws.
     public func inTransaction<T>(_ body: () throws -> T) throws -> T {
-        try commit()
-        try db.execute("BEGIN IMMEDIATE")
+        try beginIfNeeded()
+        try db.execute("SAVEPOINT atomic")
         do {
             let value = try body()
-            try db.execute("COMMIT")
+            try db.execute("RELEASE atomic")
             return value
         } catch {
-            try? db.execute("ROLLBACK")
+            try? db.execute("ROLLBACK TO atomic")
+            try? db.execute("RELEASE atomic")
             // Events it appended are gone, and their ids will be given again.
             lastEventID = Store.maxEventID(db)
             throw error

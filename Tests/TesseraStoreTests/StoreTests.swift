@@ -61,6 +61,30 @@ struct StoreTests {
         #expect(attempts[0].exitCode == 1 && attempts[0].reason == "exited with code 1")
     }
 
+    @Test("inTransaction undoes its own writes when it throws, and only those; neither commits")
+    func atomicWithinTheIteration() throws {
+        struct Refused: Error {}
+        let directory = makeDirectory()
+        let store = try Store(directory: directory)
+        let kept = try makeRun(store, count: 1)
+        try store.markRunning(run: kept, index: 0, at: 10)
+        #expect(throws: Refused.self) {
+            try store.inTransaction {
+                _ = try store.insertRun(
+                    NewRun(job: "j", params: "{}", definition: "/jobs/j.yaml", createdAt: 2, startedBy: "t", rerunOf: nil))
+                throw Refused()
+            }
+        }
+        #expect(store.hasUncommittedChanges, "nothing is committed until the caller commits")
+        // Another connection sees nothing yet.
+        let other = try Store(directory: directory)
+        #expect(try other.run(id: kept) == nil)
+        try store.commit()
+        #expect(try other.run(id: kept) != nil)
+        #expect(try other.run(id: kept + 1) == nil, "the run whose creation threw is gone")
+        #expect(try other.tasks(run: kept, state: nil, offset: 0, limit: 10).first?.state == .running)
+    }
+
     @Test("a schema 2 database is migrated: its last attempts are kept and retries can wait")
     func migratesFromSchema2() throws {
         let directory = makeDirectory()
