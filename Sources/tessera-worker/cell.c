@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <tessera_wire.h>
@@ -29,6 +30,10 @@
  * past this many cells, microtasks build their mounts themselves. */
 #define MAX_CELLS 256
 
+/* A cell shows the host's mounts as they were when it was made; past this
+ * age it is made again when a microtask next needs it. */
+#define MAX_AGE_NS (60ull * 1000000000ull)
+
 static struct {
     struct cell *cells[MAX_CELLS];
     size_t count;
@@ -38,7 +43,14 @@ static struct {
 
 bool cell_possible(const struct stage *stage, uint32_t uid)
 {
-    return uid != TW_ID_UNCHANGED && stage->plan != NULL && sandbox_cells_allowed(stage->plan);
+    return uid != TW_ID_UNCHANGED && stage->plan != NULL && stage->plan->cell_key != NULL;
+}
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 }
 
 /* The entries of a directory but "." and "..", or UINT32_MAX when it cannot
@@ -82,6 +94,7 @@ static void close_cell(struct cell *cell)
             break;
         }
     }
+    free(cell->key);
     free(cell);
 }
 
@@ -207,7 +220,8 @@ static struct cell *make_cell(const struct stage *stage, uint32_t uid)
         free(cell);
         goto failed;
     }
-    cell->owner = stage->plan;
+    cell->key = xasprintf("%s", stage->plan->cell_key);
+    cell->made_ns = monotonic_ns();
     cell->uid = uid;
     cell->tmp_entries = cell->tmp_fd != -1 ? count_entries(cell->tmp_fd) : 0;
     return cell;
@@ -223,9 +237,15 @@ failed:
 
 struct cell *cell_acquire(const struct stage *stage, uint32_t uid)
 {
+    uint64_t now = monotonic_ns();
+    for (size_t i = cells.count; i-- > 0;) {
+        struct cell *cell = cells.cells[i];
+        if (!cell->busy && now - cell->made_ns > MAX_AGE_NS)
+            close_cell(cell);
+    }
     for (size_t i = 0; i < cells.count; i++) {
         struct cell *cell = cells.cells[i];
-        if (cell->owner == stage->plan && cell->uid == uid) {
+        if (cell->uid == uid && strcmp(cell->key, stage->plan->cell_key) == 0) {
             /* The daemon lends a uid to one running microtask at a time;
              * should it not, the second one builds its own mounts. */
             if (cell->busy)
@@ -235,8 +255,19 @@ struct cell *cell_acquire(const struct stage *stage, uint32_t uid)
             return cell;
         }
     }
-    if (cells.count == MAX_CELLS || cells.failed == stage->plan)
+    if (cells.failed == stage->plan)
         return NULL;
+    if (cells.count == MAX_CELLS) {
+        /* The oldest idle one makes room. */
+        struct cell *oldest = NULL;
+        for (size_t i = 0; i < cells.count; i++) {
+            if (!cells.cells[i]->busy && (oldest == NULL || cells.cells[i]->made_ns < oldest->made_ns))
+                oldest = cells.cells[i];
+        }
+        if (oldest == NULL)
+            return NULL;
+        close_cell(oldest);
+    }
     struct cell *cell = make_cell(stage, uid);
     if (cell == NULL)
         return NULL;
@@ -249,8 +280,7 @@ struct cell *cell_acquire(const struct stage *stage, uint32_t uid)
 void cell_release(struct cell *cell)
 {
     cell->busy = false;
-    if (cell->owner == NULL ||
-        (cell->tmp_fd != -1 && count_entries(cell->tmp_fd) != cell->tmp_entries))
+    if (cell->tmp_fd != -1 && count_entries(cell->tmp_fd) != cell->tmp_entries)
         close_cell(cell);
 }
 
@@ -258,14 +288,6 @@ void cell_forget(const struct sandbox_plan *plan)
 {
     if (cells.failed == plan)
         cells.failed = NULL;
-    for (size_t i = cells.count; i-- > 0;) {
-        struct cell *cell = cells.cells[i];
-        if (cell->owner != plan)
-            continue;
-        cell->owner = NULL;
-        if (!cell->busy)
-            close_cell(cell);
-    }
 }
 
 void cell_enter(const struct cell *cell)

@@ -10,7 +10,7 @@
  * namespace, of the cell's /tmp. A microtask's process then only setns()
  * into them.
  *
- * A cell belongs to one stage (its plan) and one uid, and serves one
+ * A cell belongs to one mount plan and one uid, and serves one
  * microtask at a time: it exists only for microtasks that have a uid of
  * their own (a root daemon's `user: dynamic`, its default), which no other
  * running microtask shares (the daemon lends each uid to one running
@@ -30,9 +30,11 @@
  * the sandbox (identity, capabilities, no_new_privs, Landlock, seccomp,
  * rlimits, cgroup) exactly as without a cell.
  *
- * The mounts show the host as it was when the cell was made: a cell lives
- * as long as its stage's definition in the worker (the stage of one run),
- * and is rebuilt after a microtask that left files in /tmp.
+ * A cell is shared by the stages whose mounts are planned alike (the
+ * stages of the runs of one job, unless they mount their run directory),
+ * and shows the host's mounts as they were when it was made: it is made
+ * again when it is a minute old, and after a microtask that left files in
+ * /tmp.
  */
 #ifndef TESSERA_WORKER_CELL_H
 #define TESSERA_WORKER_CELL_H
@@ -43,7 +45,8 @@
 #include "stage.h"
 
 struct cell {
-    const struct sandbox_plan *owner; /* NULL once its stage is forgotten */
+    char *key; /* the plan's cell_key (sandbox.h) */
+    uint64_t made_ns; /* CLOCK_MONOTONIC */
     uint32_t uid;
     int mount_fd; /* the mount namespace */
     int uts_fd;   /* the UTS namespace, or -1 */
@@ -66,8 +69,8 @@ struct cell *cell_acquire(const struct stage *stage, uint32_t uid);
  * its /tmp is as it was made, closed otherwise. */
 void cell_release(struct cell *cell);
 
-/* The stage of `plan` is going away: its idle cells are closed, the busy
- * ones when they are released. */
+/* The stage of `plan` is going away (cells outlive it; this forgets that
+ * its cell could not be made). */
 void cell_forget(const struct sandbox_plan *plan);
 
 /* In the child: joins the cell's namespaces (from sandbox_enter()). */

@@ -322,6 +322,8 @@ static void plan_mounts(struct sandbox_plan *plan, const struct stage_sandbox *s
     }
 }
 
+static char *cell_key(const struct sandbox_plan *plan);
+
 void sandbox_prepare(struct stage *stage)
 {
     const struct stage_sandbox *sandbox = &stage->sandbox;
@@ -404,6 +406,24 @@ void sandbox_prepare(struct stage *stage)
         set_problem(plan, "%s", error);
         free(error);
     }
+    if (sandbox_cells_allowed(plan))
+        plan->cell_key = cell_key(plan);
+}
+
+/* What a cell's mounts depend on: stages whose plans give the same key
+ * (the runs of one job, mostly) share cells. */
+static char *cell_key(const struct sandbox_plan *plan)
+{
+    size_t length = 64 + (plan->tmp_options != NULL ? strlen(plan->tmp_options) : 0);
+    for (uint32_t i = 0; i < plan->step_count; i++)
+        length += strlen(plan->steps[i].path) + 16;
+    char *key = xmalloc(length);
+    int at = snprintf(key, length, "%x %d %s\n", (unsigned)plan->unshare_flags, plan->bind_devices,
+                      plan->tmp_options != NULL ? plan->tmp_options : "-");
+    for (uint32_t i = 0; i < plan->step_count; i++)
+        at += snprintf(key + at, length - (size_t)at, "%d %d %s\n", (int)plan->steps[i].kind,
+                       plan->steps[i].directory, plan->steps[i].path);
+    return key;
 }
 
 void sandbox_plan_free(struct sandbox_plan *plan)
@@ -411,6 +431,7 @@ void sandbox_plan_free(struct sandbox_plan *plan)
     if (plan == NULL)
         return;
     cell_forget(plan);
+    free(plan->cell_key);
     free(plan->problem);
     free(plan->steps);
     free(plan->tmp_options);

@@ -98,6 +98,9 @@ struct sandbox_plan {
     char *tmp_options;   /* its mount options, with its size */
     bool landlock;
     struct syscall_filter *filter; /* NULL: none */
+    /* What its cells' mounts depend on (cell.h); NULL when its microtasks
+     * cannot join cells. */
+    char *cell_key;
 };
 
 /* Records, once in the zygote, what every child and plan needs: the

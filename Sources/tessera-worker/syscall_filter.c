@@ -490,20 +490,38 @@ struct syscall_filter *syscall_filter_acquire(uint8_t profile, const struct stag
     return filter;
 }
 
-void syscall_filter_release(struct syscall_filter *filter)
+static void free_filter(struct syscall_filter *filter)
 {
-    if (filter == NULL || --filter->references > 0)
-        return;
-    for (struct syscall_filter **link = &cache; *link != NULL; link = &(*link)->next) {
-        if (*link == filter) {
-            *link = filter->next;
-            break;
-        }
-    }
     free_list(filter->allow, filter->allow_count);
     free_list(filter->deny, filter->deny_count);
     free(filter->program.filter);
     free(filter);
+}
+
+/* Filters no stage uses stay cached, up to this many: every run of a job
+ * defines its stages again, and compiling a filter with libseccomp took a
+ * few hundred µs of each short run. */
+#define UNUSED_KEPT 16
+
+void syscall_filter_release(struct syscall_filter *filter)
+{
+    if (filter == NULL || --filter->references > 0)
+        return;
+    /* The list is newest first: past UNUSED_KEPT unused ones, the oldest
+     * unused one goes. */
+    unsigned unused = 0;
+    struct syscall_filter **oldest = NULL;
+    for (struct syscall_filter **link = &cache; *link != NULL; link = &(*link)->next) {
+        if ((*link)->references == 0) {
+            unused++;
+            oldest = link;
+        }
+    }
+    if (unused > UNUSED_KEPT && oldest != NULL) {
+        struct syscall_filter *gone = *oldest;
+        *oldest = gone->next;
+        free_filter(gone);
+    }
 }
 
 int syscall_filter_load(const struct syscall_filter *filter)
