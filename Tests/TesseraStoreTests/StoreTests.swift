@@ -71,7 +71,8 @@ struct StoreTests {
         #expect(throws: Refused.self) {
             try store.inTransaction {
                 _ = try store.insertRun(
-                    NewRun(job: "j", params: "{}", definition: "/jobs/j.yaml", createdAt: 2, startedBy: "t", rerunOf: nil))
+                    NewRun(
+                        job: "j", params: "{}", definition: "/jobs/j.yaml", createdAt: 2, startedBy: "t", rerunOf: nil))
                 throw Refused()
             }
         }
