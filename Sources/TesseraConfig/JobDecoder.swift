@@ -98,6 +98,7 @@ struct JobDecoder {
         var result: ResultSource = .executor
         var limits = Limits()
         var sandbox = SandboxSettings()
+        var isolation: Isolation = .process
         var after: [StageReference] = []
 
         init(name: String?, mapping: ConfigMapping) {
@@ -180,6 +181,7 @@ struct JobDecoder {
         },
         KnownKey("limits", \.limits) { Limits.decode($0) },
         KnownKey("sandbox", \.sandbox) { SandboxSettings.decode($0) },
+        KnownKey("isolation", \.isolation) { Isolation.decode($0) },
         KnownKey("after", \.after) { node in
             node.list(expected: "a list of stage names")?.compactMap { item in
                 item.string(expected: "a stage name").map { StageReference(name: $0, node: item) }
@@ -190,7 +192,7 @@ struct JobDecoder {
     /// The stage keys that may stand at the top level of a single-stage job.
     private static let shorthandKeys = [
         "executor", "params", "items", "range", "matrix", "glob", "lines", "split", "chunk", "max_failures",
-        "retry", "result", "requests", "limits", "sandbox",
+        "retry", "result", "requests", "limits", "sandbox", "isolation",
     ]
 
     // MARK: Stages
@@ -249,6 +251,13 @@ struct JobDecoder {
             result: stage.result, mark: stage.mapping.mark)
         definition.requestsMark = stage.mapping["requests"]?.node.mark
         definition.retry = stage.retry
+        definition.isolation = stage.isolation
+        if stage.isolation.isPooled, stage.sandbox.disabled, let node = stage.mapping["isolation"] {
+            node.report(
+                "isolation: pooled needs the sandbox (its pid namespace ends what a microtask leaves running); "
+                    + "this stage has sandbox: none")
+            return nil
+        }
         return definition
     }
 

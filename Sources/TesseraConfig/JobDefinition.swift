@@ -31,6 +31,8 @@ public struct StageDefinition: Sendable, Equatable {
     public var maxFailures: FailureTolerance
     /// How failed microtasks are tried again (default: once, nothing retried).
     public var retry: RetryPolicy = .none
+    /// A process per microtask, or pooled processes (`isolation`).
+    public var isolation: Isolation = .process
     /// Whether the result is what the executor sets or what it prints.
     public var result: ResultSource
     /// Whether the stage's microtasks get the run directory: when a

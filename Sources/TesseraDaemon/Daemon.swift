@@ -37,6 +37,9 @@ public final class Daemon {
     /// The process of each running microtask, as the worker reported it.
     var taskPIDs: [UInt64: Int32] = [:]
     var dynamicUsers = DynamicUsers()
+    /// The uids a pooled stage was lent and holds between its microtasks
+    /// (its pooled processes run as them), given back when it ends.
+    var pooledUIDs: [StageKey: [UInt32]] = [:]
     var stageIDs: [StageKey: UInt32] = [:]
     var sandboxes: [StageKey: ResolvedSandbox] = [:]
     /// Pressure files already reported as unreadable.
@@ -215,6 +218,10 @@ public final class Daemon {
                 Daemon.unsupportedSandbox(stage.sandbox.overlaid(on: server.defaultSandbox)).map {
                     Diagnostic(file: job.file, position: stage.mark, path: "stages[\(index)].sandbox", message: $0)
                 }
+                    + Daemon.unsupportedIsolation(stage, defaults: server.defaultSandbox).map {
+                        Diagnostic(
+                            file: job.file, position: stage.mark, path: "stages[\(index)].isolation", message: $0)
+                    }
                     + Daemon.unfitRequests(stage.requests, server.capacity).map {
                         Diagnostic(
                             file: job.file, position: stage.requestsMark ?? stage.mark,
@@ -245,6 +252,24 @@ public final class Daemon {
             problems.append("filesystem settings need the mount namespace; add \"mount\" to namespaces")
         }
         return problems
+    }
+
+    /// What a stage's isolation asks for that its sandbox cannot give:
+    /// a pooled process is pid 1 of a pid namespace, which is how it ends
+    /// what a microtask leaves running before the next one starts.
+    static func unsupportedIsolation(_ stage: StageDefinition, defaults: SandboxSettings) -> [String] {
+        guard stage.isolation.isPooled else { return [] }
+        let settings = stage.sandbox.overlaid(on: defaults)
+        if settings.disabled {
+            return ["isolation: pooled needs the sandbox; the stage runs with sandbox: none"]
+        }
+        if !(settings.namespaces ?? [.pid, .ipc, .uts, .mount]).contains(.pid) {
+            return [
+                "isolation: pooled needs the pid namespace (it ends what a microtask leaves running); "
+                    + "add \"pid\" to namespaces"
+            ]
+        }
+        return []
     }
 
     /// What a stage requests that no microtask could ever be given.
@@ -308,6 +333,15 @@ public final class Daemon {
                     }
                     let limits = stage.limits.overlaid(on: server.defaults)
                     summary += sandbox.summary(limits: limits).map { "    " + $0 }
+                    if case .pooled(let recycleAfter) = stage.isolation {
+                        summary.append(
+                            "    isolation: pooled: a sandboxed process per slot runs up to \(recycleAfter) of the "
+                                + "stage's microtasks in turn, sharing its memory, /tmp and uid among them; replaced "
+                                + "after one fails or its resident memory grows by 64 MiB; nothing else of the stage's "
+                                + "sandbox changes, and no other stage's microtask shares its uid")
+                    } else {
+                        summary.append("    isolation: process: a process of its own for each microtask")
+                    }
                 }
             }
             return (summary, problems)

@@ -19,6 +19,9 @@ struct TaskShell {
     let worker: WorkerSlot
     /// The uid lent to this microtask for `user: dynamic`.
     let dynamicUID: UInt32?
+    /// The stage, when it is pooled: its uids stay with it (see
+    /// Daemon.pooledUIDs).
+    var pooledStage: StageKey?
     let run: Int64
     let index: Int
 }

@@ -22,9 +22,20 @@
  *   CHANNEL_PERMANENT host->fail_permanently(): its reason, like
  *                     CHANNEL_ERROR's text (it may be empty)
  *
- * Nothing on this channel says how the microtask ended: the cause of its
+ *   CHANNEL_POOL_DONE (a pooled process only, isolation: pooled) struct
+ *                     channel_pool_done: how its microtask ended, in its
+ *                     own words (its executor's return value), and what it
+ *                     used
+ *
+ * Zygote to a pooled process, for each microtask after its first: a
+ * struct channel_pool_task with the write ends of the microtask's standard
+ * output and error attached (SCM_RIGHTS), then item_length bytes of item.
+ *
+ * Nothing on this channel says how a microtask ended: the cause of its
  * end (wait status, signals, rusage, peak address space) is what the
- * kernel tells the zygote, which an executor cannot write. The channel is
+ * kernel tells the zygote, which an executor cannot write; but for a
+ * pooled process's microtasks that did not end it, which only
+ * CHANNEL_POOL_DONE tells (and which the daemon reports as such). The channel is
  * the executor's to abuse (it can write to descriptor 3 itself), so the
  * zygote kills a task that sends anything else and records why.
  */
@@ -44,12 +55,26 @@ enum channel_type {
     CHANNEL_PROGRESS = 1,
     CHANNEL_RESULT = 2,
     CHANNEL_ERROR = 3,
-    CHANNEL_PERMANENT = 4
+    CHANNEL_PERMANENT = 4,
+    CHANNEL_POOL_DONE = 5
 };
 
 struct channel_header {
     uint32_t type;
     uint32_t length;
+};
+
+struct channel_pool_task {
+    uint64_t index;
+    uint32_t attempt;
+    uint32_t item_length;
+};
+
+struct channel_pool_done {
+    int32_t exit_code;
+    uint32_t last; /* 1: the process ends now (it runs no more microtasks) */
+    uint64_t cpu_us;      /* its own and its reaped descendants', since the last */
+    uint64_t max_rss_kib; /* the process's peak so far */
 };
 
 #endif /* TESSERA_WORKER_CHANNEL_H */

@@ -43,6 +43,7 @@
 #include "child.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -50,6 +51,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <tessera_wire.h>
@@ -193,13 +197,21 @@ static void set_limit(int resource, const char *name, uint64_t soft, uint64_t ha
         fail(name);
 }
 
-static void apply_limits(const struct stage_limits *limits, bool memory_by_cgroup)
+static uint64_t cpu_seconds(const struct stage_limits *limits)
+{
+    return limits->cpu_ms / 1000 + (limits->cpu_ms % 1000 != 0);
+}
+
+static void apply_limits(const struct stage_limits *limits, bool memory_by_cgroup, bool pooled)
 {
     if (limits->cpu_ms != 0) {
         /* SIGXCPU at the limit (rounded up to whole seconds), SIGKILL one
-         * second later if the executor ignores it. */
-        uint64_t seconds = limits->cpu_ms / 1000 + (limits->cpu_ms % 1000 != 0);
-        set_limit(RLIMIT_CPU, "RLIMIT_CPU", seconds, seconds + 1);
+         * second later if the executor ignores it. A pooled process keeps
+         * no hard limit (it could not raise it again without a
+         * capability): it moves its soft limit before each microtask, and
+         * the zygote, which traces it, kills it at SIGXCPU. */
+        uint64_t seconds = cpu_seconds(limits);
+        set_limit(RLIMIT_CPU, "RLIMIT_CPU", seconds, pooled ? RLIM_INFINITY : seconds + 1);
     }
     if (limits->memory_bytes != 0 && !memory_by_cgroup)
         set_limit(RLIMIT_AS, "RLIMIT_AS", limits->memory_bytes, limits->memory_bytes);
@@ -295,6 +307,130 @@ static void wait_until_traced(void)
         _exit(CHILD_SETUP_FAILED);
 }
 
+/* A pooled process (isolation: pooled): the first microtask came with the
+ * fork, each next one as a CHANNEL_POOL_TASK message with its standard
+ * output and error (channel.h). Between two microtasks, as the pid
+ * namespace's process 1, it kills and reaps whatever the last one left
+ * running, and puts /dev/null on its standard output and error, so the
+ * zygote sees their end. It ends (and the zygote replaces it) after
+ * recycle_after microtasks, after one that did not succeed, when its peak
+ * resident set has grown 64 MiB past what it was after the first, or when
+ * the channel closes. */
+#define POOL_GROWTH_KIB (64 * 1024)
+
+static bool pool_receive(char **item, size_t *item_length, uint64_t *index, uint32_t *attempt)
+{
+    struct channel_pool_task request;
+    int fds[2];
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof fds)];
+    } control;
+    struct iovec iov = {&request, sizeof request};
+    struct msghdr message = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
+        .msg_controllen = sizeof control.space};
+    ssize_t got = RETRY(recvmsg(CHANNEL_FD, &message, MSG_CMSG_CLOEXEC | MSG_WAITALL));
+    if (got == 0)
+        return false;
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    if (got != (ssize_t)sizeof request || header == NULL || header->cmsg_type != SCM_RIGHTS ||
+        header->cmsg_len != CMSG_LEN(sizeof fds))
+        _exit(CHILD_SETUP_FAILED);
+    memcpy(fds, CMSG_DATA(header), sizeof fds);
+    if (dup2(fds[0], STDOUT_FILENO) == -1 || dup2(fds[1], STDERR_FILENO) == -1)
+        _exit(CHILD_SETUP_FAILED);
+    close(fds[0]);
+    close(fds[1]);
+    free(*item);
+    *item = malloc((size_t)request.item_length + 1);
+    if (*item == NULL)
+        _exit(CHILD_SETUP_FAILED);
+    size_t have = 0;
+    while (have < request.item_length) {
+        ssize_t part = RETRY(read(CHANNEL_FD, *item + have, request.item_length - have));
+        if (part <= 0)
+            _exit(CHILD_SETUP_FAILED);
+        have += (size_t)part;
+    }
+    (*item)[have] = '\0';
+    *item_length = have;
+    *index = request.index;
+    *attempt = request.attempt;
+    return true;
+}
+
+static uint64_t timeval_us(struct timeval value)
+{
+    return (uint64_t)value.tv_sec * 1000000u + (uint64_t)value.tv_usec;
+}
+
+static _Noreturn void pool_loop(const struct child_task *task, struct tessera_task *first)
+{
+    const struct stage *stage = task->stage;
+    struct tessera_task microtask = *first;
+    char *item = NULL;
+    uint64_t used_us = 0;
+    long baseline_kib = 0;
+    for (uint32_t done = 1;; done++) {
+        int status = stage->executor->execute(&host_table, &microtask);
+        fflush(NULL);
+        (void)host_task_send_result(&microtask);
+        /* Process 1 of the namespace: kill(-1) reaches every other process
+         * in it, and nothing can fork past it. */
+        (void)kill(-1, SIGKILL);
+        while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
+            continue;
+        /* Standard input is /dev/null (every other descriptor is closed). */
+        if (dup2(STDIN_FILENO, STDOUT_FILENO) == -1 || dup2(STDIN_FILENO, STDERR_FILENO) == -1)
+            _exit(CHILD_SETUP_FAILED);
+        struct rusage self, children;
+        getrusage(RUSAGE_SELF, &self);
+        getrusage(RUSAGE_CHILDREN, &children);
+        uint64_t now_us = timeval_us(self.ru_utime) + timeval_us(self.ru_stime) +
+                          timeval_us(children.ru_utime) + timeval_us(children.ru_stime);
+        int code = status < 0 ? TESSERA_FAILED : status > 255 ? 255 : status;
+        struct {
+            struct channel_header header;
+            struct channel_pool_done done;
+        } report = {
+            {CHANNEL_POOL_DONE, sizeof(struct channel_pool_done)},
+            {.exit_code = code, .cpu_us = now_us - used_us, .max_rss_kib = (uint64_t)self.ru_maxrss},
+        };
+        used_us = now_us;
+        if (done == 1)
+            baseline_kib = self.ru_maxrss;
+        bool last = code != 0 || done >= stage->pool_recycle_after ||
+                    self.ru_maxrss > baseline_kib + POOL_GROWTH_KIB;
+        report.done.last = last;
+        if (io_write_all(CHANNEL_FD, &report, sizeof report) == -1 || last)
+            _exit(0);
+
+        size_t item_length;
+        uint64_t index;
+        uint32_t attempt;
+        if (!pool_receive(&item, &item_length, &index, &attempt))
+            _exit(0);
+        if (host_task_init(&microtask, stage, item, item_length, index, attempt, task->result_limit) ==
+            -1)
+            _exit(CHILD_SETUP_FAILED);
+        char **environment = task_environment(stage, &microtask);
+        if (environment == NULL)
+            _exit(CHILD_SETUP_FAILED);
+        environ = environment;
+        if (stage->limits.cpu_ms != 0) {
+            /* This microtask's CPU limit, counted from what the process
+             * has used so far. */
+            struct rlimit limit = {
+                .rlim_cur = (rlim_t)((timeval_us(self.ru_utime) + timeval_us(self.ru_stime)) / 1000000u +
+                                     1 + cpu_seconds(&stage->limits)),
+                .rlim_max = RLIM_INFINITY};
+            if (setrlimit(RLIMIT_CPU, &limit) == -1)
+                _exit(CHILD_SETUP_FAILED);
+        }
+    }
+}
+
 _Noreturn void child_run(const struct child_task *task)
 {
     const struct stage *stage = task->stage;
@@ -348,13 +484,16 @@ _Noreturn void child_run(const struct child_task *task)
     }
     /* setenv() copies the array before changing anything. */
     environ = environment;
-    apply_limits(&stage->limits, task->memory_by_cgroup);
+    apply_limits(&stage->limits, task->memory_by_cgroup, task->pooled);
     if (plan == NULL && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
         fail("PR_SET_NO_NEW_PRIVS");
     if (plan != NULL)
         sandbox_seccomp(stage);
     else
         wait_until_traced();
+
+    if (task->pooled)
+        pool_loop(task, &microtask);
 
     int status = stage->executor->execute(&host_table, &microtask);
 

@@ -46,6 +46,9 @@ struct child_task {
     bool memory_by_cgroup;
     /* The cell (cell.h) the microtask joins, or NULL. */
     const struct cell *cell;
+    /* isolation: pooled: after this first microtask the process runs more
+     * of its stage (child.c, pool_loop). */
+    bool pooled;
 };
 
 /* Records, once in the zygote, what every child needs and would otherwise

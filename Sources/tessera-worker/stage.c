@@ -98,6 +98,7 @@ static bool measure(struct wire_reader reader, struct stage_measure *measure)
     (void)wire_get_u64(&reader); /* run id */
     for (int i = 0; i < CONTEXT_STRING_COUNT; i++)
         skip_str(&reader, &measure->string_bytes);
+    (void)wire_get_u32(&reader); /* pool recycle_after */
     return wire_reader_complete(&reader);
 }
 
@@ -175,6 +176,7 @@ struct stage *stage_decode(struct wire_reader *reader)
     context->stage_name = copy_str(reader, &strings);
     context->run_dir = copy_str(reader, &strings);
     context->input_path = copy_str(reader, &strings);
+    stage->pool_recycle_after = wire_get_u32(reader);
     stage->plan = NULL;
     return stage;
 }

@@ -106,6 +106,9 @@ struct stage {
     struct stage_sandbox sandbox;
     struct stage_result result;
     struct stage_context context;
+    /* isolation: pooled (pool.h): how many microtasks a pooled process
+     * runs before it is replaced; 0 for a process per microtask. */
+    uint32_t pool_recycle_after;
     /* What the zygote prepared for the sandbox (sandbox_prepare()): NULL
      * until then, and for stages without TW_SANDBOX_ENABLED. Owned by the
      * stage; released with it. */

@@ -122,6 +122,14 @@ struct task {
     int fds[STREAM_COUNT]; /* read ends; -1 once closed */
     int cgroup_fd; /* the task's cgroup (cgroup.h), or -1 */
     struct cell *cell; /* the cell it joined (cell.h), or NULL */
+    /* isolation: pooled: the pooled process it runs in (whose channel
+     * fds[STREAM_CHANNEL] is, borrowed), and its CHANNEL_POOL_DONE. */
+    struct pool *pool;
+    bool pool_done;
+    bool pool_last;
+    int pool_exit_code;
+    uint64_t pool_cpu_us;
+    uint64_t pool_max_rss_kib;
     struct buf captured[2]; /* stdout, stderr */
     struct buf channel;     /* channel bytes not parsed yet */
     struct buf result;
@@ -132,6 +140,24 @@ struct task {
     uint64_t progress_sent_ns;
     struct task *next_free;
 };
+
+/* A pooled process (isolation: pooled, child.c's pool_loop): sandboxed
+ * once, it runs microtasks of one stage, with one uid, one at a time. */
+struct pool {
+    pid_t pid;
+    uint32_t stage_id;
+    const struct stage *stage; /* NULL once the stage is forgotten */
+    uint32_t uid;
+    int channel_fd;  /* the zygote's end; -1 once closed */
+    struct trace trace; /* between microtasks; a running one has a copy */
+    struct cell *cell;
+    struct task *task; /* the microtask it runs, or NULL */
+    bool retiring;     /* it runs no more microtasks; kept until reaped */
+};
+
+/* Items longer than this go to a process of their own: a pooled process
+ * gets its item through its socket, which must take it without blocking. */
+#define POOL_ITEM_MAX 65536
 
 /* Which task and stream a pollfd entry stands for. */
 struct poll_target {
@@ -169,6 +195,9 @@ static struct {
     size_t item_capacity;
     /* The stage definition lent to the children (lend()), or NULL. */
     const struct stage *lent;
+    struct pool **pools;
+    size_t pool_count;
+    size_t pool_capacity;
 } zygote;
 
 static uint64_t monotonic_ns(void)
@@ -475,6 +504,214 @@ static void stage_going(uint32_t id)
 {
     if (zygote.lent != NULL && zygote.lent->id == id)
         zygote.lent = NULL;
+    /* Its pooled processes end: an idle one when its channel closes (it
+     * reads the end of it), a busy one after its microtask. */
+    for (size_t i = 0; i < zygote.pool_count; i++) {
+        struct pool *pool = zygote.pools[i];
+        if (pool->stage == NULL || pool->stage_id != id)
+            continue;
+        pool->stage = NULL;
+        pool->retiring = true;
+        if (pool->task == NULL && pool->channel_fd != -1) {
+            close(pool->channel_fd);
+            pool->channel_fd = -1;
+        }
+    }
+}
+
+static struct pool *pool_by_pid(pid_t pid)
+{
+    for (size_t i = 0; i < zygote.pool_count; i++) {
+        if (zygote.pools[i]->pid == pid)
+            return zygote.pools[i];
+    }
+    return NULL;
+}
+
+/* After it was reaped. */
+static void pool_remove(struct pool *pool)
+{
+    if (pool->channel_fd != -1)
+        close(pool->channel_fd);
+    if (pool->cell != NULL)
+        cell_release(pool->cell);
+    for (size_t i = 0; i < zygote.pool_count; i++) {
+        if (zygote.pools[i] == pool) {
+            zygote.pools[i] = zygote.pools[--zygote.pool_count];
+            break;
+        }
+    }
+    free(pool);
+}
+
+static void task_begin(struct task *task, uint64_t token, pid_t pid, const struct stage *stage,
+                       size_t limit, size_t result_limit)
+{
+    task->token = token;
+    task->pid = pid;
+    task->alive = true;
+    task->started_ns = monotonic_ns();
+    task->limit = limit;
+    task->result_limit = result_limit;
+    task->stdout_is_result = stage->result.source == TW_RESULT_STDOUT;
+    task->flags = 0;
+    task->progress_sent = false;
+    task->progress_pending = false;
+    task->pool = NULL;
+    task->pool_done = false;
+}
+
+static void close_pair(int fds[2])
+{
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* Starts a microtask of a pooled stage: in an idle pooled process of its
+ * stage and uid, or in a new one. Returns false when it must have a
+ * process of its own instead (a long item). */
+static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t index,
+                         const char *item, uint32_t item_length, uint32_t uid, uint32_t attempt,
+                         size_t limit, size_t result_limit)
+{
+    if (item_length > POOL_ITEM_MAX)
+        return false;
+    if (stage->plan == NULL || !stage->plan->pid_namespace) {
+        send_failed(token, "isolation: pooled needs the sandbox's pid namespace");
+        return true;
+    }
+    struct pool *pool = NULL;
+    for (size_t i = 0; i < zygote.pool_count && pool == NULL; i++) {
+        struct pool *candidate = zygote.pools[i];
+        if (candidate->stage == stage && candidate->uid == uid && candidate->task == NULL &&
+            !candidate->retiring && candidate->channel_fd != -1)
+            pool = candidate;
+    }
+    int out[2], err[2];
+    if (pipe2(out, O_CLOEXEC | O_NONBLOCK) == -1) {
+        send_failed(token, "cannot create pipes: %s", strerror(errno));
+        return true;
+    }
+    if (pipe2(err, O_CLOEXEC | O_NONBLOCK) == -1) {
+        send_failed(token, "cannot create pipes: %s", strerror(errno));
+        close_pair(out);
+        return true;
+    }
+
+    if (pool != NULL) {
+        /* The item follows the request on the stream; an idle process's
+         * socket is empty, and takes both at once. */
+        struct channel_pool_task request = {.index = index, .attempt = attempt,
+                                            .item_length = item_length};
+        int fds[2] = {out[1], err[1]};
+        union {
+            struct cmsghdr header;
+            char space[CMSG_SPACE(sizeof fds)];
+        } control;
+        memset(&control, 0, sizeof control);
+        struct iovec iov[2] = {{&request, sizeof request}, {(void *)item, item_length}};
+        struct msghdr message = {.msg_iov = iov, .msg_iovlen = 2, .msg_control = control.space,
+                                 .msg_controllen = sizeof control.space};
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof fds);
+        memcpy(CMSG_DATA(header), fds, sizeof fds);
+        ssize_t sent = RETRY(sendmsg(pool->channel_fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT));
+        close(out[1]);
+        close(err[1]);
+        if (sent != (ssize_t)(sizeof request + item_length)) {
+            /* It is gone or does not read: it runs nothing more. */
+            worker_log("pooled process %ld did not take a microtask (%s); it is replaced",
+                       (long)pool->pid, sent == -1 ? strerror(errno) : "short write");
+            pool->retiring = true;
+            (void)kill(pool->pid, SIGKILL);
+            close(out[0]);
+            close(err[0]);
+            return start_pooled(token, stage, index, item, item_length, uid, attempt, limit,
+                                result_limit);
+        }
+    } else {
+        int pair[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) == -1) {
+            send_failed(token, "cannot create pipes: %s", strerror(errno));
+            close_pair(out);
+            close_pair(err);
+            return true;
+        }
+        if (zygote.item_capacity < (size_t)item_length + 1) {
+            zygote.item_capacity = (size_t)item_length + 1;
+            free(zygote.item);
+            zygote.item = xmalloc(zygote.item_capacity);
+        }
+        memcpy(zygote.item, item, item_length);
+        zygote.item[item_length] = '\0';
+        lend(stage);
+        struct cell *cell = cell_possible(stage, uid) ? cell_acquire(stage, uid) : NULL;
+        struct child_task spec = {
+            .stage = stage,
+            .item = zygote.item,
+            .item_length = item_length,
+            .index = index,
+            .attempt = attempt,
+            .result_limit = result_limit,
+            .stdout_fd = out[1],
+            .stderr_fd = err[1],
+            .channel_fd = pair[1],
+            .uid = uid,
+            .join_cgroup_fd = -1,
+            .cell = cell,
+            .pooled = true,
+        };
+        pid_t pid = sandbox_clone(stage->plan, -1, &spec.join_cgroup_fd);
+        if (pid == 0)
+            child_run(&spec);
+        int fork_error = errno;
+        memset(zygote.item, 0, item_length);
+        close(out[1]);
+        close(err[1]);
+        close(pair[1]);
+        if (pid == -1) {
+            if (cell != NULL)
+                cell_release(cell);
+            close(pair[0]);
+            close(out[0]);
+            close(err[0]);
+            send_failed(token, "cannot create the microtask's namespaces: clone: %s",
+                        strerror(fork_error));
+            return true;
+        }
+        pool = xcalloc(1, sizeof *pool);
+        pool->pid = pid;
+        pool->stage_id = stage->id;
+        pool->stage = stage;
+        pool->uid = uid;
+        pool->channel_fd = pair[0];
+        pool->cell = cell;
+        trace_attach(&pool->trace, pid, true);
+        if (zygote.pool_count == zygote.pool_capacity) {
+            zygote.pool_capacity = zygote.pool_capacity ? zygote.pool_capacity * 2 : 16;
+            zygote.pools = xrealloc(zygote.pools, zygote.pool_capacity * sizeof *zygote.pools);
+        }
+        zygote.pools[zygote.pool_count++] = pool;
+        const char go = CHANNEL_GO;
+        if (RETRY(send(pool->channel_fd, &go, 1, MSG_NOSIGNAL)) != 1)
+            worker_log("cannot start pooled process %ld: %s", (long)pid, strerror(errno));
+    }
+
+    struct task *task = task_acquire();
+    task_begin(task, token, pool->pid, stage, limit, result_limit);
+    task->trace = pool->trace;
+    task->fds[STREAM_STDOUT] = out[0];
+    task->fds[STREAM_STDERR] = err[0];
+    task->fds[STREAM_CHANNEL] = pool->channel_fd;
+    task->cgroup_fd = -1;
+    task->cell = NULL;
+    task->pool = pool;
+    pool->task = task;
+    running_add(task);
+    send_started(task);
+    return true;
 }
 
 static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const char *item,
@@ -492,6 +729,16 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
     if (stage->plan != NULL && stage->plan->problem != NULL) {
         send_failed(token, "%s", stage->plan->problem);
         return;
+    }
+    if (stage->pool_recycle_after > 0) {
+        uint64_t wanted_output = stage->limits.output_bytes;
+        uint64_t wanted_result = stage->result.limit;
+        if (start_pooled(token, stage, index, item, item_length, uid, attempt,
+                         wanted_output == 0 || wanted_output > OUTPUT_CAP ? OUTPUT_CAP
+                                                                          : (size_t)wanted_output,
+                         wanted_result == 0 || wanted_result > OUTPUT_CAP ? OUTPUT_CAP
+                                                                          : (size_t)wanted_result))
+            return;
     }
 
     /* Both ends are made non-blocking and close-on-exec here; the child
@@ -603,6 +850,8 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
         task->fds[s] = pipes[s][0];
     task->cgroup_fd = cgroup_fd;
     task->cell = cell;
+    task->pool = NULL;
+    task->pool_done = false;
     task->progress_sent = false;
     task->progress_pending = false;
     running_add(task);
@@ -671,6 +920,9 @@ static bool channel_frame_valid(const struct task *task, const struct channel_he
     case CHANNEL_ERROR:
     case CHANNEL_PERMANENT:
         return header->length <= CHANNEL_ERROR_MAX;
+    case CHANNEL_POOL_DONE:
+        return task->pool != NULL && !task->pool_done &&
+               header->length == sizeof(struct channel_pool_done);
     }
     return false;
 }
@@ -712,6 +964,17 @@ static void channel_frame(struct task *task, uint32_t type, const unsigned char 
             buf_append(&task->error_line, payload, length);
         }
         break;
+    case CHANNEL_POOL_DONE: {
+        /* Finished after this turn's reads (finish_pooled()). */
+        struct channel_pool_done done;
+        memcpy(&done, payload, sizeof done);
+        task->pool_done = true;
+        task->pool_last = done.last != 0;
+        task->pool_exit_code = done.exit_code < 0 || done.exit_code > 255 ? 255 : done.exit_code;
+        task->pool_cpu_us = done.cpu_us;
+        task->pool_max_rss_kib = done.max_rss_kib;
+        break;
+    }
     }
 }
 
@@ -813,6 +1076,41 @@ static void finish_task(struct task *task, int status, const struct rusage *usag
     task_release(task);
 }
 
+/* The microtasks whose pooled process said they ended (CHANNEL_POOL_DONE),
+ * with their output read to its end: the process put /dev/null on its
+ * standard output and error, and killed and reaped whatever else could
+ * hold them, before it said so. The process stays for the next microtask,
+ * unless that was its last. */
+static void finish_pooled(void)
+{
+    for (size_t i = 0; i < zygote.running_count;) {
+        struct task *task = zygote.running[i];
+        if (!task->pool_done) {
+            i++;
+            continue;
+        }
+        struct pool *pool = task->pool;
+        task->fds[STREAM_CHANNEL] = -1; /* the pool's */
+        pool->trace = task->trace;
+        pool->trace.fatal_signal = 0;
+        pool->trace.kernel_signal = false;
+        pool->task = NULL;
+        if (task->pool_last || pool->stage == NULL) {
+            pool->retiring = true;
+            if (pool->channel_fd != -1) {
+                close(pool->channel_fd);
+                pool->channel_fd = -1;
+            }
+        }
+        struct rusage usage = {0};
+        usage.ru_utime.tv_sec = (time_t)(task->pool_cpu_us / 1000000u);
+        usage.ru_utime.tv_usec = (suseconds_t)(task->pool_cpu_us % 1000000u);
+        usage.ru_maxrss = (long)task->pool_max_rss_kib;
+        /* Removes it from the running ones: the next is at i now. */
+        finish_task(task, W_EXITCODE(task->pool_exit_code, 0), &usage);
+    }
+}
+
 /* Reaps every child that exited: the tasks' processes, and their orphaned
  * descendants (the zygote is their subreaper), which are just released.
  * Each one is first looked at without reaping it: while its zombie exists,
@@ -836,6 +1134,7 @@ static void reap_children(void)
         if (pid == 0)
             return;
         struct task *task = running_by_pid(pid);
+        struct pool *pool = pool_by_pid(pid);
         int status;
         if (changed.si_code == CLD_TRAPPED || changed.si_code == CLD_STOPPED) {
             /* Consumes the stop without reaping: a process killed since it
@@ -849,8 +1148,9 @@ static void reap_children(void)
             /* As waitpid() would say it: the stop signal, and a ptrace
              * event above it. */
             status = stop.si_status << 8 | 0x7f;
-            if (stop.si_pid == pid && task != NULL && task->trace.traced)
-                trace_stopped(&task->trace, pid, status);
+            struct trace *trace = task != NULL ? &task->trace : pool != NULL ? &pool->trace : NULL;
+            if (stop.si_pid == pid && trace != NULL && trace->traced)
+                trace_stopped(trace, pid, status);
             continue;
         }
         if (task != NULL && killpg(pid, SIGKILL) == -1 && errno != ESRCH)
@@ -860,8 +1160,17 @@ static void reap_children(void)
             worker_log("reaping pid %ld: %s", (long)pid, strerror(errno));
             return;
         }
-        if (task != NULL)
+        if (task != NULL) {
+            if (pool != NULL) {
+                /* Its microtask ends with it; the channel is closed with
+                 * the task's streams. */
+                pool->channel_fd = -1;
+                pool->task = NULL;
+            }
             finish_task(task, status, &usage);
+        }
+        if (pool != NULL)
+            pool_remove(pool);
     }
 }
 
@@ -1110,6 +1419,7 @@ static _Noreturn void run(void)
             if (zygote.poll_fds[i].revents != 0)
                 read_stream(zygote.poll_targets[i].task, zygote.poll_targets[i].stream);
         }
+        finish_pooled();
         if (zygote.poll_fds[1].revents != 0)
             reap_children();
         if (zygote.poll_fds[0].revents & (POLLIN | POLLHUP | POLLERR))

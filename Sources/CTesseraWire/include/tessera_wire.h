@@ -20,7 +20,7 @@
 #ifndef TESSERA_WIRE_H
 #define TESSERA_WIRE_H
 
-#define TW_PROTOCOL_VERSION 5
+#define TW_PROTOCOL_VERSION 6
 
 /* Largest frame either side accepts; anything longer is a protocol error. */
 #define TW_MAX_FRAME 67108864 /* 64 MiB */
@@ -62,6 +62,9 @@ enum tw_message_type {
      *   str job name, str stage name
      *   str run directory ("" = none)
      *   str input path: the input file of a reduce stage ("" = none)
+     *   u32 pool recycle_after: with isolation: pooled, how many microtasks
+     *       a pooled process runs before it is replaced (0 = a process per
+     *       microtask)
      * The run id, the names, the paths and TASK's attempt are given to the
      * executor (host functions of plugin ABI 1.1), to the templates of its
      * parameters and to its environment (TESSERA_RUN, ...).

@@ -6,6 +6,7 @@
  * context and item functions of plugin ABI 1.1) work.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -537,6 +538,56 @@ static int hostile_raw_result(const tessera_host *host, tessera_task *task)
 }
 
 /* Fails and says the failure is permanent (ABI 1.2). */
+/* For isolation: pooled. Prints "count N process T leftover L", where N
+ * counts the microtasks this process ran (its memory persists in a pooled
+ * process), T is drawn at random when the process runs its first one, and
+ * L says whether the process an earlier microtask left running still
+ * exists ("none" when none was left). Its item then says what it does:
+ * "fail" returns 3, "segv" writes through NULL, "spin" burns CPU until its
+ * limit, "leave" leaves a child running and returns, "tmp" writes a file
+ * in /tmp; anything else succeeds. */
+static int hostile_pooled_probe(const tessera_host *host, tessera_task *task)
+{
+    static unsigned count;
+    static unsigned long long token;
+    static pid_t left;
+    const char *item = host->item(task);
+    if (count++ == 0 && syscall(SYS_getrandom, &token, sizeof token, 0) != (long)sizeof token)
+        token = (unsigned long long)getpid();
+    const char *leftover = "none";
+    if (left != 0)
+        leftover = kill(left, 0) == 0 ? "alive" : "gone";
+    int entries = 0;
+    DIR *tmp = opendir("/tmp");
+    for (struct dirent *entry; tmp != NULL && (entry = readdir(tmp)) != NULL;)
+        entries += entry->d_name[0] != '.';
+    if (tmp != NULL)
+        closedir(tmp);
+    printf("count %u process %llx leftover %s tmp %d\n", count, token, leftover, entries);
+    fflush(stdout);
+    if (strcmp(item, "fail") == 0)
+        return 3;
+    if (strcmp(item, "segv") == 0)
+        write_through(NULL);
+    if (strcmp(item, "spin") == 0)
+        while (forever)
+            continue;
+    if (strcmp(item, "tmp") == 0) {
+        FILE *file = fopen("/tmp/pooled-probe", "w");
+        if (file != NULL)
+            fclose(file);
+    }
+    if (strcmp(item, "leave") == 0) {
+        left = fork();
+        if (left == 0) {
+            setsid();
+            for (;;)
+                pause();
+        }
+    }
+    return TESSERA_OK;
+}
+
 static int hostile_permanent(const tessera_host *host, tessera_task *task)
 {
     fputs("about to fail for good\n", stderr);
@@ -591,6 +642,9 @@ static const tessera_executor hostile_executors[] = {
              "Sets the result to the content of the stage's input file."),
     EXECUTOR("permanent", hostile_permanent,
              "Calls fail_permanently() and returns 5."),
+    EXECUTOR("pooled_probe", hostile_pooled_probe,
+             "Prints how many microtasks its process ran and a token of the process; its item "
+             "says how it misbehaves (fail, segv, spin, leave, tmp)."),
 };
 
 static const tessera_plugin hostile_plugin = {
