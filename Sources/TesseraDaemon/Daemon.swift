@@ -337,8 +337,8 @@ public final class Daemon {
                         summary.append(
                             "    isolation: pooled: a sandboxed process per slot runs up to \(recycleAfter) of the "
                                 + "stage's microtasks in turn, sharing its memory, /tmp and uid among them; replaced "
-                                + "after one fails or its resident memory grows by 64 MiB; nothing else of the stage's "
-                                + "sandbox changes, and no other stage's microtask shares its uid")
+                                + "after one fails or its resident memory grows by 64 MiB; no cgroup of its own; nothing "
+                                + "else of the stage's sandbox changes, and no other stage's microtask shares its uid")
                     } else {
                         summary.append("    isolation: process: a process of its own for each microtask")
                     }
@@ -458,6 +458,9 @@ public final class Daemon {
     /// updates that report them. If the commit fails, nothing is reported
     /// and the daemon stops: it cannot promise durability any more.
     func flush(force: Bool = false) {
+        // The worker starts on the iteration's microtasks while the commit
+        // (an fsync) runs.
+        for worker in workers { worker.process.flushFrames() }
         if storeFailure == nil, let failure = engine.storeFailure { storeFailure = failure }
         if storeFailure == nil && !force && deferCommit() { return }
         if storeFailure == nil {

@@ -36,12 +36,15 @@ struct FrameWriter {
 
     /// The finished frame with its length prefix filled in.
     func finished() -> [UInt8] {
-        var out = bytes
-        let length = UInt32(out.count - 4).littleEndian
-        withUnsafeBytes(of: length) { raw in
-            for i in 0..<4 { out[i] = raw[i] }
-        }
+        var out: [UInt8] = []
+        append(to: &out)
         return out
+    }
+
+    /// Appends the frame, with its length, to `out`.
+    func append(to out: inout [UInt8]) {
+        withUnsafeBytes(of: UInt32(bytes.count - 4).littleEndian) { out.append(contentsOf: $0) }
+        out.append(contentsOf: bytes[4...])
     }
 }
 
@@ -281,8 +284,21 @@ final class WorkerProcess: Handle {
         kill(signal: SIGKILL)
     }
 
+    /// Frames queued in this loop iteration, written together by
+    /// flushFrames() (at the iteration's end, before its commit): one
+    /// write instead of one per microtask started.
+    private var outgoing: [UInt8] = []
+
     func send(_ frame: FrameWriter) {
-        channel.write(frame.finished())
+        guard !exited else { return }
+        frame.append(to: &outgoing)
+    }
+
+    /// Writes the frames queued since the last call.
+    func flushFrames() {
+        guard !outgoing.isEmpty else { return }
+        if !exited { channel.write(outgoing) }
+        outgoing.removeAll(keepingCapacity: outgoing.capacity <= 1 << 20)
     }
 
     func kill(signal: Int32) {
@@ -293,6 +309,7 @@ final class WorkerProcess: Handle {
     /// Asks the worker to stop: closing its channel makes it kill its
     /// microtasks' process groups and exit.
     func shutdown() {
+        flushFrames()
         channel.close()
     }
 

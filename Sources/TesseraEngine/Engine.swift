@@ -660,7 +660,7 @@ public final class Engine {
             emit("run.started", run, at: now, ["total": .int(Int64(run.total))])
         }
         run.changed = true
-        write { try store.markRunning(run: run.id, index: task.index, at: now.wall) }
+        write { try store.markRunning(run: run.id, index: task.index, attempt: attempt, at: now.wall) }
         delegate?.engine(
             self,
             start: MicrotaskStart(

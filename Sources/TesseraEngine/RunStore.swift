@@ -240,7 +240,9 @@ public protocol RunStore: AnyObject {
     /// the cancel instead of running what was cancelled.
     func recordCancel(run: Int64) throws
 
-    func markRunning(run: Int64, index: Int, at time: Double) throws
+    /// The microtask's `attempt`-th attempt starts (1 for its first); the
+    /// store keeps the one before it, if any, with the others.
+    func markRunning(run: Int64, index: Int, attempt: Int, at time: Double) throws
     /// Records how an attempt ended (the microtask's state, and the attempt
     /// beside its others).
     func finishTask(run: Int64, index: Int, _ completion: TaskCompletion) throws

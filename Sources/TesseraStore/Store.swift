@@ -36,6 +36,19 @@ public final class Store: RunStore {
         try Store.migrate(db)
     }
 
+    /// The statements of the writes made for every microtask, found by the
+    /// address of their text (hashing the text itself, each time, was a
+    /// few per cent of the daemon's time under load).
+    private var hotStatements: [UnsafeRawPointer: Statement] = [:]
+
+    private func hot(_ sql: StaticString) throws(StoreError) -> Statement {
+        let key = UnsafeRawPointer(sql.utf8Start)
+        if let prepared = hotStatements[key] { return prepared }
+        let prepared = try db.prepare(sql.description)
+        hotStatements[key] = prepared
+        return prepared
+    }
+
     /// A prepared statement, kept for the life of the store.
     private func statement(_ sql: String) throws(StoreError) -> Statement {
         if let prepared = statements[sql] { return prepared }
@@ -349,9 +362,12 @@ public final class Store: RunStore {
         try statement("UPDATE runs SET cancel_requested = 1 WHERE id = ?").run([.int(run)])
     }
 
-    public func markRunning(run: Int64, index: Int, at time: Double) throws {
+    public func markRunning(run: Int64, index: Int, attempt: Int, at time: Double) throws {
         try beginIfNeeded()
-        try statement(
+        // The tasks row holds the last attempt; the ones before it are kept
+        // in attempts, copied here just before the row is taken over.
+        if attempt > 1 { try recordAttempt(run: run, index: index) }
+        try hot(
             """
             UPDATE tasks SET state = 'running', attempt = attempt + 1, started_at = ?, retry_at = NULL,
               exit_code = NULL, signal = NULL, reason = NULL, result = NULL, cpu_seconds = NULL, max_rss = NULL,
@@ -363,7 +379,7 @@ public final class Store: RunStore {
 
     public func finishTask(run: Int64, index: Int, _ c: TaskCompletion) throws {
         try beginIfNeeded()
-        try statement(
+        try hot(
             """
             UPDATE tasks SET state = ?, exit_code = ?, signal = ?, reason = ?, result = ?, cpu_seconds = ?,
               max_rss = ?, finished_at = ?, duration = ?, stdout_truncated = ?, stderr_truncated = ?
@@ -376,9 +392,8 @@ public final class Store: RunStore {
             c.duration.map { .double($0) } ?? .null, .int(c.stdoutTruncated ? 1 : 0), .int(c.stderrTruncated ? 1 : 0),
             .int(run), .int(Int64(index)),
         ])
-        try recordAttempt(run: run, index: index)
         if !c.stdout.isEmpty || !c.stderr.isEmpty {
-            try statement("INSERT OR REPLACE INTO task_outputs(run_id, idx, stdout, stderr) VALUES(?, ?, ?, ?)").run(
+            try hot("INSERT OR REPLACE INTO task_outputs(run_id, idx, stdout, stderr) VALUES(?, ?, ?, ?)").run(
                 [.int(run), .int(Int64(index)), .blob(c.stdout), .blob(c.stderr)])
         }
     }
@@ -390,27 +405,39 @@ public final class Store: RunStore {
         ])
     }
 
-    /// Keeps the microtask's attempt as it ended, beside the others.
+    /// Keeps the microtask's last attempt, as it ended, beside the others.
+    /// A microtask waiting for its retry is queued, but the attempt it
+    /// waits after failed.
     private func recordAttempt(run: Int64, index: Int) throws {
-        try statement(
+        try hot(
             """
             INSERT OR REPLACE INTO attempts(run_id, idx, attempt, state, started_at, finished_at, exit_code, signal,
               reason, cpu_seconds, max_rss)
-            SELECT run_id, idx, attempt, state, started_at, finished_at, exit_code, signal, reason, cpu_seconds, max_rss
+            SELECT run_id, idx, attempt, CASE WHEN state IN ('queued', 'running') THEN 'failed' ELSE state END,
+              started_at, finished_at, exit_code, signal, reason, cpu_seconds, max_rss
             FROM tasks WHERE run_id = ? AND idx = ? AND attempt > 0
             """
         ).run([.int(run), .int(Int64(index))])
     }
 
-    /// Every attempt at a microtask, the first first.
+    /// Every attempt at a microtask that ended, the first first: those in
+    /// attempts, then the tasks row's (the last; a database from before
+    /// schema 5 has it in attempts too), unless it is still running.
     public func attempts(run: Int64, index: Int) throws(StoreError) -> [AttemptInfo] {
         var attempts: [AttemptInfo] = []
         try statement(
             """
-            SELECT attempt, state, started_at, finished_at, exit_code, signal, reason, cpu_seconds, max_rss
-            FROM attempts WHERE run_id = ? AND idx = ? ORDER BY attempt
+            SELECT a.attempt, a.state, a.started_at, a.finished_at, a.exit_code, a.signal, a.reason, a.cpu_seconds,
+              a.max_rss
+            FROM attempts a JOIN tasks t ON t.run_id = a.run_id AND t.idx = a.idx
+            WHERE a.run_id = ? AND a.idx = ? AND a.attempt < t.attempt
+            UNION ALL
+            SELECT attempt, CASE WHEN state = 'queued' THEN 'failed' ELSE state END, started_at, finished_at,
+              exit_code, signal, reason, cpu_seconds, max_rss
+            FROM tasks WHERE run_id = ? AND idx = ? AND attempt > 0 AND state != 'running'
+            ORDER BY 1
             """
-        ).query([.int(run), .int(Int64(index))]) { row in
+        ).query([.int(run), .int(Int64(index)), .int(run), .int(Int64(index))]) { row in
             attempts.append(
                 AttemptInfo(
                     attempt: Int(row.int(0)), state: TaskState(rawValue: row.text(1)) ?? .failed,

@@ -103,7 +103,7 @@ final class MemoryStore: RunStore {
         runs[run]?.cancelRequested = true
     }
 
-    func markRunning(run: Int64, index: Int, at time: Double) throws {
+    func markRunning(run: Int64, index: Int, attempt: Int, at time: Double) throws {
         try check()
         tasks[run]?[index]?.state = .running
         tasks[run]?[index]?.attempts += 1

@@ -36,7 +36,7 @@ struct StoreTests {
     func attemptsAndRetries() throws {
         let store = try Store(directory: makeDirectory())
         let run = try makeRun(store, count: 2)
-        try store.markRunning(run: run, index: 0, at: 10)
+        try store.markRunning(run: run, index: 0, attempt: 1, at: 10)
         try store.finishTask(
             run: run, index: 0,
             TaskCompletion(state: .failed, exitCode: 1, reason: "exited with code 1", finishedAt: 11))
@@ -48,7 +48,7 @@ struct StoreTests {
         let shown = try store.tasks(run: run, state: nil, offset: 0, limit: 10)
         #expect(shown[0].state == .queued && shown[0].retryAt == 20 && shown[0].reason == "exited with code 1")
 
-        try store.markRunning(run: run, index: 0, at: 21)
+        try store.markRunning(run: run, index: 0, attempt: 2, at: 21)
         #expect(try store.interruptedTasks(run: run, in: 0..<2).map(\.attempts) == [2])
         let running = try store.tasks(run: run, state: nil, offset: 0, limit: 10)[0]
         #expect(running.retryAt == nil && running.reason == nil && running.exitCode == nil, "the last attempt's end")
@@ -67,7 +67,7 @@ struct StoreTests {
         let directory = makeDirectory()
         let store = try Store(directory: directory)
         let kept = try makeRun(store, count: 1)
-        try store.markRunning(run: kept, index: 0, at: 10)
+        try store.markRunning(run: kept, index: 0, attempt: 1, at: 10)
         #expect(throws: Refused.self) {
             try store.inTransaction {
                 _ = try store.insertRun(
@@ -93,7 +93,7 @@ struct StoreTests {
         do {
             let store = try Store(directory: directory)
             run = try makeRun(store, count: 2)
-            try store.markRunning(run: run, index: 0, at: 10)
+            try store.markRunning(run: run, index: 0, attempt: 1, at: 10)
             try store.finishTask(run: run, index: 0, TaskCompletion(state: .succeeded, exitCode: 0, finishedAt: 11))
             try store.commit()
         }
@@ -115,7 +115,7 @@ struct StoreTests {
         let store = try Store(directory: directory)
         #expect(try store.attempts(run: run, index: 0).map(\.state) == [.succeeded])
         #expect(try store.attempts(run: run, index: 1).isEmpty, "it never ran")
-        try store.markRunning(run: run, index: 1, at: 12)
+        try store.markRunning(run: run, index: 1, attempt: 1, at: 12)
         try store.finishTask(run: run, index: 1, TaskCompletion(state: .failed, exitCode: 1, finishedAt: 13))
         try store.retryLater(run: run, index: 1, at: 30)
         try store.commit()
