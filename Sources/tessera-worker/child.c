@@ -371,24 +371,33 @@ static _Noreturn void pool_loop(const struct child_task *task, struct tessera_ta
     struct tessera_task microtask = *first;
     char *item = NULL;
     uint64_t used_us = 0;
+    uint64_t children_us = 0; /* what reaped descendants used, so far */
     long baseline_kib = 0;
     for (uint32_t done = 1;; done++) {
         int status = stage->executor->execute(&host_table, &microtask);
         fflush(NULL);
         (void)host_task_send_result(&microtask);
-        /* Process 1 of the namespace: kill(-1) reaches every other process
-         * in it, and nothing can fork past it. */
-        (void)kill(-1, SIGKILL);
-        while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
-            continue;
+        /* Process 1 of the namespace: every other process in it is its
+         * descendant, and an orphan becomes its child, so with no child
+         * (ECHILD) the namespace holds no one else. Otherwise kill(-1)
+         * reaches every other process in it, and nothing forks past it
+         * (it walks every process of the system, so only when needed). */
+        bool alone = waitpid(-1, NULL, WNOHANG | __WALL) == -1 && errno == ECHILD;
+        bool spawned = !alone;
+        if (!alone) {
+            (void)kill(-1, SIGKILL);
+            while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
+                continue;
+        }
         /* Standard input is /dev/null (every other descriptor is closed). */
         if (dup2(STDIN_FILENO, STDOUT_FILENO) == -1 || dup2(STDIN_FILENO, STDERR_FILENO) == -1)
             _exit(CHILD_SETUP_FAILED);
-        struct rusage self, children;
+        struct rusage self, children = {0};
         getrusage(RUSAGE_SELF, &self);
-        getrusage(RUSAGE_CHILDREN, &children);
-        uint64_t now_us = timeval_us(self.ru_utime) + timeval_us(self.ru_stime) +
-                          timeval_us(children.ru_utime) + timeval_us(children.ru_stime);
+        if (spawned || children_us != 0)
+            getrusage(RUSAGE_CHILDREN, &children);
+        children_us = timeval_us(children.ru_utime) + timeval_us(children.ru_stime);
+        uint64_t now_us = timeval_us(self.ru_utime) + timeval_us(self.ru_stime) + children_us;
         int code = status < 0 ? TESSERA_FAILED : status > 255 ? 255 : status;
         struct {
             struct channel_header header;
