@@ -100,6 +100,28 @@ struct PooledTests {
         #expect(seen[3].count == 4 && seen[4].count == 1)
     }
 
+    @Test("a wall-clock limit or a cancellation ends the pooled process with its microtask, and only that one")
+    func wallLimitAndCancel() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "p.yaml": job(["a", "spin", "b"], isolation: "pooled", extra: "max_failures: 1\nlimits: {wall: 1s}"),
+                "q.yaml": job(["spin"], isolation: "pooled").replacingName("q"),
+            ],
+            plugins: ["test-hostile"], slots: 1)
+        let id = try daemon.startRun("p")
+        #expect(try daemon.wait(forRun: id, timeout: 60).state == .succeeded)
+        let tasks = try daemon.tasks(id)
+        #expect(tasks.map(\.state) == [.succeeded, .failed, .succeeded])
+        #expect(tasks[1].reason == "wall time limit 1s exceeded", "\(tasks[1].reason ?? "-")")
+        #expect(try probes(daemon, id, count: 3).map { $0?.count } == [1, 2, 1])
+        let cancelled = try daemon.startRun("q")
+        try waitUntil(timeout: 20, "the spinning microtask to run") {
+            try daemon.tasks(cancelled).first?.state == .running
+        }
+        _ = try daemon.call("CancelRun", ["id": .int(cancelled)])
+        #expect(try daemon.wait(forRun: cancelled, timeout: 30).state == .cancelled)
+    }
+
     @Test("isolation: pooled needs the sandbox, said at the file's line; --check tells each stage's isolation")
     func configuration() throws {
         let daemon = try Daemon(
