@@ -153,10 +153,10 @@ struct HostileSuiteTests {
             confinedError: "Bad file descriptor", controlEscapes: false, controlError: "Bad file descriptor"),
     ]
 
-    /// Runs one attack confined and unconfined and returns both tasks with
-    /// their output.
+    /// Runs one attack confined (a process of its own, and in a pooled
+    /// process) and unconfined, and returns the tasks with their output.
     static func run(_ attack: Attack, target: String, in daemon: Daemon) throws
-        -> (confined: (TaskInfo, TaskOutput), control: (TaskInfo, TaskOutput))
+        -> (confined: (TaskInfo, TaskOutput), pooled: (TaskInfo, TaskOutput), control: (TaskInfo, TaskOutput))
     {
         let job = """
             name: \(attack.executor.replacingUnderscores)
@@ -164,6 +164,11 @@ struct HostileSuiteTests {
               - name: confined
                 executor: \(attack.executor)
                 params: {target: "\(target)"}
+                \(attack.stageExtra)
+              - name: pooled
+                executor: \(attack.executor)
+                params: {target: "\(target)"}
+                isolation: pooled
                 \(attack.stageExtra)
               - name: control
                 executor: \(attack.executor)
@@ -177,9 +182,11 @@ struct HostileSuiteTests {
         _ = try daemon.wait(forRun: id)
         let tasks = try daemon.tasks(id)
         let confined = try #require(tasks.first { $0.stage == "confined" })
+        let pooled = try #require(tasks.first { $0.stage == "pooled" })
         let control = try #require(tasks.first { $0.stage == "control" })
         return (
             (confined, try #require(try daemon.output(id, confined.index))),
+            (pooled, try #require(try daemon.output(id, pooled.index))),
             (control, try #require(try daemon.output(id, control.index)))
         )
     }
@@ -208,15 +215,17 @@ struct HostileSuiteTests {
         }
         defer { if attack.executor == "write_file" { unlink(target) } }
 
-        let (confined, control) = try HostileSuiteTests.run(attack, target: target, in: daemon)
-        #expect(confined.0.state == .failed, "confined: \(confined.1.stdout)\(confined.1.stderr)")
-        #expect(!confined.1.stdout.contains("escaped"))
-        if let error = attack.confinedError {
-            #expect(confined.0.exitCode == 2, "\(confined.0.reason ?? "")")
-            #expect(confined.1.stderr.contains(error), "confined stderr: \(confined.1.stderr)")
-        }
-        if let signal = attack.confinedSignal {
-            #expect(confined.0.signal == signal, "\(confined.0.reason ?? "")")
+        let (confined, pooled, control) = try HostileSuiteTests.run(attack, target: target, in: daemon)
+        for (how, task) in [("confined", confined), ("pooled", pooled)] {
+            #expect(task.0.state == .failed, "\(how): \(task.1.stdout)\(task.1.stderr)")
+            #expect(!task.1.stdout.contains("escaped"), "\(how)")
+            if let error = attack.confinedError {
+                #expect(task.0.exitCode == 2, "\(how): \(task.0.reason ?? "")")
+                #expect(task.1.stderr.contains(error), "\(how) stderr: \(task.1.stderr)")
+            }
+            if let signal = attack.confinedSignal {
+                #expect(task.0.signal == signal, "\(how): \(task.0.reason ?? "")")
+            }
         }
         if attack.controlEscapes {
             #expect(control.1.stdout.contains("escaped"), "control: \(control.1.stdout)\(control.1.stderr)")
