@@ -222,7 +222,7 @@ public final class Store: RunStore {
 
     /// Opens the iteration's transaction if none is open.
     public func beginIfNeeded() throws(StoreError) {
-        if !db.isInTransaction { try db.execute("BEGIN IMMEDIATE") }
+        if !db.isInTransaction { try hot("BEGIN IMMEDIATE").run() }
     }
 
     /// Changes are waiting for commit().
@@ -232,7 +232,7 @@ public final class Store: RunStore {
     @discardableResult
     public func commit() throws(StoreError) -> Bool {
         guard db.isInTransaction else { return false }
-        try db.execute("COMMIT")
+        try hot("COMMIT").run()
         return true
     }
 
@@ -366,7 +366,13 @@ public final class Store: RunStore {
         try beginIfNeeded()
         // The tasks row holds the last attempt; the ones before it are kept
         // in attempts, copied here just before the row is taken over.
-        if attempt > 1 { try recordAttempt(run: run, index: index) }
+        guard attempt > 1 else {
+            // A first attempt: the row has nothing of an earlier one to clear.
+            try hot("UPDATE tasks SET state = 'running', attempt = 1, started_at = ? WHERE run_id = ? AND idx = ?")
+                .run([.double(time), .int(run), .int(Int64(index))])
+            return
+        }
+        try recordAttempt(run: run, index: index)
         try hot(
             """
             UPDATE tasks SET state = 'running', attempt = attempt + 1, started_at = ?, retry_at = NULL,
