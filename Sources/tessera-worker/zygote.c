@@ -479,6 +479,10 @@ static void close_stream(struct task *task, enum stream stream)
     if (task->fds[stream] != -1) {
         close(task->fds[stream]);
         task->fds[stream] = -1;
+        /* A pooled task's channel is its pooled process's: closed once,
+         * for both. */
+        if (stream == STREAM_CHANNEL && task->pool != NULL)
+            task->pool->channel_fd = -1;
     }
 }
 
@@ -1135,6 +1139,22 @@ static void reap_children(void)
             return;
         struct task *task = running_by_pid(pid);
         struct pool *pool = pool_by_pid(pid);
+        if (task != NULL && pool != NULL && changed.si_code != CLD_TRAPPED &&
+            changed.si_code != CLD_STOPPED) {
+            /* A pooled process that ended may have said first how its
+             * microtask ended (and then ended, as after its last one):
+             * that is read before its exit is taken for the microtask's. */
+            for (int reads = 0; reads < DRAIN_READS && task->fds[STREAM_CHANNEL] != -1 &&
+                                !task->pool_done;
+                 reads++) {
+                if (!read_stream(task, STREAM_CHANNEL))
+                    break;
+            }
+            if (task->pool_done) {
+                finish_pooled();
+                task = NULL;
+            }
+        }
         int status;
         if (changed.si_code == CLD_TRAPPED || changed.si_code == CLD_STOPPED) {
             /* Consumes the stop without reaping: a process killed since it
@@ -1161,12 +1181,10 @@ static void reap_children(void)
             return;
         }
         if (task != NULL) {
-            if (pool != NULL) {
-                /* Its microtask ends with it; the channel is closed with
-                 * the task's streams. */
-                pool->channel_fd = -1;
+            /* Its microtask ends with it; the channel is closed with the
+             * task's streams. */
+            if (pool != NULL)
                 pool->task = NULL;
-            }
             finish_task(task, status, &usage);
         }
         if (pool != NULL)
