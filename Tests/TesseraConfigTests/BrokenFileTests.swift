@@ -452,6 +452,37 @@ let brokenFiles: [BrokenFile] = [
         """,
         "etc/tessera/jobs.d/hello.yaml:3:49: retry.max_backoff: max_backoff (1s) is shorter than backoff (10s)"),
     .job(
+        "an isolation mode that does not exist",
+        """
+        name: hello
+        executor: noop
+        isolation: pool
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:12: isolation: expected process (a process per microtask) or pooled (a "
+            + "process per slot, reused), found \"pool\""),
+    .job(
+        "recycle_after out of range, and for a process per microtask",
+        """
+        name: hello
+        stages:
+          - {name: a, executor: noop, isolation: {mode: pooled, recycle_after: 0}}
+          - {name: b, executor: noop, isolation: {mode: process, recycle_after: 5}}
+        """,
+        "etc/tessera/jobs.d/hello.yaml:3:72: stages[0].isolation.recycle_after: expected a number of microtasks from 1 to "
+            + "1000000, found \"0\"",
+        "etc/tessera/jobs.d/hello.yaml:4:73: stages[1].isolation.recycle_after: recycle_after is for isolation "
+            + "mode pooled"),
+    .job(
+        "isolation: pooled without the sandbox",
+        """
+        name: hello
+        executor: noop
+        sandbox: none
+        isolation: pooled
+        """,
+        "etc/tessera/jobs.d/hello.yaml:4:12: isolation: isolation: pooled needs the sandbox (its pid namespace ends "
+            + "what a microtask leaves running); this stage has sandbox: none"),
+    .job(
         "a retry policy without attempts",
         """
         name: hello

@@ -89,6 +89,22 @@ struct JobDecodingTests {
         #expect(try decode("name: once\nexecutor: noop\n").schedule == nil)
     }
 
+    @Test("isolation decodes to a process per microtask by default, or pooled with its recycle_after")
+    func isolation() throws {
+        #expect(try decode("name: a\nexecutor: noop\n").stages.first?.isolation == .process)
+        #expect(
+            try decode("name: a\nexecutor: noop\nisolation: pooled\n").stages.first?.isolation
+                == .pooled(recycleAfter: Isolation.defaultRecycleAfter))
+        let job = try decode(
+            """
+            name: a
+            stages:
+              - {name: one, executor: noop, isolation: {mode: pooled, recycle_after: 50}}
+              - {name: two, executor: noop, isolation: process}
+            """)
+        #expect(job.stages.map(\.isolation) == [.pooled(recycleAfter: 50), .process])
+    }
+
     @Test("the single-stage short form makes a stage named main")
     func shorthand() throws {
         let job = try decode(
