@@ -28,8 +28,10 @@
  *                     used
  *
  * Zygote to a pooled process, for each microtask after its first: a
- * struct channel_pool_task with the write ends of the microtask's standard
- * output and error attached (SCM_RIGHTS), then item_length bytes of item.
+ * struct channel_pool_task, then item_length bytes of item. Its standard
+ * output and error are the same two pipes for all its microtasks: what a
+ * microtask wrote is in them before it reports its end (CHANNEL_POOL_DONE),
+ * so the zygote reads them empty then, and the rest is the next one's.
  *
  * Nothing on this channel says how a microtask ended: the cause of its
  * end (wait status, signals, rusage, peak address space) is what the

@@ -308,11 +308,11 @@ static void wait_until_traced(void)
 }
 
 /* A pooled process (isolation: pooled): the first microtask came with the
- * fork, each next one as a CHANNEL_POOL_TASK message with its standard
- * output and error (channel.h). Between two microtasks, as the pid
- * namespace's process 1, it kills and reaps whatever the last one left
- * running, and puts /dev/null on its standard output and error, so the
- * zygote sees their end. It ends (and the zygote replaces it) after
+ * fork, each next one as a CHANNEL_POOL_TASK message (channel.h); its
+ * standard output and error stay the same two pipes. Between two
+ * microtasks, as the pid namespace's process 1, it kills and reaps
+ * whatever the last one left running, so that all a microtask wrote is in
+ * the pipes when it says it ended. It ends (and the zygote replaces it) after
  * recycle_after microtasks, after one that did not succeed, when its peak
  * resident set has grown 64 MiB past what it was after the first, or when
  * the channel closes. */
@@ -321,32 +321,20 @@ static void wait_until_traced(void)
 static bool pool_receive(char **item, size_t *item_length, uint64_t *index, uint32_t *attempt)
 {
     struct channel_pool_task request;
-    int fds[2];
-    union {
-        struct cmsghdr header;
-        char space[CMSG_SPACE(sizeof fds)];
-    } control;
-    struct iovec iov = {&request, sizeof request};
-    struct msghdr message = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
-        .msg_controllen = sizeof control.space};
-    ssize_t got = RETRY(recvmsg(CHANNEL_FD, &message, MSG_CMSG_CLOEXEC | MSG_WAITALL));
-    if (got == 0)
-        return false;
-    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
-    if (got != (ssize_t)sizeof request || header == NULL || header->cmsg_type != SCM_RIGHTS ||
-        header->cmsg_len != CMSG_LEN(sizeof fds))
-        _exit(CHILD_SETUP_FAILED);
-    memcpy(fds, CMSG_DATA(header), sizeof fds);
-    if (dup2(fds[0], STDOUT_FILENO) == -1 || dup2(fds[1], STDERR_FILENO) == -1)
-        _exit(CHILD_SETUP_FAILED);
-    close(fds[0]);
-    close(fds[1]);
+    size_t have = 0;
+    while (have < sizeof request) {
+        ssize_t part = RETRY(read(CHANNEL_FD, (char *)&request + have, sizeof request - have));
+        if (part == 0 && have == 0)
+            return false;
+        if (part <= 0)
+            _exit(CHILD_SETUP_FAILED);
+        have += (size_t)part;
+    }
     free(*item);
     *item = malloc((size_t)request.item_length + 1);
     if (*item == NULL)
         _exit(CHILD_SETUP_FAILED);
-    size_t have = 0;
+    have = 0;
     while (have < request.item_length) {
         ssize_t part = RETRY(read(CHANNEL_FD, *item + have, request.item_length - have));
         if (part <= 0)
@@ -389,9 +377,6 @@ static _Noreturn void pool_loop(const struct child_task *task, struct tessera_ta
             while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
                 continue;
         }
-        /* Standard input is /dev/null (every other descriptor is closed). */
-        if (dup2(STDIN_FILENO, STDOUT_FILENO) == -1 || dup2(STDIN_FILENO, STDERR_FILENO) == -1)
-            _exit(CHILD_SETUP_FAILED);
         struct rusage self, children = {0};
         getrusage(RUSAGE_SELF, &self);
         if (spawned || children_us != 0)

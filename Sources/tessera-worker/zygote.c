@@ -149,6 +149,7 @@ struct pool {
     const struct stage *stage; /* NULL once the stage is forgotten */
     uint32_t uid;
     int channel_fd;  /* the zygote's end; -1 once closed */
+    int out_fd, err_fd; /* read ends of its standard output and error */
     struct trace trace; /* between microtasks; a running one has a copy */
     struct cell *cell;
     struct task *task; /* the microtask it runs, or NULL */
@@ -479,10 +480,12 @@ static void close_stream(struct task *task, enum stream stream)
     if (task->fds[stream] != -1) {
         close(task->fds[stream]);
         task->fds[stream] = -1;
-        /* A pooled task's channel is its pooled process's: closed once,
+        /* A pooled task's streams are its pooled process's: closed once,
          * for both. */
-        if (stream == STREAM_CHANNEL && task->pool != NULL)
-            task->pool->channel_fd = -1;
+        if (task->pool != NULL) {
+            int *owned[] = {&task->pool->out_fd, &task->pool->err_fd, &task->pool->channel_fd};
+            *owned[stream] = -1;
+        }
     }
 }
 
@@ -535,8 +538,11 @@ static struct pool *pool_by_pid(pid_t pid)
 /* After it was reaped. */
 static void pool_remove(struct pool *pool)
 {
-    if (pool->channel_fd != -1)
-        close(pool->channel_fd);
+    int fds[] = {pool->out_fd, pool->err_fd, pool->channel_fd};
+    for (int i = 0; i < 3; i++) {
+        if (fds[i] != -1)
+            close(fds[i]);
+    }
     if (pool->cell != NULL)
         cell_release(pool->cell);
     for (size_t i = 0; i < zygote.pool_count; i++) {
@@ -591,52 +597,34 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
             !candidate->retiring && candidate->channel_fd != -1)
             pool = candidate;
     }
-    int out[2], err[2];
-    if (pipe2(out, O_CLOEXEC | O_NONBLOCK) == -1) {
-        send_failed(token, "cannot create pipes: %s", strerror(errno));
-        return true;
-    }
-    if (pipe2(err, O_CLOEXEC | O_NONBLOCK) == -1) {
-        send_failed(token, "cannot create pipes: %s", strerror(errno));
-        close_pair(out);
-        return true;
-    }
-
     if (pool != NULL) {
         /* The item follows the request on the stream; an idle process's
          * socket is empty, and takes both at once. */
         struct channel_pool_task request = {.index = index, .attempt = attempt,
                                             .item_length = item_length};
-        int fds[2] = {out[1], err[1]};
-        union {
-            struct cmsghdr header;
-            char space[CMSG_SPACE(sizeof fds)];
-        } control;
-        memset(&control, 0, sizeof control);
         struct iovec iov[2] = {{&request, sizeof request}, {(void *)item, item_length}};
-        struct msghdr message = {.msg_iov = iov, .msg_iovlen = 2, .msg_control = control.space,
-                                 .msg_controllen = sizeof control.space};
-        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
-        header->cmsg_level = SOL_SOCKET;
-        header->cmsg_type = SCM_RIGHTS;
-        header->cmsg_len = CMSG_LEN(sizeof fds);
-        memcpy(CMSG_DATA(header), fds, sizeof fds);
+        struct msghdr message = {.msg_iov = iov, .msg_iovlen = 2};
         ssize_t sent = RETRY(sendmsg(pool->channel_fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT));
-        close(out[1]);
-        close(err[1]);
         if (sent != (ssize_t)(sizeof request + item_length)) {
             /* It is gone or does not read: it runs nothing more. */
             worker_log("pooled process %ld did not take a microtask (%s); it is replaced",
                        (long)pool->pid, sent == -1 ? strerror(errno) : "short write");
             pool->retiring = true;
             (void)kill(pool->pid, SIGKILL);
-            close(out[0]);
-            close(err[0]);
             return start_pooled(token, stage, index, item, item_length, uid, attempt, limit,
                                 result_limit);
         }
     } else {
-        int pair[2];
+        int out[2], err[2], pair[2];
+        if (pipe2(out, O_CLOEXEC | O_NONBLOCK) == -1) {
+            send_failed(token, "cannot create pipes: %s", strerror(errno));
+            return true;
+        }
+        if (pipe2(err, O_CLOEXEC | O_NONBLOCK) == -1) {
+            send_failed(token, "cannot create pipes: %s", strerror(errno));
+            close_pair(out);
+            return true;
+        }
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) == -1) {
             send_failed(token, "cannot create pipes: %s", strerror(errno));
             close_pair(out);
@@ -691,6 +679,8 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
         pool->stage = stage;
         pool->uid = uid;
         pool->channel_fd = pair[0];
+        pool->out_fd = out[0];
+        pool->err_fd = err[0];
         pool->cell = cell;
         trace_attach(&pool->trace, pid, true);
         if (zygote.pool_count == zygote.pool_capacity) {
@@ -706,8 +696,8 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
     struct task *task = task_acquire();
     task_begin(task, token, pool->pid, stage, limit, result_limit);
     task->trace = pool->trace;
-    task->fds[STREAM_STDOUT] = out[0];
-    task->fds[STREAM_STDERR] = err[0];
+    task->fds[STREAM_STDOUT] = pool->out_fd;
+    task->fds[STREAM_STDERR] = pool->err_fd;
     task->fds[STREAM_CHANNEL] = pool->channel_fd;
     task->cgroup_fd = -1;
     task->cell = NULL;
@@ -1094,12 +1084,24 @@ static void finish_pooled(void)
             continue;
         }
         struct pool *pool = task->pool;
-        task->fds[STREAM_CHANNEL] = -1; /* the pool's */
+        /* All the microtask wrote is in the pipes now: read them empty
+         * (a stream that ended, the process with it, is closed). */
+        for (int s = STREAM_STDOUT; s <= STREAM_STDERR; s++) {
+            for (int reads = 0; reads < DRAIN_READS && task->fds[s] != -1; reads++) {
+                if (!read_stream(task, (enum stream)s))
+                    break;
+            }
+        }
+        /* The streams are the pool's, kept for its next microtask. */
+        for (int s = 0; s < STREAM_COUNT; s++)
+            task->fds[s] = -1;
         pool->trace = task->trace;
         pool->trace.fatal_signal = 0;
         pool->trace.kernel_signal = false;
         pool->task = NULL;
-        if (task->pool_last || pool->stage == NULL) {
+        /* An executor that closed its standard output or error leaves a
+         * process the next microtask could not be heard from. */
+        if (task->pool_last || pool->stage == NULL || pool->out_fd == -1 || pool->err_fd == -1) {
             pool->retiring = true;
             if (pool->channel_fd != -1) {
                 close(pool->channel_fd);
