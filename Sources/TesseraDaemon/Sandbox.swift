@@ -249,20 +249,16 @@ struct ResolvedSandbox: Equatable {
                 "filesystem: the host's, as the microtask's user may reach it (no mount namespace): "
                 + "the daemon's configuration, job files and state are not hidden"
         }
-        var mounts: String?
-        if has(TW_SANDBOX_NS_MOUNT) {
-            if has(TW_SANDBOX_NS_PID) && dynamicUser && host.isRoot && host.canJoinMounts && !has(TW_SANDBOX_NS_USER) {
-                mounts =
-                    "mounts: made once per uid lent (a cell) and joined by each microtask of the stage in turn, "
+        let cells = has(TW_SANDBOX_NS_PID) && dynamicUser && host.isRoot && !has(TW_SANDBOX_NS_USER)
+        let mounts: String? =
+            !has(TW_SANDBOX_NS_MOUNT)
+            ? nil
+            : cells && host.canJoinMounts
+                ? "mounts: made once per uid lent (a cell) and joined by each microtask of the stage in turn, "
                     + "never by two at once; a cell whose /tmp a microtask left files in is thrown away; "
                     + "/proc is the worker's, mounted hidepid=invisible: a microtask sees its own processes only"
-            } else {
-                mounts = "mounts: made for each microtask in a mount namespace of its own"
-                if host.isRoot && dynamicUser && !host.canJoinMounts {
-                    mounts! += " (the daemon lacks CAP_SYS_CHROOT, which joining a cell takes)"
-                }
-            }
-        }
+                : "mounts: made for each microtask in a mount namespace of its own"
+                    + (cells ? " (the daemon lacks CAP_SYS_CHROOT, which joining a cell takes)" : "")
         let asked = hidden.filter { !hiddenByDefault.contains($0) }
         if !asked.isEmpty { filesystem += "; hidden \(asked.joined(separator: " "))" }
         if !hiddenByDefault.isEmpty {

@@ -53,6 +53,16 @@ static uint64_t monotonic_ns(void)
     return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 }
 
+/* What getdents64 returns (glibc's struct dirent64 is the same record, but
+ * <dirent.h> promises no layout for it). */
+struct linux_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
 /* The entries of a directory but "." and "..", or UINT32_MAX when it cannot
  * be read. */
 static uint32_t count_entries(int fd)
@@ -70,13 +80,10 @@ static uint32_t count_entries(int fd)
         if (got == 0)
             return count;
         for (long offset = 0; offset < got;) {
-            /* struct linux_dirent64: ino, off, reclen, type, name */
-            unsigned short length;
-            memcpy(&length, buffer + offset + 16, sizeof length);
-            const char *name = buffer + offset + 19;
-            if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0)
+            const struct linux_dirent64 *entry = (const void *)(buffer + offset);
+            if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
                 count++;
-            offset += length;
+            offset += entry->d_reclen;
         }
     }
 }

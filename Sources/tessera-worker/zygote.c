@@ -555,12 +555,12 @@ static void pool_remove(struct pool *pool)
 }
 
 static void task_begin(struct task *task, uint64_t token, pid_t pid, const struct stage *stage,
-                       size_t limit, size_t result_limit)
+                       size_t limit, size_t result_limit, uint64_t started_ns)
 {
     task->token = token;
     task->pid = pid;
     task->alive = true;
-    task->started_ns = monotonic_ns();
+    task->started_ns = started_ns;
     task->limit = limit;
     task->result_limit = result_limit;
     task->stdout_is_result = stage->result.source == TW_RESULT_STDOUT;
@@ -571,10 +571,100 @@ static void task_begin(struct task *task, uint64_t token, pid_t pid, const struc
     task->pool_done = false;
 }
 
-static void close_pair(int fds[2])
+/* The bytes kept of a stream or a result that may have `wanted` (0: the cap). */
+static size_t capped(uint64_t wanted)
 {
-    close(fds[0]);
-    close(fds[1]);
+    return wanted == 0 || wanted > OUTPUT_CAP ? OUTPUT_CAP : (size_t)wanted;
+}
+
+static void close_streams(int pipes[STREAM_COUNT][2], int count)
+{
+    for (int s = 0; s < count; s++) {
+        close(pipes[s][0]);
+        close(pipes[s][1]);
+    }
+}
+
+/* A microtask's standard output and error pipes and its channel, a socket
+ * pair so that the zygote can answer on it; both ends non-blocking and
+ * close-on-exec (the child makes its ends blocking again after moving
+ * them into place). False, with the reason sent, when they cannot be made. */
+static bool make_streams(uint64_t token, int pipes[STREAM_COUNT][2])
+{
+    int made = 0;
+    while (made < STREAM_CHANNEL && pipe2(pipes[made], O_CLOEXEC | O_NONBLOCK) == 0)
+        made++;
+    if (made == STREAM_CHANNEL &&
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pipes[made]) == 0)
+        made++;
+    if (made == STREAM_COUNT)
+        return true;
+    int error = errno;
+    close_streams(pipes, made);
+    send_failed(token, "cannot create pipes: %s", strerror(error));
+    return false;
+}
+
+/* Creates the process of `spec` (a microtask's, or a pooled one) in
+ * `cgroup_fd` (or none: -1), with the write ends of `pipes`, which are
+ * closed here: `item` is copied into the one buffer the child inherits,
+ * the stage lent to it (lend()) and a cell acquired for it when it can
+ * join one (*cell, or NULL). Returns the pid, or -1 with the reason sent,
+ * the read ends closed and the cell given back. */
+static pid_t spawn(uint64_t token, struct child_task *spec, const char *item,
+                   int pipes[STREAM_COUNT][2], int cgroup_fd, struct cell **cell)
+{
+    const struct stage *stage = spec->stage;
+    if (zygote.item_capacity < spec->item_length + 1) {
+        zygote.item_capacity = spec->item_length + 1;
+        free(zygote.item);
+        zygote.item = xmalloc(zygote.item_capacity);
+    }
+    memcpy(zygote.item, item, spec->item_length);
+    zygote.item[spec->item_length] = '\0';
+    spec->item = zygote.item;
+    spec->stdout_fd = pipes[STREAM_STDOUT][1];
+    spec->stderr_fd = pipes[STREAM_STDERR][1];
+    spec->channel_fd = pipes[STREAM_CHANNEL][1];
+    spec->join_cgroup_fd = -1;
+    lend(stage);
+    *cell = cell_possible(stage, spec->uid) ? cell_acquire(stage, spec->uid) : NULL;
+    spec->cell = *cell;
+    pid_t pid = sandbox_clone(stage->plan, cgroup_fd, &spec->join_cgroup_fd);
+    if (pid == 0)
+        child_run(spec);
+    int fork_error = errno;
+    memset(zygote.item, 0, spec->item_length);
+    for (int s = 0; s < STREAM_COUNT; s++)
+        close(pipes[s][1]);
+    if (pid != -1)
+        return pid;
+    if (*cell != NULL)
+        cell_release(*cell);
+    for (int s = 0; s < STREAM_COUNT; s++)
+        close(pipes[s][0]);
+    if (cgroup_fd != -1) {
+        char *path = cgroup_task_path(token);
+        send_failed(token, "cannot create the microtask's process in its cgroup %s: %s", path,
+                    strerror(fork_error));
+        free(path);
+        (void)cgroup_task_finish(token, cgroup_fd);
+    } else if (stage->plan != NULL && stage->plan->clone_flags != 0) {
+        send_failed(token, "cannot create the microtask's namespaces: clone: %s",
+                    strerror(fork_error));
+    } else {
+        send_failed(token, "fork failed: %s", strerror(fork_error));
+    }
+    return -1;
+}
+
+/* Traced now (or never to be): the child may run its executor. A fresh
+ * socket takes one byte without blocking. */
+static void send_go(int channel_fd, pid_t pid)
+{
+    const char go = CHANNEL_GO;
+    if (RETRY(send(channel_fd, &go, 1, MSG_NOSIGNAL)) != 1)
+        worker_log("cannot start process %ld: %s", (long)pid, strerror(errno));
 }
 
 /* Starts a microtask of a pooled stage: in an idle pooled process of its
@@ -615,72 +705,30 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
                                 result_limit);
         }
     } else {
-        int out[2], err[2], pair[2];
-        if (pipe2(out, O_CLOEXEC | O_NONBLOCK) == -1) {
-            send_failed(token, "cannot create pipes: %s", strerror(errno));
+        int pipes[STREAM_COUNT][2];
+        if (!make_streams(token, pipes))
             return true;
-        }
-        if (pipe2(err, O_CLOEXEC | O_NONBLOCK) == -1) {
-            send_failed(token, "cannot create pipes: %s", strerror(errno));
-            close_pair(out);
-            return true;
-        }
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) == -1) {
-            send_failed(token, "cannot create pipes: %s", strerror(errno));
-            close_pair(out);
-            close_pair(err);
-            return true;
-        }
-        if (zygote.item_capacity < (size_t)item_length + 1) {
-            zygote.item_capacity = (size_t)item_length + 1;
-            free(zygote.item);
-            zygote.item = xmalloc(zygote.item_capacity);
-        }
-        memcpy(zygote.item, item, item_length);
-        zygote.item[item_length] = '\0';
-        lend(stage);
-        struct cell *cell = cell_possible(stage, uid) ? cell_acquire(stage, uid) : NULL;
         struct child_task spec = {
             .stage = stage,
-            .item = zygote.item,
             .item_length = item_length,
             .index = index,
             .attempt = attempt,
             .result_limit = result_limit,
-            .stdout_fd = out[1],
-            .stderr_fd = err[1],
-            .channel_fd = pair[1],
             .uid = uid,
-            .join_cgroup_fd = -1,
-            .cell = cell,
             .pooled = true,
         };
-        pid_t pid = sandbox_clone(stage->plan, -1, &spec.join_cgroup_fd);
-        if (pid == 0)
-            child_run(&spec);
-        int fork_error = errno;
-        memset(zygote.item, 0, item_length);
-        close(out[1]);
-        close(err[1]);
-        close(pair[1]);
-        if (pid == -1) {
-            if (cell != NULL)
-                cell_release(cell);
-            close(pair[0]);
-            close(out[0]);
-            close(err[0]);
-            send_failed(token, "cannot create the microtask's namespaces: clone: %s",
-                        strerror(fork_error));
+        struct cell *cell;
+        pid_t pid = spawn(token, &spec, item, pipes, -1, &cell);
+        if (pid == -1)
             return true;
-        }
         pool = xcalloc(1, sizeof *pool);
         pool->pid = pid;
         pool->stage_id = stage->id;
         pool->stage = stage;
         pool->uid = uid;
-        pool->channel_fd = pair[0];
-        pool->out_fd = out[0];
-        pool->err_fd = err[0];
+        pool->out_fd = pipes[STREAM_STDOUT][0];
+        pool->err_fd = pipes[STREAM_STDERR][0];
+        pool->channel_fd = pipes[STREAM_CHANNEL][0];
         pool->cell = cell;
         trace_attach(&pool->trace, pid, true);
         if (zygote.pool_count == zygote.pool_capacity) {
@@ -688,13 +736,11 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
             zygote.pools = xrealloc(zygote.pools, zygote.pool_capacity * sizeof *zygote.pools);
         }
         zygote.pools[zygote.pool_count++] = pool;
-        const char go = CHANNEL_GO;
-        if (RETRY(send(pool->channel_fd, &go, 1, MSG_NOSIGNAL)) != 1)
-            worker_log("cannot start pooled process %ld: %s", (long)pid, strerror(errno));
+        send_go(pool->channel_fd, pid);
     }
 
     struct task *task = task_acquire();
-    task_begin(task, token, pool->pid, stage, limit, result_limit);
+    task_begin(task, token, pool->pid, stage, limit, result_limit, monotonic_ns());
     task->trace = pool->trace;
     task->fds[STREAM_STDOUT] = pool->out_fd;
     task->fds[STREAM_STDERR] = pool->err_fd;
@@ -724,36 +770,15 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
         send_failed(token, "%s", stage->plan->problem);
         return;
     }
-    if (stage->pool_recycle_after > 0) {
-        uint64_t wanted_output = stage->limits.output_bytes;
-        uint64_t wanted_result = stage->result.limit;
-        if (start_pooled(token, stage, index, item, item_length, uid, attempt,
-                         wanted_output == 0 || wanted_output > OUTPUT_CAP ? OUTPUT_CAP
-                                                                          : (size_t)wanted_output,
-                         wanted_result == 0 || wanted_result > OUTPUT_CAP ? OUTPUT_CAP
-                                                                          : (size_t)wanted_result))
-            return;
-    }
-
-    /* Both ends are made non-blocking and close-on-exec here; the child
-     * makes its ends blocking again after moving them into place. The
-     * channel is a socket pair, so the zygote can answer on it. */
-    int pipes[STREAM_COUNT][2];
-    int made = 0;
-    while (made < STREAM_CHANNEL && pipe2(pipes[made], O_CLOEXEC | O_NONBLOCK) == 0)
-        made++;
-    if (made == STREAM_CHANNEL &&
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pipes[made]) == 0)
-        made++;
-    if (made < STREAM_COUNT) {
-        int error = errno;
-        for (int s = 0; s < made; s++) {
-            close(pipes[s][0]);
-            close(pipes[s][1]);
-        }
-        send_failed(token, "cannot create pipes: %s", strerror(error));
+    size_t limit = capped(stage->limits.output_bytes);
+    size_t result_limit = capped(stage->result.limit);
+    if (stage->pool_recycle_after > 0 &&
+        start_pooled(token, stage, index, item, item_length, uid, attempt, limit, result_limit))
         return;
-    }
+
+    int pipes[STREAM_COUNT][2];
+    if (!make_streams(token, pipes))
+        return;
 
     /* A sandboxed microtask gets a cgroup when the daemon gave a directory
      * and the stage asks for one (TW_SANDBOX_CGROUP);
@@ -763,97 +788,37 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
         char *error;
         cgroup_fd = cgroup_task_create(token, &stage->limits, &error);
         if (cgroup_fd == -1) {
-            for (int s = 0; s < STREAM_COUNT; s++) {
-                close(pipes[s][0]);
-                close(pipes[s][1]);
-            }
+            close_streams(pipes, STREAM_COUNT);
             send_failed(token, "%s", error);
             free(error);
             return;
         }
     }
 
-    /* The item, copied out of the (wiped) frame it arrived in. */
-    if (zygote.item_capacity < (size_t)item_length + 1) {
-        zygote.item_capacity = (size_t)item_length + 1;
-        free(zygote.item);
-        zygote.item = xmalloc(zygote.item_capacity);
-    }
-    memcpy(zygote.item, item, item_length);
-    zygote.item[item_length] = '\0';
-
-    uint64_t wanted = stage->limits.output_bytes;
-    size_t limit = wanted == 0 || wanted > OUTPUT_CAP ? OUTPUT_CAP : (size_t)wanted;
-    wanted = stage->result.limit;
-    size_t result_limit = wanted == 0 || wanted > OUTPUT_CAP ? OUTPUT_CAP : (size_t)wanted;
     struct child_task spec = {
         .stage = stage,
-        .item = zygote.item,
         .item_length = item_length,
         .index = index,
         .attempt = attempt,
         .result_limit = result_limit,
-        .stdout_fd = pipes[STREAM_STDOUT][1],
-        .stderr_fd = pipes[STREAM_STDERR][1],
-        .channel_fd = pipes[STREAM_CHANNEL][1],
         .uid = uid,
-        .join_cgroup_fd = -1,
         .memory_by_cgroup = cgroup_fd != -1 && cgroup_limits_memory(&stage->limits),
     };
-    lend(stage);
-    struct cell *cell = cell_possible(stage, uid) ? cell_acquire(stage, uid) : NULL;
-    spec.cell = cell;
     uint64_t started_ns = monotonic_ns();
-    pid_t pid = sandbox_clone(stage->plan, cgroup_fd, &spec.join_cgroup_fd);
-    if (pid == 0)
-        child_run(&spec);
-    int fork_error = errno;
-    memset(zygote.item, 0, item_length);
-    for (int s = 0; s < STREAM_COUNT; s++)
-        close(pipes[s][1]);
-    if (pid == -1) {
-        if (cell != NULL)
-            cell_release(cell);
-        for (int s = 0; s < STREAM_COUNT; s++)
-            close(pipes[s][0]);
-        if (cgroup_fd != -1) {
-            char *path = cgroup_task_path(token);
-            send_failed(token, "cannot create the microtask's process in its cgroup %s: %s", path,
-                        strerror(fork_error));
-            free(path);
-            (void)cgroup_task_finish(token, cgroup_fd);
-        } else if (stage->plan != NULL && stage->plan->clone_flags != 0)
-            send_failed(token, "cannot create the microtask's namespaces: clone: %s",
-                        strerror(fork_error));
-        else
-            send_failed(token, "fork failed: %s", strerror(fork_error));
+    struct cell *cell;
+    pid_t pid = spawn(token, &spec, item, pipes, cgroup_fd, &cell);
+    if (pid == -1)
         return;
-    }
 
     struct task *task = task_acquire();
-    task->token = token;
-    task->pid = pid;
-    task->alive = true;
-    task->started_ns = started_ns;
-    task->limit = limit;
-    task->result_limit = result_limit;
-    task->stdout_is_result = stage->result.source == TW_RESULT_STDOUT;
-    task->flags = 0;
+    task_begin(task, token, pid, stage, limit, result_limit, started_ns);
     trace_attach(&task->trace, pid, stage->plan != NULL && stage->plan->pid_namespace);
     for (int s = 0; s < STREAM_COUNT; s++)
         task->fds[s] = pipes[s][0];
     task->cgroup_fd = cgroup_fd;
     task->cell = cell;
-    task->pool = NULL;
-    task->pool_done = false;
-    task->progress_sent = false;
-    task->progress_pending = false;
     running_add(task);
-    /* Traced now (or never to be): the child may run its executor. A
-     * fresh socket takes one byte without blocking. */
-    const char go = CHANNEL_GO;
-    if (RETRY(send(task->fds[STREAM_CHANNEL], &go, 1, MSG_NOSIGNAL)) != 1)
-        worker_log("cannot start task %llu: %s", (unsigned long long)token, strerror(errno));
+    send_go(task->fds[STREAM_CHANNEL], pid);
     send_started(task);
 }
 
