@@ -37,9 +37,9 @@ public final class Daemon {
     /// The process of each running microtask, as the worker reported it.
     var taskPIDs: [UInt64: Int32] = [:]
     var dynamicUsers = DynamicUsers()
-    /// The uids a pooled stage was lent and holds between its microtasks
-    /// (its pooled processes run as them), given back when it ends.
-    var pooledUIDs: [StageKey: [UInt32]] = [:]
+    /// The uids a stage was lent and holds between its microtasks (its
+    /// pooled processes or stems run as them), given back when it ends.
+    var stageUIDs: [StageKey: [UInt32]] = [:]
     var stageIDs: [StageKey: UInt32] = [:]
     var sandboxes: [StageKey: ResolvedSandbox] = [:]
     /// Pressure files already reported as unreadable.

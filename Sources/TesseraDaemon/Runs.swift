@@ -19,9 +19,9 @@ struct TaskShell {
     let worker: WorkerSlot
     /// The uid lent to this microtask for `user: dynamic`.
     let dynamicUID: UInt32?
-    /// The stage, when it is pooled: its uids stay with it (see
-    /// Daemon.pooledUIDs).
-    var pooledStage: StageKey?
+    /// The stage whose uid it was lent: its uids stay with it (see
+    /// Daemon.stageUIDs).
+    var uidStage: StageKey?
     let run: Int64
     let index: Int
 }

@@ -96,20 +96,21 @@ extension Daemon: EngineDelegate {
         frame.u64(UInt64(task.index))
         frame.str(task.item)
         let sandbox = self.sandbox(of: task.stage, in: task.run)
-        // A pooled stage keeps the uids it was lent until it ends: the
-        // worker's pooled processes run as them between its microtasks,
-        // and no other stage's microtask may share one.
-        let pooled =
-            task.stage.definition.isolation.isPooled ? StageKey(run: task.run.id, stage: task.stage.position) : nil
+        // A stage keeps the uids it was lent until it ends: the worker's
+        // pooled processes and stems (tesserad(8)) run as them between its
+        // microtasks, and no other stage's microtask may share one.
+        var uidStage: StageKey?
         var dynamicUID: UInt32?
         if sandbox.dynamicUser {
-            dynamicUID = pooled.flatMap { pooledUIDs[$0]?.popLast() } ?? dynamicUsers.take()
+            let key = StageKey(run: task.run.id, stage: task.stage.position)
+            uidStage = key
+            dynamicUID = stageUIDs[key]?.popLast() ?? dynamicUsers.take()
         }
         frame.u32(dynamicUID ?? UInt32(TW_ID_UNCHANGED))
         frame.u32(UInt32(task.attempt))
         worker.process.send(frame)
         var shell = TaskShell(worker: worker, dynamicUID: dynamicUID, run: task.run.id, index: task.index)
-        shell.pooledStage = pooled
+        shell.uidStage = uidStage
         taskShells[task.token] = shell
         worker.running += 1
         if task.stage.limits.wall != nil { armLimitTimer() }
@@ -127,7 +128,7 @@ extension Daemon: EngineDelegate {
     public func engine(_ engine: Engine, finished stage: EngineStage, of run: EngineRun) {
         let key = StageKey(run: run.id, stage: stage.position)
         sandboxes.removeValue(forKey: key)
-        for uid in pooledUIDs.removeValue(forKey: key) ?? [] { dynamicUsers.give(back: uid) }
+        for uid in stageUIDs.removeValue(forKey: key) ?? [] { dynamicUsers.give(back: uid) }
         guard let id = stageIDs.removeValue(forKey: key) else { return }
         for worker in workers where worker.definedStages.remove(id) != nil {
             var frame = FrameWriter(type: UInt8(TW_MSG_FORGET_STAGE.rawValue))
@@ -285,8 +286,8 @@ extension Daemon: EngineDelegate {
     /// Gives back what a microtask held: its uid, its place on the worker.
     private func release(_ shell: TaskShell) {
         if let uid = shell.dynamicUID {
-            if let stage = shell.pooledStage, stageIDs[stage] != nil {
-                pooledUIDs[stage, default: []].append(uid)
+            if let stage = shell.uidStage, stageIDs[stage] != nil {
+                stageUIDs[stage, default: []].append(uid)
             } else {
                 dynamicUsers.give(back: uid)
             }

@@ -291,6 +291,12 @@ void cell_release(struct cell *cell)
         close_cell(cell);
 }
 
+bool cell_stale(struct cell *cell)
+{
+    return monotonic_ns() - cell->made_ns > MAX_AGE_NS ||
+           (cell->tmp_fd != -1 && count_entries(cell->tmp_fd) != cell->tmp_entries);
+}
+
 void cell_forget(const struct sandbox_plan *plan)
 {
     if (cells.failed == plan)

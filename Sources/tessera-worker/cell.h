@@ -69,6 +69,10 @@ struct cell *cell_acquire(const struct stage *stage, uint32_t uid);
  * its /tmp is as it was made, closed otherwise. */
 void cell_release(struct cell *cell);
 
+/* Whether the cell should not take another microtask: something was left
+ * in its /tmp, or it is older than its maximal age. */
+bool cell_stale(struct cell *cell);
+
 /* The stage of `plan` is going away (cells outlive it; this forgets that
  * its cell could not be made). */
 void cell_forget(const struct sandbox_plan *plan);

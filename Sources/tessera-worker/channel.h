@@ -58,7 +58,8 @@ enum channel_type {
     CHANNEL_RESULT = 2,
     CHANNEL_ERROR = 3,
     CHANNEL_PERMANENT = 4,
-    CHANNEL_POOL_DONE = 5
+    CHANNEL_POOL_DONE = 5,
+    CHANNEL_STEM_DONE = 6
 };
 
 struct channel_header {
@@ -77,6 +78,23 @@ struct channel_pool_done {
     uint32_t last; /* 1: the process ends now (it runs no more microtasks) */
     uint64_t cpu_us;      /* its own and its reaped descendants', since the last */
     uint64_t max_rss_kib; /* the process's peak so far */
+};
+
+/* A stem (isolation: process, child.c's stem_loop) has a second socket,
+ * its control, which its microtasks' processes never hold (they close it
+ * as they start): on it the zygote sends each next microtask (a struct
+ * channel_pool_task and its item, as to a pooled process), and the stem
+ * answers CHANNEL_STEM_DONE with a struct channel_stem_done once the
+ * microtask's process and everything it left running are gone. The
+ * microtask's own frames (result, progress, errors) are on descriptor 3
+ * as for any other. */
+#define STEM_CONTROL_FD 4
+
+struct channel_stem_done {
+    int32_t status;     /* the wait status of the microtask's process */
+    int32_t fork_error; /* errno of a fork() that failed, or 0 */
+    uint32_t last;      /* 1: the stem ends now (something was left behind) */
+    uint32_t reserved;
 };
 
 #endif /* TESSERA_WORKER_CHANNEL_H */

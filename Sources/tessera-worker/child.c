@@ -50,7 +50,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -202,9 +204,14 @@ static uint64_t cpu_seconds(const struct stage_limits *limits)
     return limits->cpu_ms / 1000 + (limits->cpu_ms % 1000 != 0);
 }
 
-static void apply_limits(const struct stage_limits *limits, bool memory_by_cgroup, bool pooled)
+static void apply_limits(const struct stage_limits *limits, bool memory_by_cgroup, bool pooled,
+                         bool stem)
 {
-    if (limits->cpu_ms != 0) {
+    /* A stem has no CPU limit of its own (each process it forks sets the
+     * stage's as it starts), and counts itself in RLIMIT_NPROC, which
+     * counts the uid's processes: it leaves its microtask as many as any
+     * other microtask has. */
+    if (limits->cpu_ms != 0 && !stem) {
         /* SIGXCPU at the limit (rounded up to whole seconds), SIGKILL one
          * second later if the executor ignores it. A pooled process keeps
          * no hard limit (it could not raise it again without a
@@ -219,8 +226,10 @@ static void apply_limits(const struct stage_limits *limits, bool memory_by_cgrou
         set_limit(RLIMIT_NOFILE, "RLIMIT_NOFILE", limits->open_files, limits->open_files);
     else if (prepared.restore_nofile && setrlimit(RLIMIT_NOFILE, &prepared.original_nofile) == -1)
         fail("RLIMIT_NOFILE");
-    if (limits->processes != 0)
-        set_limit(RLIMIT_NPROC, "RLIMIT_NPROC", limits->processes, limits->processes);
+    if (limits->processes != 0) {
+        uint64_t processes = limits->processes + (stem ? 1 : 0);
+        set_limit(RLIMIT_NPROC, "RLIMIT_NPROC", processes, processes);
+    }
     if (limits->file_size_bytes != 0)
         set_limit(RLIMIT_FSIZE, "RLIMIT_FSIZE", limits->file_size_bytes,
                   limits->file_size_bytes);
@@ -318,12 +327,13 @@ static void wait_until_traced(void)
  * the channel closes. */
 #define POOL_GROWTH_KIB (64 * 1024)
 
-static bool pool_receive(char **item, size_t *item_length, uint64_t *index, uint32_t *attempt)
+static bool pool_receive(int fd, char **item, size_t *item_length, uint64_t *index,
+                         uint32_t *attempt)
 {
     struct channel_pool_task request;
     size_t have = 0;
     while (have < sizeof request) {
-        ssize_t part = RETRY(read(CHANNEL_FD, (char *)&request + have, sizeof request - have));
+        ssize_t part = RETRY(read(fd, (char *)&request + have, sizeof request - have));
         if (part == 0 && have == 0)
             return false;
         if (part <= 0)
@@ -336,7 +346,7 @@ static bool pool_receive(char **item, size_t *item_length, uint64_t *index, uint
         _exit(CHILD_SETUP_FAILED);
     have = 0;
     while (have < request.item_length) {
-        ssize_t part = RETRY(read(CHANNEL_FD, *item + have, request.item_length - have));
+        ssize_t part = RETRY(read(fd, *item + have, request.item_length - have));
         if (part <= 0)
             _exit(CHILD_SETUP_FAILED);
         have += (size_t)part;
@@ -403,7 +413,7 @@ static _Noreturn void pool_loop(const struct child_task *task, struct tessera_ta
         size_t item_length;
         uint64_t index;
         uint32_t attempt;
-        if (!pool_receive(&item, &item_length, &index, &attempt))
+        if (!pool_receive(CHANNEL_FD, &item, &item_length, &index, &attempt))
             _exit(0);
         if (host_task_init(&microtask, stage, item, item_length, index, attempt, task->result_limit) ==
             -1)
@@ -422,6 +432,203 @@ static _Noreturn void pool_loop(const struct child_task *task, struct tessera_ta
             if (setrlimit(RLIMIT_CPU, &limit) == -1)
                 _exit(CHILD_SETUP_FAILED);
         }
+    }
+}
+
+
+/* A stem (isolation: process): a process sandboxed once, as any
+ * microtask's would be, that forks each microtask of its stage and uid in
+ * turn. The fork is the microtask's process: a copy of the stem, which
+ * never runs plugin code, so each microtask starts from the same clean
+ * state with the namespaces, identity, Landlock domain, seccomp filter and
+ * resource limits it inherits, and pays none of their cost.
+ *
+ * Between two microtasks, as process 1 of the pid namespace, it kills and
+ * reaps whatever the last one left running, and checks what the last one
+ * could have left to the next in the namespaces they share: its IPC
+ * namespace (System V objects, read from /proc/sysvipc, and POSIX message
+ * queues, read from a mount of its own mqueue filesystem that no microtask
+ * can reach). The zygote checks the cell's /tmp. When anything was left,
+ * the stem ends after reporting, and the next microtask gets a new one.
+ * SIGCHLD stays blocked in the stem (it reaps with waitpid), so that no
+ * microtask's end stops it for its tracer. */
+enum { STEM_SHM, STEM_SEM, STEM_MSG, STEM_MQUEUE, STEM_CHECKS };
+
+struct stem {
+    int control_fd;
+    int checks[STEM_CHECKS]; /* -1 when it could not be opened */
+};
+
+static void stem_open_checks(struct stem *stem)
+{
+    static const char *const sysv[] = {"/proc/sysvipc/shm", "/proc/sysvipc/sem",
+                                       "/proc/sysvipc/msg"};
+    for (int i = 0; i < STEM_MQUEUE; i++)
+        stem->checks[i] = (int)RETRY(open(sysv[i], O_RDONLY | O_CLOEXEC));
+    stem->checks[STEM_MQUEUE] = -1;
+    /* A detached mount of this IPC namespace's mqueue filesystem (the
+     * namespace's own superblock), while the stem still may make one. */
+    int context = (int)syscall(SYS_fsopen, "mqueue", 1 /* FSOPEN_CLOEXEC */);
+    if (context == -1)
+        return;
+    int mount_fd = -1;
+    if (syscall(SYS_fsconfig, context, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) == 0)
+        mount_fd = (int)syscall(SYS_fsmount, context, 1 /* FSMOUNT_CLOEXEC */, 0);
+    close(context);
+    if (mount_fd == -1)
+        return;
+    stem->checks[STEM_MQUEUE] = (int)RETRY(openat(mount_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    close(mount_fd);
+}
+
+/* Whether the IPC namespace holds nothing: each /proc/sysvipc file is its
+ * header line alone, and the mqueue directory has no entry. False also
+ * when a check could not be opened or read: then nothing can be promised. */
+static bool stem_ipc_empty(const struct stem *stem)
+{
+    char text[512];
+    for (int i = 0; i < STEM_MQUEUE; i++) {
+        if (stem->checks[i] == -1)
+            return false;
+        ssize_t got = RETRY(pread(stem->checks[i], text, sizeof text, 0));
+        if (got <= 0)
+            return false;
+        char *line_end = memchr(text, '\n', (size_t)got);
+        if (line_end == NULL || line_end + 1 != text + got)
+            return false;
+    }
+    if (stem->checks[STEM_MQUEUE] == -1 || lseek(stem->checks[STEM_MQUEUE], 0, SEEK_SET) == -1)
+        return false;
+    char entries[1024] __attribute__((aligned(8)));
+    long got = syscall(SYS_getdents64, stem->checks[STEM_MQUEUE], entries, sizeof entries);
+    if (got <= 0)
+        return false;
+    for (long offset = 0; offset < got;) {
+        /* struct linux_dirent64: ino, off, reclen, type, name */
+        unsigned short length;
+        memcpy(&length, entries + offset + 16, sizeof length);
+        const char *name = entries + offset + 19;
+        if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0)
+            return false;
+        offset += length;
+    }
+    return true;
+}
+
+/* Closes every descriptor above 3 but the stem's, which move to 4
+ * (STEM_CONTROL_FD) and up: first above all of them, then down. */
+static void stem_close_others(struct stem *stem)
+{
+    int *own[1 + STEM_CHECKS] = {&stem->control_fd};
+    for (int i = 0; i < STEM_CHECKS; i++)
+        own[1 + i] = &stem->checks[i];
+    int highest = CHANNEL_FD;
+    for (int i = 0; i < 1 + STEM_CHECKS; i++) {
+        if (*own[i] > highest)
+            highest = *own[i];
+    }
+    for (int i = 0; i < 1 + STEM_CHECKS; i++) {
+        if (*own[i] == -1)
+            continue;
+        int moved = (int)RETRY(fcntl(*own[i], F_DUPFD_CLOEXEC, highest + 1));
+        if (moved == -1)
+            fail("placing the stem's descriptors");
+        *own[i] = moved;
+    }
+    if (close_range(CHANNEL_FD + 1, (unsigned)highest, 0) == -1)
+        fail("closing descriptors");
+    int next = STEM_CONTROL_FD;
+    for (int i = 0; i < 1 + STEM_CHECKS; i++) {
+        if (*own[i] == -1)
+            continue;
+        if (RETRY(dup3(*own[i], next, O_CLOEXEC)) == -1)
+            fail("placing the stem's descriptors");
+        close(*own[i]);
+        *own[i] = next++;
+    }
+    if (close_range((unsigned)next, ~0U, 0) == -1)
+        fail("closing descriptors");
+}
+
+/* The microtask's process, just forked. */
+static _Noreturn void stem_child(const struct stage *stage, const char *item, size_t item_length,
+                                 uint64_t index, uint32_t attempt, size_t result_limit)
+{
+    /* The control socket and the checks are the stem's alone. */
+    if (close_range(STEM_CONTROL_FD, ~0U, 0) == -1)
+        fail("closing the stem's descriptors");
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) == -1)
+        fail("unblocking signals");
+    if (setsid() == -1)
+        fail("setsid");
+    struct tessera_task microtask;
+    if (host_task_init(&microtask, stage, item, item_length, index, attempt, result_limit) == -1)
+        fail("preparing the task");
+    char **environment = task_environment(stage, &microtask);
+    if (environment == NULL)
+        fail("preparing the environment");
+    environ = environment;
+    if (stage->limits.cpu_ms != 0) {
+        uint64_t seconds = cpu_seconds(&stage->limits);
+        set_limit(RLIMIT_CPU, "RLIMIT_CPU", seconds, seconds + 1);
+    }
+    int status = stage->executor->execute(&host_table, &microtask);
+    fflush(NULL);
+    (void)host_task_send_result(&microtask);
+    _exit(status < 0 ? TESSERA_FAILED : status > 255 ? 255 : status);
+}
+
+static _Noreturn void stem_loop(const struct child_task *task, const struct stem *stem)
+{
+    const struct stage *stage = task->stage;
+    char *item = (char *)task->item; /* the stem's copy of the zygote's buffer */
+    size_t item_length = task->item_length;
+    uint64_t index = task->index;
+    uint32_t attempt = task->attempt;
+    char *received = NULL;
+    sigset_t child_signal;
+    sigemptyset(&child_signal);
+    sigaddset(&child_signal, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &child_signal, NULL) == -1)
+        _exit(CHILD_SETUP_FAILED);
+    for (;;) {
+        pid_t pid = fork();
+        if (pid == 0)
+            stem_child(stage, item, item_length, index, attempt, task->result_limit);
+        struct channel_stem_done done = {.fork_error = pid == -1 ? errno : 0};
+        /* No later microtask inherits this one's item. */
+        memset(item, 0, item_length);
+        if (pid == -1) {
+            char line[160];
+            int length = snprintf(line, sizeof line,
+                                  "tessera-worker: cannot start the microtask: fork: %s\n",
+                                  strerror(done.fork_error));
+            if (length > 0)
+                (void)io_write_all(STDERR_FILENO, line, (size_t)length);
+            done.status = W_EXITCODE(CHILD_SETUP_FAILED, 0);
+        } else {
+            while (waitpid(pid, &done.status, __WALL) == -1 && errno == EINTR)
+                continue;
+        }
+        /* Process 1 of the namespace: with no child left (ECHILD), nobody
+         * else is in it; otherwise kill(-1) reaches them all. */
+        if (!(waitpid(-1, NULL, WNOHANG | __WALL) == -1 && errno == ECHILD)) {
+            (void)kill(-1, SIGKILL);
+            while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
+                continue;
+        }
+        done.last = pid == -1 || !stem_ipc_empty(stem);
+        struct {
+            struct channel_header header;
+            struct channel_stem_done done;
+        } report = {{CHANNEL_STEM_DONE, sizeof(struct channel_stem_done)}, done};
+        if (io_write_all(stem->control_fd, &report, sizeof report) == -1 || done.last)
+            _exit(0);
+        if (!pool_receive(stem->control_fd, &received, &item_length, &index, &attempt))
+            _exit(0);
+        item = received;
     }
 }
 
@@ -452,16 +659,27 @@ _Noreturn void child_run(const struct child_task *task)
     reset_signals();
     if (plan != NULL)
         sandbox_enter(stage, task->cell);
+    /* A stem's checks of its IPC namespace, which it has now. */
+    struct stem stem = {.control_fd = task->control_fd};
+    if (task->stem) {
+        if (RETRY(fcntl(stem.control_fd, F_SETFL, 0)) == -1)
+            fail("making the control socket blocking");
+        stem_open_checks(&stem);
+    }
 
     /* The task and its environment are built before the limits so that a
-     * tight memory limit cannot make them fail. */
+     * tight memory limit cannot make them fail (a stem's microtasks build
+     * theirs as they start). */
     struct tessera_task microtask;
-    if (host_task_init(&microtask, stage, task->item, task->item_length, task->index,
-                       task->attempt, task->result_limit) == -1)
-        fail("preparing the task");
-    char **environment = task_environment(stage, &microtask);
-    if (environment == NULL)
-        fail("preparing the environment");
+    char **environment = NULL;
+    if (!task->stem) {
+        if (host_task_init(&microtask, stage, task->item, task->item_length, task->index,
+                           task->attempt, task->result_limit) == -1)
+            fail("preparing the task");
+        environment = task_environment(stage, &microtask);
+        if (environment == NULL)
+            fail("preparing the environment");
+    }
 
     if (plan != NULL) {
         /* Before the identity switch: the zygote may trace a process of its
@@ -474,11 +692,15 @@ _Noreturn void child_run(const struct child_task *task)
         /* Landlock uses descriptors the zygote opened, and its ruleset
          * needs one more, which a tight RLIMIT_NOFILE could refuse. */
         sandbox_landlock(stage);
-        close_other_descriptors();
+        if (task->stem)
+            stem_close_others(&stem);
+        else
+            close_other_descriptors();
     }
     /* setenv() copies the array before changing anything. */
-    environ = environment;
-    apply_limits(&stage->limits, task->memory_by_cgroup, task->pooled);
+    if (environment != NULL)
+        environ = environment;
+    apply_limits(&stage->limits, task->memory_by_cgroup, task->pooled, task->stem);
     if (plan == NULL && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
         fail("PR_SET_NO_NEW_PRIVS");
     if (plan != NULL)
@@ -486,6 +708,8 @@ _Noreturn void child_run(const struct child_task *task)
     else
         wait_until_traced();
 
+    if (task->stem)
+        stem_loop(task, &stem);
     if (task->pooled)
         pool_loop(task, &microtask);
 

@@ -49,6 +49,11 @@ struct child_task {
     /* isolation: pooled: after this first microtask the process runs more
      * of its stage (child.c, pool_loop). */
     bool pooled;
+    /* isolation: process through a stem: this process forks each of its
+     * stage's microtasks (child.c, stem_loop), told of them on its
+     * control socket, whose end is `control_fd`. */
+    bool stem;
+    int control_fd;
 };
 
 /* Records, once in the zygote, what every child needs and would otherwise

@@ -19,12 +19,13 @@
 /* Set once ptrace was refused, so that it is logged once. */
 static bool refused;
 
-void trace_attach(struct trace *trace, pid_t pid, bool namespace_init)
+/* EXITKILL: a microtask never outlives a zygote that dies. TRACEEXIT: one
+ * stop as it exits, while its memory still exists. */
+#define MICROTASK_OPTIONS (PTRACE_O_EXITKILL | PTRACE_O_TRACEEXIT)
+
+static void attach(struct trace *trace, pid_t pid, bool namespace_init, long options)
 {
     *trace = (struct trace){.namespace_init = namespace_init};
-    /* EXITKILL: a microtask never outlives a zygote that dies. TRACEEXIT:
-     * one stop as it exits, while its memory still exists. */
-    long options = PTRACE_O_EXITKILL | PTRACE_O_TRACEEXIT;
     if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)options) == 0) {
         trace->traced = true;
         return;
@@ -40,11 +41,38 @@ void trace_attach(struct trace *trace, pid_t pid, bool namespace_init)
     }
 }
 
+void trace_attach(struct trace *trace, pid_t pid, bool namespace_init)
+{
+    attach(trace, pid, namespace_init, MICROTASK_OPTIONS);
+}
+
+void trace_attach_stem(struct trace *trace, pid_t pid)
+{
+    attach(trace, pid, true, MICROTASK_OPTIONS | PTRACE_O_TRACEFORK);
+}
+
+void trace_adopt(struct trace *trace, pid_t pid, bool exit_stop)
+{
+    *trace = (struct trace){.traced = true};
+    long options = exit_stop ? MICROTASK_OPTIONS : PTRACE_O_EXITKILL;
+    if (ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)options) == -1 &&
+        errno != ESRCH)
+        worker_log("ptrace of pid %ld: %s", (long)pid, strerror(errno));
+    trace_resume(pid);
+}
+
+void trace_resume(pid_t pid)
+{
+    if (ptrace(PTRACE_CONT, pid, NULL, NULL) == -1 && errno != ESRCH)
+        worker_log("resuming pid %ld: %s", (long)pid, strerror(errno));
+}
+
 /* What /proc/<pid>/status says about signals and memory. */
 struct process_status {
     uint64_t vm_peak;
     uint64_t caught; /* SigCgt: bit n-1 for signal n */
     uint64_t ignored; /* SigIgn */
+    pid_t own_pid;    /* its pid in its own pid namespace (NSpid's last), or 0 */
     bool read;
 };
 
@@ -77,6 +105,10 @@ static struct process_status read_status(pid_t pid)
             status.caught = strtoull(line + 7, NULL, 16);
         else if (strncmp(line, "SigIgn:", 7) == 0)
             status.ignored = strtoull(line + 7, NULL, 16);
+        else if (strncmp(line, "NSpid:", 6) == 0) {
+            const char *last = strrchr(line, '\t');
+            status.own_pid = (pid_t)strtol(last != NULL ? last + 1 : line + 6, NULL, 10);
+        }
         line = next;
     }
     return status;
@@ -142,10 +174,10 @@ static void signal_stop(struct trace *trace, pid_t pid, int signo)
          * (rt_sigqueueinfo), so this is a hint the daemon checks against
          * what cannot be forged (SIGXCPU: the CPU time used). The SIGXFSZ
          * of RLIMIT_FSIZE is sent as if by the process itself (SI_USER,
-         * its own pid), which only kill(getpid(), SIGXFSZ) can imitate, so
-         * that form alone counts. A SIGSYS that is delivered never comes
+         * its own pid, as its namespace numbers it), which only
+         * kill(getpid(), SIGXFSZ) can imitate, so that form alone counts. A SIGSYS that is delivered never comes
          * from the sandbox, whose filter kills at once (no delivery). */
-        pid_t own = trace->namespace_init ? 1 : pid;
+        pid_t own = status.own_pid != 0 ? status.own_pid : trace->namespace_init ? 1 : pid;
         if (signo == SIGXFSZ)
             from_kernel = info.si_code == SI_USER && info.si_pid == own;
         else if (signo != SIGSYS)

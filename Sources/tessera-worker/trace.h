@@ -48,6 +48,21 @@ struct trace {
 /* Attaches to a freshly created microtask's process. */
 void trace_attach(struct trace *trace, pid_t pid, bool namespace_init);
 
+/* Attaches to a stem (child.c's stem_loop) so that each process it forks,
+ * a microtask's, is traced from its first instruction: the kernel stops
+ * the stem at the fork (PTRACE_EVENT_FORK) and the new process before it
+ * runs (PTRACE_EVENT_STOP), which trace_adopt() then lets go, traced as a
+ * microtask's process is, but not following its own forks. */
+void trace_attach_stem(struct trace *trace, pid_t pid);
+
+/* Starts a stem's new process, stopped as it was created (see above).
+ * Without `exit_stop` it does not stop as it exits: its peak address space
+ * is of use only against a memory limit. */
+void trace_adopt(struct trace *trace, pid_t pid, bool exit_stop);
+
+/* Lets a process that stopped for a ptrace event go on. */
+void trace_resume(pid_t pid);
+
 /* Handles a ptrace stop of `pid` whose wait status is `status`: resumes
  * the process, with the signal or without it, or kills it (a fatal signal
  * reached a pid 1). */

@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -104,6 +105,9 @@ _Static_assert(3 * (uint64_t)OUTPUT_CAP + 4096 < TW_MAX_FRAME, "DONE must fit in
 #define DRAIN_READS 32
 
 enum stream { STREAM_STDOUT, STREAM_STDERR, STREAM_CHANNEL, STREAM_COUNT };
+/* A stem's control socket, in the poll set (it is the stem's, not a task's
+ * stream). */
+#define STREAM_CONTROL STREAM_COUNT
 
 struct task {
     uint64_t token;
@@ -130,6 +134,13 @@ struct task {
     int pool_exit_code;
     uint64_t pool_cpu_us;
     uint64_t pool_max_rss_kib;
+    /* A stem's microtask: its process was let go (trace_adopt()), and
+     * ended, with this wait status and rusage; CHANNEL_STEM_DONE's status
+     * is in pool_exit_code then. */
+    bool stem_started;
+    bool stem_ended;
+    int stem_status;
+    struct rusage stem_usage;
     struct buf captured[2]; /* stdout, stderr */
     struct buf channel;     /* channel bytes not parsed yet */
     struct buf result;
@@ -154,7 +165,16 @@ struct pool {
     struct cell *cell;
     struct task *task; /* the microtask it runs, or NULL */
     bool retiring;     /* it runs no more microtasks; kept until reaped */
+    /* A stem (isolation: process, child.c's stem_loop): it forks each
+     * microtask's process, and reports on its control socket. */
+    bool stem;
+    int control_fd; /* the zygote's end; -1 once closed (or not a stem) */
+    struct buf control; /* control bytes not parsed yet */
 };
+
+/* Processes a stem forked that stopped before the zygote saw the fork
+ * (trace.h): held until then. */
+#define HELD_MAX 64
 
 /* Items longer than this go to a process of their own: a pooled process
  * gets its item through its socket, which must take it without blocking. */
@@ -199,6 +219,11 @@ static struct {
     struct pool **pools;
     size_t pool_count;
     size_t pool_capacity;
+    pid_t held[HELD_MAX];
+    size_t held_count;
+    /* ptrace was refused: no more stems, whose microtasks would go
+     * untraced. */
+    bool no_stems;
 } zygote;
 
 static uint64_t monotonic_ns(void)
@@ -469,6 +494,14 @@ static void signal_task(struct task *task, int signo)
 {
     if (!task->alive)
         return;
+    if (task->pid == 0) {
+        /* A stem's microtask not forked yet: the stem, which is process 1
+         * of its namespace and handles no signal, stops for its tracer at
+         * any but SIGKILL, and the zygote ends it (trace.h). */
+        if (kill(task->pool->pid, signo) == -1 && errno != ESRCH)
+            worker_log("signalling pid %ld: %s", (long)task->pool->pid, strerror(errno));
+        return;
+    }
     if (killpg(task->pid, signo) == 0)
         return;
     if (errno != ESRCH || kill(task->pid, signo) == -1)
@@ -506,6 +539,17 @@ static void lend(const struct stage *stage)
     zygote.lent = stage;
 }
 
+/* Tells an idle pooled process or stem to end: it reads the end of its
+ * channel (a stem, of its control socket) and exits. */
+static void pool_dismiss(struct pool *pool)
+{
+    int *fd = pool->stem ? &pool->control_fd : &pool->channel_fd;
+    if (*fd != -1) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
 /* Before the definition of `id` is freed or replaced. */
 static void stage_going(uint32_t id)
 {
@@ -519,10 +563,8 @@ static void stage_going(uint32_t id)
             continue;
         pool->stage = NULL;
         pool->retiring = true;
-        if (pool->task == NULL && pool->channel_fd != -1) {
-            close(pool->channel_fd);
-            pool->channel_fd = -1;
-        }
+        if (pool->task == NULL)
+            pool_dismiss(pool);
     }
 }
 
@@ -538,11 +580,12 @@ static struct pool *pool_by_pid(pid_t pid)
 /* After it was reaped. */
 static void pool_remove(struct pool *pool)
 {
-    int fds[] = {pool->out_fd, pool->err_fd, pool->channel_fd};
-    for (int i = 0; i < 3; i++) {
+    int fds[] = {pool->out_fd, pool->err_fd, pool->channel_fd, pool->control_fd};
+    for (int i = 0; i < 4; i++) {
         if (fds[i] != -1)
             close(fds[i]);
     }
+    buf_reset(&pool->control, 0);
     if (pool->cell != NULL)
         cell_release(pool->cell);
     for (size_t i = 0; i < zygote.pool_count; i++) {
@@ -569,6 +612,8 @@ static void task_begin(struct task *task, uint64_t token, pid_t pid, const struc
     task->progress_pending = false;
     task->pool = NULL;
     task->pool_done = false;
+    task->stem_started = false;
+    task->stem_ended = false;
 }
 
 /* The bytes kept of a stream or a result that may have `wanted` (0: the cap). */
@@ -628,7 +673,8 @@ static pid_t spawn(uint64_t token, struct child_task *spec, const char *item,
     spec->channel_fd = pipes[STREAM_CHANNEL][1];
     spec->join_cgroup_fd = -1;
     lend(stage);
-    *cell = cell_possible(stage, spec->uid) ? cell_acquire(stage, spec->uid) : NULL;
+    if (*cell == NULL && cell_possible(stage, spec->uid))
+        *cell = cell_acquire(stage, spec->uid);
     spec->cell = *cell;
     pid_t pid = sandbox_clone(stage->plan, cgroup_fd, &spec->join_cgroup_fd);
     if (pid == 0)
@@ -667,6 +713,48 @@ static void send_go(int channel_fd, pid_t pid)
         worker_log("cannot start process %ld: %s", (long)pid, strerror(errno));
 }
 
+/* The record of a new pooled process or stem, with the read ends of its
+ * streams. */
+static struct pool *pool_add(pid_t pid, const struct stage *stage, uint32_t uid,
+                             int pipes[STREAM_COUNT][2], struct cell *cell)
+{
+    struct pool *pool = xcalloc(1, sizeof *pool);
+    pool->pid = pid;
+    pool->stage_id = stage->id;
+    pool->stage = stage;
+    pool->uid = uid;
+    pool->out_fd = pipes[STREAM_STDOUT][0];
+    pool->err_fd = pipes[STREAM_STDERR][0];
+    pool->channel_fd = pipes[STREAM_CHANNEL][0];
+    pool->control_fd = -1;
+    pool->cell = cell;
+    if (zygote.pool_count == zygote.pool_capacity) {
+        zygote.pool_capacity = zygote.pool_capacity ? zygote.pool_capacity * 2 : 16;
+        zygote.pools = xrealloc(zygote.pools, zygote.pool_capacity * sizeof *zygote.pools);
+    }
+    zygote.pools[zygote.pool_count++] = pool;
+    return pool;
+}
+
+/* Hands a microtask to an idle pooled process or stem on `fd`: the item
+ * follows the request on the stream; an idle process's socket is empty,
+ * and takes both at once. */
+static bool pool_send(int fd, uint64_t index, uint32_t attempt, const char *item,
+                      uint32_t item_length, const struct pool *pool)
+{
+    struct channel_pool_task request = {.index = index, .attempt = attempt,
+                                        .item_length = item_length};
+    struct iovec iov[2] = {{&request, sizeof request}, {(void *)item, item_length}};
+    struct msghdr message = {.msg_iov = iov, .msg_iovlen = 2};
+    ssize_t sent = RETRY(sendmsg(fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT));
+    if (sent == (ssize_t)(sizeof request + item_length))
+        return true;
+    worker_log("%s %ld did not take a microtask (%s); it is replaced",
+               pool->stem ? "stem" : "pooled process", (long)pool->pid,
+               sent == -1 ? strerror(errno) : "short write");
+    return false;
+}
+
 /* Starts a microtask of a pooled stage: in an idle pooled process of its
  * stage and uid, or in a new one. Returns false when it must have a
  * process of its own instead (a long item). */
@@ -683,22 +771,13 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
     struct pool *pool = NULL;
     for (size_t i = 0; i < zygote.pool_count && pool == NULL; i++) {
         struct pool *candidate = zygote.pools[i];
-        if (candidate->stage == stage && candidate->uid == uid && candidate->task == NULL &&
-            !candidate->retiring && candidate->channel_fd != -1)
+        if (!candidate->stem && candidate->stage == stage && candidate->uid == uid &&
+            candidate->task == NULL && !candidate->retiring && candidate->channel_fd != -1)
             pool = candidate;
     }
     if (pool != NULL) {
-        /* The item follows the request on the stream; an idle process's
-         * socket is empty, and takes both at once. */
-        struct channel_pool_task request = {.index = index, .attempt = attempt,
-                                            .item_length = item_length};
-        struct iovec iov[2] = {{&request, sizeof request}, {(void *)item, item_length}};
-        struct msghdr message = {.msg_iov = iov, .msg_iovlen = 2};
-        ssize_t sent = RETRY(sendmsg(pool->channel_fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT));
-        if (sent != (ssize_t)(sizeof request + item_length)) {
+        if (!pool_send(pool->channel_fd, index, attempt, item, item_length, pool)) {
             /* It is gone or does not read: it runs nothing more. */
-            worker_log("pooled process %ld did not take a microtask (%s); it is replaced",
-                       (long)pool->pid, sent == -1 ? strerror(errno) : "short write");
             pool->retiring = true;
             (void)kill(pool->pid, SIGKILL);
             return start_pooled(token, stage, index, item, item_length, uid, attempt, limit,
@@ -717,25 +796,12 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
             .uid = uid,
             .pooled = true,
         };
-        struct cell *cell;
+        struct cell *cell = NULL;
         pid_t pid = spawn(token, &spec, item, pipes, -1, &cell);
         if (pid == -1)
             return true;
-        pool = xcalloc(1, sizeof *pool);
-        pool->pid = pid;
-        pool->stage_id = stage->id;
-        pool->stage = stage;
-        pool->uid = uid;
-        pool->out_fd = pipes[STREAM_STDOUT][0];
-        pool->err_fd = pipes[STREAM_STDERR][0];
-        pool->channel_fd = pipes[STREAM_CHANNEL][0];
-        pool->cell = cell;
+        pool = pool_add(pid, stage, uid, pipes, cell);
         trace_attach(&pool->trace, pid, true);
-        if (zygote.pool_count == zygote.pool_capacity) {
-            zygote.pool_capacity = zygote.pool_capacity ? zygote.pool_capacity * 2 : 16;
-            zygote.pools = xrealloc(zygote.pools, zygote.pool_capacity * sizeof *zygote.pools);
-        }
-        zygote.pools[zygote.pool_count++] = pool;
         send_go(pool->channel_fd, pid);
     }
 
@@ -752,6 +818,149 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
     running_add(task);
     send_started(task);
     return true;
+}
+
+
+/* isolation: process, through a stem (child.c's stem_loop): the stage's
+ * sandbox is set up once per uid lent, and each microtask's process is a
+ * fork of it. Only where that gives each microtask what a process of its
+ * own would: a pid namespace for the stem to end leftovers in, a cell
+ * (whose /tmp the zygote checks after each microtask), no cgroup per
+ * microtask, a syscall filter that lets the stem fork, wait and kill, and
+ * ptrace, so that each microtask's process is traced as any other. */
+static bool stem_possible(const struct stage *stage, uint32_t uid, uint32_t item_length)
+{
+    const struct sandbox_plan *plan = stage->plan;
+    const struct stage_sandbox *sandbox = &stage->sandbox;
+    bool filter_lets_stems = sandbox->syscalls == TW_SYSCALLS_NONE ||
+                             (sandbox->syscalls == TW_SYSCALLS_DEFAULT &&
+                              sandbox->deny_syscalls.count == 0);
+    return !zygote.no_stems && stage->pool_recycle_after == 0 && plan != NULL &&
+           plan->problem == NULL && plan->pid_namespace && filter_lets_stems &&
+           item_length <= POOL_ITEM_MAX && cell_possible(stage, uid) &&
+           !((sandbox->flags & TW_SANDBOX_CGROUP) && cgroup_active());
+}
+
+/* Starts a microtask in an idle stem of its stage and uid, or in a new
+ * one. False when it must be started as a process of the zygote's instead
+ * (the uid's cell is not to be had). */
+static bool start_stem(uint64_t token, const struct stage *stage, uint64_t index,
+                       const char *item, uint32_t item_length, uint32_t uid, uint32_t attempt,
+                       size_t limit, size_t result_limit)
+{
+    struct pool *pool = NULL;
+    for (size_t i = 0; i < zygote.pool_count && pool == NULL; i++) {
+        struct pool *candidate = zygote.pools[i];
+        if (candidate->stem && candidate->stage == stage && candidate->uid == uid &&
+            candidate->task == NULL && !candidate->retiring && candidate->control_fd != -1)
+            pool = candidate;
+    }
+    if (pool != NULL && !pool_send(pool->control_fd, index, attempt, item, item_length, pool)) {
+        pool->retiring = true;
+        (void)kill(pool->pid, SIGKILL);
+        return start_stem(token, stage, index, item, item_length, uid, attempt, limit,
+                          result_limit);
+    }
+    if (pool == NULL) {
+        /* The cell's helper is a fork that reads the stage's plan. */
+        lend(stage);
+        struct cell *cell = cell_acquire(stage, uid);
+        if (cell == NULL)
+            return false;
+        int pipes[STREAM_COUNT][2];
+        int control[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, control) == -1) {
+            cell_release(cell);
+            return false;
+        }
+        if (!make_streams(token, pipes)) {
+            close(control[0]);
+            close(control[1]);
+            cell_release(cell);
+            return true;
+        }
+        struct child_task spec = {
+            .stage = stage,
+            .item_length = item_length,
+            .index = index,
+            .attempt = attempt,
+            .result_limit = result_limit,
+            .uid = uid,
+            .stem = true,
+            .control_fd = control[1],
+        };
+        pid_t pid = spawn(token, &spec, item, pipes, -1, &cell);
+        close(control[1]);
+        if (pid == -1) {
+            close(control[0]);
+            return true;
+        }
+        pool = pool_add(pid, stage, uid, pipes, cell);
+        pool->stem = true;
+        pool->control_fd = control[0];
+        trace_attach_stem(&pool->trace, pid);
+        if (!pool->trace.traced)
+            zygote.no_stems = true;
+        send_go(pool->channel_fd, pid);
+    }
+
+    /* Its pid, and its STARTED, once the stem forked it. */
+    struct task *task = task_acquire();
+    task_begin(task, token, 0, stage, limit, result_limit, monotonic_ns());
+    task->trace = (struct trace){0};
+    task->fds[STREAM_STDOUT] = pool->out_fd;
+    task->fds[STREAM_STDERR] = pool->err_fd;
+    task->fds[STREAM_CHANNEL] = pool->channel_fd;
+    task->cgroup_fd = -1;
+    task->cell = NULL;
+    task->pool = pool;
+    pool->task = task;
+    running_add(task);
+    return true;
+}
+
+/* A held process (see HELD_MAX) is let go, or forgotten. */
+static bool unhold(pid_t pid)
+{
+    for (size_t i = 0; i < zygote.held_count; i++) {
+        if (zygote.held[i] == pid) {
+            zygote.held[i] = zygote.held[--zygote.held_count];
+            return true;
+        }
+    }
+    return false;
+}
+
+static void stem_start_child(struct task *task)
+{
+    trace_adopt(&task->trace, task->pid, task->pool->stage == NULL ||
+                                             task->pool->stage->limits.memory_bytes != 0);
+    task->stem_started = true;
+}
+
+/* The stem stopped at the fork of its microtask's process (trace.h). */
+static void stem_forked(struct pool *pool)
+{
+    unsigned long message = 0;
+    if (ptrace(PTRACE_GETEVENTMSG, pool->pid, NULL, &message) == -1) {
+        worker_log("stem %ld: the pid of its fork: %s", (long)pool->pid, strerror(errno));
+        (void)kill(pool->pid, SIGKILL);
+        return;
+    }
+    pid_t pid = (pid_t)message;
+    struct task *task = pool->task;
+    if (task == NULL || task->pid != 0) {
+        worker_log("stem %ld forked with no microtask to run; it is replaced", (long)pool->pid);
+        (void)kill(pid, SIGKILL);
+        (void)kill(pool->pid, SIGKILL);
+        return;
+    }
+    task->pid = pid;
+    zygote.running_pids[task->running_index] = pid;
+    send_started(task);
+    if (unhold(pid))
+        stem_start_child(task);
+    trace_resume(pool->pid);
 }
 
 static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const char *item,
@@ -774,6 +983,9 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
     size_t result_limit = capped(stage->result.limit);
     if (stage->pool_recycle_after > 0 &&
         start_pooled(token, stage, index, item, item_length, uid, attempt, limit, result_limit))
+        return;
+    if (stem_possible(stage, uid, item_length) &&
+        start_stem(token, stage, index, item, item_length, uid, attempt, limit, result_limit))
         return;
 
     int pipes[STREAM_COUNT][2];
@@ -805,7 +1017,7 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
         .memory_by_cgroup = cgroup_fd != -1 && cgroup_limits_memory(&stage->limits),
     };
     uint64_t started_ns = monotonic_ns();
-    struct cell *cell;
+    struct cell *cell = NULL;
     pid_t pid = spawn(token, &spec, item, pipes, cgroup_fd, &cell);
     if (pid == -1)
         return;
@@ -880,7 +1092,7 @@ static bool channel_frame_valid(const struct task *task, const struct channel_he
     case CHANNEL_PERMANENT:
         return header->length <= CHANNEL_ERROR_MAX;
     case CHANNEL_POOL_DONE:
-        return task->pool != NULL && !task->pool_done &&
+        return task->pool != NULL && !task->pool->stem && !task->pool_done &&
                header->length == sizeof(struct channel_pool_done);
     }
     return false;
@@ -1035,6 +1247,82 @@ static void finish_task(struct task *task, int status, const struct rusage *usag
     task_release(task);
 }
 
+/* A stem's microtask, once its stem said that its process and all it left
+ * running are gone (CHANNEL_STEM_DONE): what they wrote is all in the
+ * streams, which are read empty. Its end is the one the zygote saw as the
+ * process's tracer; the stem's word only for a process never traced. The
+ * stem stays for the next microtask unless something was left behind: in
+ * its IPC namespace (it says so), in the cell's /tmp (the zygote looks),
+ * or in the streams (one that an executor closed). */
+static void finish_stem(struct task *task)
+{
+    struct pool *pool = task->pool;
+    for (int s = 0; s < STREAM_COUNT; s++) {
+        for (int reads = 0; reads < DRAIN_READS && task->fds[s] != -1; reads++) {
+            if (!read_stream(task, (enum stream)s))
+                break;
+        }
+        task->fds[s] = -1;
+    }
+    pool->task = NULL;
+    bool stale = pool->cell != NULL && cell_stale(pool->cell);
+    if (task->pool_last || stale || !pool->trace.traced || pool->stage == NULL ||
+        pool->out_fd == -1 || pool->err_fd == -1 || pool->channel_fd == -1) {
+        pool->retiring = true;
+        pool_dismiss(pool);
+        if (pool->cell != NULL) {
+            cell_release(pool->cell);
+            pool->cell = NULL;
+        }
+    }
+    struct rusage none = {0};
+    if (task->stem_ended) {
+        finish_task(task, task->stem_status, &task->stem_usage);
+    } else {
+        task->trace = (struct trace){0};
+        finish_task(task, task->pool_exit_code, &none);
+    }
+}
+
+/* Reads a stem's control socket: its CHANNEL_STEM_DONE frames. Anything
+ * else (it is the worker's own code) ends the stem. */
+static void read_control(struct pool *pool)
+{
+    unsigned char data[256];
+    ssize_t got = RETRY(read(pool->control_fd, data, sizeof data));
+    if (got == -1 && errno == EAGAIN)
+        return;
+    if (got <= 0) {
+        pool->retiring = true;
+        pool_dismiss(pool);
+        return;
+    }
+    buf_append(&pool->control, data, (size_t)got);
+    struct {
+        struct channel_header header;
+        struct channel_stem_done done;
+    } report;
+    size_t at = 0;
+    while (pool->control.length - at >= sizeof report) {
+        memcpy(&report, pool->control.data + at, sizeof report);
+        at += sizeof report;
+        struct task *task = pool->task;
+        if (report.header.type != CHANNEL_STEM_DONE ||
+            report.header.length != sizeof report.done || task == NULL || task->pool_done) {
+            worker_log("stem %ld sent what it should not; it is replaced", (long)pool->pid);
+            pool->retiring = true;
+            pool_dismiss(pool);
+            (void)kill(pool->pid, SIGKILL);
+            break;
+        }
+        /* Finished after this turn's reads (finish_pooled()). */
+        task->pool_done = true;
+        task->pool_last = report.done.last != 0;
+        task->pool_exit_code = report.done.status;
+    }
+    buf_consume(&pool->control, at < pool->control.length ? at : pool->control.length);
+}
+
 /* The microtasks whose pooled process said they ended (CHANNEL_POOL_DONE),
  * with their output read to its end: the process put /dev/null on its
  * standard output and error, and killed and reaped whatever else could
@@ -1049,6 +1337,10 @@ static void finish_pooled(void)
             continue;
         }
         struct pool *pool = task->pool;
+        if (pool->stem) {
+            finish_stem(task);
+            continue;
+        }
         /* All the microtask wrote is in the pipes now: read them empty
          * (a stream that ended, the process with it, is closed). */
         for (int s = STREAM_STDOUT; s <= STREAM_STDERR; s++) {
@@ -1135,6 +1427,24 @@ static void reap_children(void)
             /* As waitpid() would say it: the stop signal, and a ptrace
              * event above it. */
             status = stop.si_status << 8 | 0x7f;
+            int event = status >> 16;
+            if (pool != NULL && pool->stem && event == PTRACE_EVENT_FORK) {
+                stem_forked(pool);
+                continue;
+            }
+            /* A stem's new process, stopped before it runs: let go once
+             * the zygote knows whose it is. */
+            bool unbound = task == NULL && pool == NULL;
+            if (event == PTRACE_EVENT_STOP && stop.si_pid == pid &&
+                (unbound || (task->pool != NULL && task->pool->stem && !task->stem_started))) {
+                if (!unbound)
+                    stem_start_child(task);
+                else if (zygote.held_count < HELD_MAX)
+                    zygote.held[zygote.held_count++] = pid;
+                else
+                    (void)kill(pid, SIGKILL);
+                continue;
+            }
             struct trace *trace = task != NULL ? &task->trace : pool != NULL ? &pool->trace : NULL;
             if (stop.si_pid == pid && trace != NULL && trace->traced)
                 trace_stopped(trace, pid, status);
@@ -1146,6 +1456,29 @@ static void reap_children(void)
         if (RETRY(wait4(pid, &status, WNOHANG, &usage)) != pid) {
             worker_log("reaping pid %ld: %s", (long)pid, strerror(errno));
             return;
+        }
+        if (task == NULL)
+            (void)unhold(pid);
+        if (task != NULL && task->pool != NULL && task->pool->stem) {
+            /* A stem's microtask: it ends when its stem has ended what it
+             * left running (finish_stem()). */
+            task->alive = false;
+            task->stem_ended = true;
+            task->stem_status = status;
+            task->stem_usage = usage;
+            continue;
+        }
+        if (task == NULL && pool != NULL && pool->stem && pool->task != NULL) {
+            /* A stem ended with a microtask: as its process did, when it
+             * had one, else as the stem did (killed before it forked). */
+            task = pool->task;
+            if (!task->stem_ended) {
+                task->stem_status = status;
+                task->stem_usage = usage;
+                task->trace = pool->trace;
+            }
+            status = task->stem_status;
+            usage = task->stem_usage;
         }
         if (task != NULL) {
             /* Its microtask ends with it; the channel is closed with the
@@ -1357,7 +1690,7 @@ static void handle_input(void)
  * pipe of every task. Returns the number of entries. */
 static size_t build_poll_set(void)
 {
-    size_t needed = 2 + STREAM_COUNT * zygote.running_count;
+    size_t needed = 2 + (STREAM_COUNT + 1) * zygote.running_count;
     if (needed > zygote.poll_capacity) {
         size_t capacity = zygote.poll_capacity ? zygote.poll_capacity : 64;
         while (capacity < needed)
@@ -1383,6 +1716,11 @@ static size_t build_poll_set(void)
             zygote.poll_targets[count] = (struct poll_target){task, (enum stream)s};
             count++;
         }
+        if (task->pool != NULL && task->pool->stem && task->pool->control_fd != -1) {
+            zygote.poll_fds[count] = (struct pollfd){.fd = task->pool->control_fd, .events = POLLIN};
+            zygote.poll_targets[count] = (struct poll_target){task, STREAM_CONTROL};
+            count++;
+        }
     }
     return count;
 }
@@ -1401,8 +1739,16 @@ static _Noreturn void run(void)
         }
         zygote.now_ns = monotonic_ns();
         for (size_t i = 2; i < count; i++) {
-            if (zygote.poll_fds[i].revents != 0)
-                read_stream(zygote.poll_targets[i].task, zygote.poll_targets[i].stream);
+            if (zygote.poll_fds[i].revents == 0)
+                continue;
+            struct poll_target *target = &zygote.poll_targets[i];
+            if (target->stream == STREAM_CONTROL) {
+                /* A turn's reads may have finished its task already. */
+                if (target->task->pool != NULL && target->task->pool->control_fd != -1)
+                    read_control(target->task->pool);
+            } else {
+                read_stream(target->task, target->stream);
+            }
         }
         finish_pooled();
         if (zygote.poll_fds[1].revents != 0)
