@@ -339,6 +339,14 @@ public final class Daemon {
                                 + "stage's microtasks in turn, sharing its memory, /tmp and uid among them; replaced "
                                 + "after one fails or its resident memory grows by 64 MiB; no cgroup of its own; nothing "
                                 + "else of the stage's sandbox changes, and no other stage's microtask shares its uid")
+                    } else if sandbox.usesStems() {
+                        summary.append(
+                            "    isolation: process: a process of its own for each microtask, forked from a stem "
+                                + "(a process sandboxed once per uid lent to the stage, which runs no plugin code); "
+                                + "the pid and IPC namespaces are the stem's, one microtask at a time; between two "
+                                + "it kills what the last left running, and is replaced if that one left System V "
+                                + "objects, message queues or files in /tmp; a microtask whose limits take a cgroup "
+                                + "of its own is forked by the worker instead")
                     } else {
                         summary.append("    isolation: process: a process of its own for each microtask")
                     }

@@ -204,6 +204,19 @@ struct ResolvedSandbox: Equatable {
         return enforced || !has(TW_SANDBOX_NS_PID)
     }
 
+    /// Whether the worker forks this sandbox's microtasks from stems
+    /// (tesserad(8)): it takes a cell (a root daemon, a dynamic user, the
+    /// pid and mount namespaces), and a syscall filter that lets the stem
+    /// fork, wait and kill. The worker also needs ptrace, and no cgroup per
+    /// microtask.
+    func usesStems(host: HostCapabilities = .current) -> Bool {
+        let cells =
+            has(TW_SANDBOX_ENABLED) && has(TW_SANDBOX_NS_PID) && has(TW_SANDBOX_NS_MOUNT) && dynamicUser
+            && host.isRoot && !has(TW_SANDBOX_NS_USER) && host.canJoinMounts
+        let filter = syscalls == .none || (syscalls == .default && denySyscalls.isEmpty)
+        return cells && filter
+    }
+
     /// The sandbox fields of a STAGE frame; `cgroup` adds TW_SANDBOX_CGROUP.
     func write(to frame: inout FrameWriter, cgroup: Bool) {
         frame.u32(cgroup ? flags | TW_SANDBOX_CGROUP.rawValue : flags)

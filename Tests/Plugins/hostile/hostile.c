@@ -9,8 +9,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <mqueue.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -588,6 +591,82 @@ static int hostile_pooled_probe(const tessera_host *host, tessera_task *task)
     return TESSERA_OK;
 }
 
+
+/* Counts the entries of a directory whose names start with a digit. */
+static int numeric_entries(const char *path)
+{
+    int count = 0;
+    DIR *directory = opendir(path);
+    for (struct dirent *entry; directory != NULL && (entry = readdir(directory)) != NULL;)
+        count += entry->d_name[0] >= '0' && entry->d_name[0] <= '9';
+    if (directory != NULL)
+        closedir(directory);
+    return count;
+}
+
+/* What a microtask of a stem (isolation: process) sees of those before it:
+ * prints its pid and its parent's in its namespace, the processes it can
+ * signal in its namespace, its open descriptors, the System V shared memory segments
+ * and whether the POSIX message queue /tessera-probe exist, and the
+ * entries of /tmp. Its item says what it leaves behind: "shm" a segment,
+ * "mq" the queue, "leave" a child running, "tmp" a file in /tmp. */
+static int hostile_stem_probe(const tessera_host *host, tessera_task *task)
+{
+    const char *item = host->item(task);
+    int segments = -1;
+    FILE *shm = fopen("/proc/sysvipc/shm", "r");
+    if (shm != NULL) {
+        segments = 0;
+        for (int c; (c = fgetc(shm)) != EOF;)
+            segments += c == '\n';
+        segments -= 1; /* the header */
+        fclose(shm);
+    }
+    mqd_t queue = mq_open("/tessera-probe", O_RDONLY);
+    bool has_queue = queue != (mqd_t)-1;
+    if (has_queue)
+        mq_close(queue);
+    int tmp = 0;
+    DIR *directory = opendir("/tmp");
+    for (struct dirent *entry; directory != NULL && (entry = readdir(directory)) != NULL;)
+        tmp += entry->d_name[0] != '.';
+    if (directory != NULL)
+        closedir(directory);
+    /* Less the directory's own descriptor. */
+    int fds = numeric_entries("/proc/self/fd") - 1;
+    /* Other processes of its namespace that it can signal (the stem is 1). */
+    int others = 0;
+    for (pid_t pid = 2; pid < 64; pid++)
+        others += pid != getpid() && kill(pid, 0) == 0;
+    printf("pid %d ppid %d others %d fds %d shm %d mq %s tmp %d\n", (int)getpid(), (int)getppid(),
+           others, fds, segments, has_queue ? "yes" : "no", tmp);
+    fflush(stdout);
+    if (strcmp(item, "shm") == 0 && shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600) == -1) {
+        fprintf(stderr, "shmget: %s\n", strerror(errno));
+        return 2;
+    }
+    if (strcmp(item, "mq") == 0) {
+        mqd_t made = mq_open("/tessera-probe", O_CREAT | O_RDWR, 0600, NULL);
+        if (made == (mqd_t)-1) {
+            fprintf(stderr, "mq_open: %s\n", strerror(errno));
+            return 2;
+        }
+        mq_close(made);
+    }
+    if (strcmp(item, "tmp") == 0) {
+        FILE *file = fopen("/tmp/stem-probe", "w");
+        if (file == NULL)
+            return 2;
+        fclose(file);
+    }
+    if (strcmp(item, "leave") == 0 && fork() == 0) {
+        setsid();
+        for (;;)
+            pause();
+    }
+    return TESSERA_OK;
+}
+
 static int hostile_permanent(const tessera_host *host, tessera_task *task)
 {
     fputs("about to fail for good\n", stderr);
@@ -645,6 +724,9 @@ static const tessera_executor hostile_executors[] = {
     EXECUTOR("pooled_probe", hostile_pooled_probe,
              "Prints how many microtasks its process ran and a token of the process; its item "
              "says how it misbehaves (fail, segv, spin, leave, tmp)."),
+    EXECUTOR("stem_probe", hostile_stem_probe,
+             "Prints what it sees of earlier microtasks (processes, descriptors, IPC objects, "
+             "/tmp); its item says what it leaves behind (shm, mq, leave, tmp)."),
 };
 
 static const tessera_plugin hostile_plugin = {
