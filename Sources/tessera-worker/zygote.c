@@ -495,10 +495,13 @@ static void signal_task(struct task *task, int signo)
     if (!task->alive)
         return;
     if (task->pid == 0) {
-        /* A stem's microtask not forked yet: the stem, which is process 1
-         * of its namespace and handles no signal, stops for its tracer at
-         * any but SIGKILL, and the zygote ends it (trace.h). */
-        if (kill(task->pool->pid, signo) == -1 && errno != ESRCH)
+        /* A stem's microtask not forked yet: the daemon only ends
+         * microtasks (SIGTERM, then SIGKILL), and it has run nothing, so
+         * its stem is ended, and the microtask is reported as killed by
+         * the signal. */
+        if (task->pool->trace.fatal_signal == 0)
+            task->pool->trace.fatal_signal = signo;
+        if (kill(task->pool->pid, SIGKILL) == -1 && errno != ESRCH)
             worker_log("signalling pid %ld: %s", (long)task->pool->pid, strerror(errno));
         return;
     }
@@ -1430,6 +1433,13 @@ static void reap_children(void)
             int event = status >> 16;
             if (pool != NULL && pool->stem && event == PTRACE_EVENT_FORK) {
                 stem_forked(pool);
+                continue;
+            }
+            if (pool != NULL && pool->stem && stop.si_pid == pid) {
+                /* No signal is for a stem (SIGCHLD it blocks): one that a
+                 * microtask sent it is dropped, as the kernel drops those
+                 * a namespace's process 1 does not handle. */
+                trace_resume(pid);
                 continue;
             }
             /* A stem's new process, stopped before it runs: let go once

@@ -91,4 +91,23 @@ struct StemTests {
         #expect(lines.filter { $0.contains(stem) }.count == 1, "\(check.stdout)")
         #expect(lines.filter { $0.hasSuffix(plain) }.count == 1, "\(check.stdout)")
     }
+
+    @Test("signals a microtask sends its stem are dropped: the stem and its next microtask go on")
+    func signalsToTheStemAreDropped() throws {
+        let daemon = try Daemon(
+            jobs: [
+                "k.yaml": """
+                name: k
+                executor: shell
+                items: [a, b, c]
+                params: {command: [sh, -c, "kill -TERM 1; kill -USR1 1; kill -INT 1; echo $$"]}
+                """
+            ], plugins: ["shell"], slots: 1)
+        let id = try daemon.startRun("k")
+        let run = try daemon.wait(forRun: id)
+        let reasons = try daemon.tasks(id).map { $0.reason ?? "-" }
+        #expect(run.state == .succeeded, "\(reasons)")
+        let pids = try (0..<3).map { try daemon.output(id, $0)?.stdout.split(separator: "\n").first.map(String.init) }
+        #expect(pids == ["2", "3", "4"], "\(pids)")
+    }
 }
