@@ -82,12 +82,12 @@ struct channel_pool_done {
 
 /* A stem (isolation: process, child.c's stem_loop) has a second socket,
  * its control, which its microtasks' processes never hold (they close it
- * as they start): on it the zygote sends each next microtask (a struct
- * channel_pool_task and its item, as to a pooled process), and the stem
- * answers CHANNEL_STEM_DONE with a struct channel_stem_done once the
- * microtask's process and everything it left running are gone. The
- * microtask's own frames (result, progress, errors) are on descriptor 3
- * as for any other. */
+ * as they start): on it the stem sends CHANNEL_STEM_DONE, a struct
+ * channel_stem_done, once a microtask's process and everything it left
+ * running are gone. The microtask's own frames (result, progress, errors)
+ * are on descriptor 3 as for any other; the stem's processes after its
+ * first are forked ahead of their microtask and read its struct
+ * channel_pool_task and item there first, as a pooled process does. */
 #define STEM_CONTROL_FD 4
 
 struct channel_stem_done {

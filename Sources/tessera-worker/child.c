@@ -441,7 +441,11 @@ static _Noreturn void pool_loop(const struct child_task *task, struct tessera_ta
  * turn. The fork is the microtask's process: a copy of the stem, which
  * never runs plugin code, so each microtask starts from the same clean
  * state with the namespaces, identity, Landlock domain, seccomp filter and
- * resource limits it inherits, and pays none of their cost.
+ * resource limits it inherits, and pays none of their cost. The first
+ * microtask's process is forked with its item; each next one is forked as
+ * soon as the last is done, ahead of its microtask, and waits for its item
+ * on its channel (a channel_pool_task and the item, from the zygote), so
+ * that the fork is not between the daemon's TASK and the executor.
  *
  * Between two microtasks, as process 1 of the pid namespace, it kills and
  * reaps whatever the last one left running, and checks what the last one
@@ -550,13 +554,21 @@ static void stem_close_others(struct stem *stem)
         fail("closing descriptors");
 }
 
-/* The microtask's process, just forked. */
+/* The microtask's process, just forked: with its item (the stem's
+ * first), or, forked ahead, waiting for it on its channel (NULL). */
 static _Noreturn void stem_child(const struct stage *stage, const char *item, size_t item_length,
                                  uint64_t index, uint32_t attempt, size_t result_limit)
 {
     /* The control socket and the checks are the stem's alone. */
     if (close_range(STEM_CONTROL_FD, ~0U, 0) == -1)
         fail("closing the stem's descriptors");
+    char *received = NULL;
+    if (item == NULL) {
+        /* The end of the channel: the stem is being dismissed. */
+        if (!pool_receive(CHANNEL_FD, &received, &item_length, &index, &attempt))
+            _exit(0);
+        item = received;
+    }
     sigset_t none;
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) == -1)
@@ -583,11 +595,11 @@ static _Noreturn void stem_child(const struct stage *stage, const char *item, si
 static _Noreturn void stem_loop(const struct child_task *task, const struct stem *stem)
 {
     const struct stage *stage = task->stage;
-    char *item = (char *)task->item; /* the stem's copy of the zygote's buffer */
+    /* The first microtask's item, the stem's copy of the zygote's buffer;
+     * NULL once it is cleared: each next process is forked ahead of its
+     * microtask and gets its item on its channel. */
+    char *item = (char *)task->item;
     size_t item_length = task->item_length;
-    uint64_t index = task->index;
-    uint32_t attempt = task->attempt;
-    char *received = NULL;
     sigset_t child_signal;
     sigemptyset(&child_signal);
     sigaddset(&child_signal, SIGCHLD);
@@ -596,10 +608,13 @@ static _Noreturn void stem_loop(const struct child_task *task, const struct stem
     for (;;) {
         pid_t pid = fork();
         if (pid == 0)
-            stem_child(stage, item, item_length, index, attempt, task->result_limit);
+            stem_child(stage, item, item_length, task->index, task->attempt, task->result_limit);
         struct channel_stem_done done = {.fork_error = pid == -1 ? errno : 0};
-        /* No later microtask inherits this one's item. */
-        memset(item, 0, item_length);
+        /* No later microtask inherits the first one's item. */
+        if (item != NULL) {
+            memset(item, 0, item_length);
+            item = NULL;
+        }
         if (pid == -1) {
             char line[160];
             int length = snprintf(line, sizeof line,
@@ -626,9 +641,6 @@ static _Noreturn void stem_loop(const struct child_task *task, const struct stem
         } report = {{CHANNEL_STEM_DONE, sizeof(struct channel_stem_done)}, done};
         if (io_write_all(stem->control_fd, &report, sizeof report) == -1 || done.last)
             _exit(0);
-        if (!pool_receive(stem->control_fd, &received, &item_length, &index, &attempt))
-            _exit(0);
-        item = received;
     }
 }
 

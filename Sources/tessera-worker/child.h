@@ -50,8 +50,8 @@ struct child_task {
      * of its stage (child.c, pool_loop). */
     bool pooled;
     /* isolation: process through a stem: this process forks each of its
-     * stage's microtasks (child.c, stem_loop), told of them on its
-     * control socket, whose end is `control_fd`. */
+     * stage's microtasks (child.c, stem_loop), and reports on its control
+     * socket, whose end is `control_fd`. */
     bool stem;
     int control_fd;
 };

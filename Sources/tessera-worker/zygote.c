@@ -169,6 +169,10 @@ struct pool {
      * microtask's process, and reports on its control socket. */
     bool stem;
     int control_fd; /* the zygote's end; -1 once closed (or not a stem) */
+    /* The process it forked ahead of its next microtask, once the zygote
+     * saw the fork (0 before), and whether it was let go (trace_adopt()). */
+    pid_t spare;
+    bool spare_started;
     struct buf control; /* control bytes not parsed yet */
 };
 
@@ -546,10 +550,15 @@ static void lend(const struct stage *stage)
  * channel (a stem, of its control socket) and exits. */
 static void pool_dismiss(struct pool *pool)
 {
-    int *fd = pool->stem ? &pool->control_fd : &pool->channel_fd;
-    if (*fd != -1) {
-        close(*fd);
-        *fd = -1;
+    if (pool->stem) {
+        /* A stem waits for no word: it has forked its next process. */
+        pool->retiring = true;
+        (void)kill(pool->pid, SIGKILL);
+        return;
+    }
+    if (pool->channel_fd != -1) {
+        close(pool->channel_fd);
+        pool->channel_fd = -1;
     }
 }
 
@@ -858,9 +867,9 @@ static bool start_stem(uint64_t token, const struct stage *stage, uint64_t index
             candidate->task == NULL && !candidate->retiring && candidate->control_fd != -1)
             pool = candidate;
     }
-    if (pool != NULL && !pool_send(pool->control_fd, index, attempt, item, item_length, pool)) {
-        pool->retiring = true;
-        (void)kill(pool->pid, SIGKILL);
+    /* Its process, forked ahead, reads the item on its channel. */
+    if (pool != NULL && !pool_send(pool->channel_fd, index, attempt, item, item_length, pool)) {
+        pool_dismiss(pool);
         return start_stem(token, stage, index, item, item_length, uid, attempt, limit,
                           result_limit);
     }
@@ -907,7 +916,8 @@ static bool start_stem(uint64_t token, const struct stage *stage, uint64_t index
         send_go(pool->channel_fd, pid);
     }
 
-    /* Its pid, and its STARTED, once the stem forked it. */
+    /* Its pid, and its STARTED, once the stem forked it: now, when it was
+     * forked ahead and the zygote saw it. */
     struct task *task = task_acquire();
     task_begin(task, token, 0, stage, limit, result_limit, monotonic_ns());
     task->trace = (struct trace){0};
@@ -919,7 +929,24 @@ static bool start_stem(uint64_t token, const struct stage *stage, uint64_t index
     task->pool = pool;
     pool->task = task;
     running_add(task);
+    if (pool->spare != 0) {
+        task->pid = pool->spare;
+        zygote.running_pids[task->running_index] = task->pid;
+        task->trace = (struct trace){.traced = true};
+        task->stem_started = pool->spare_started;
+        pool->spare = 0;
+        send_started(task);
+    }
     return true;
+}
+
+static struct pool *pool_by_spare(pid_t pid)
+{
+    for (size_t i = 0; i < zygote.pool_count; i++) {
+        if (zygote.pools[i]->stem && zygote.pools[i]->spare == pid)
+            return zygote.pools[i];
+    }
+    return NULL;
 }
 
 /* A held process (see HELD_MAX) is let go, or forgotten. */
@@ -934,11 +961,24 @@ static bool unhold(pid_t pid)
     return false;
 }
 
+/* Lets a stem's new process go (trace_adopt()): it stops as it exits only
+ * for a stage with a memory limit. */
+static void stem_adopt(const struct pool *pool, struct trace *trace, pid_t pid)
+{
+    trace_adopt(trace, pid, pool->stage == NULL || pool->stage->limits.memory_bytes != 0);
+}
+
 static void stem_start_child(struct task *task)
 {
-    trace_adopt(&task->trace, task->pid, task->pool->stage == NULL ||
-                                             task->pool->stage->limits.memory_bytes != 0);
+    stem_adopt(task->pool, &task->trace, task->pid);
     task->stem_started = true;
+}
+
+static void stem_start_spare(struct pool *pool)
+{
+    struct trace unused;
+    stem_adopt(pool, &unused, pool->spare);
+    pool->spare_started = true;
 }
 
 /* The stem stopped at the fork of its microtask's process (trace.h). */
@@ -952,17 +992,25 @@ static void stem_forked(struct pool *pool)
     }
     pid_t pid = (pid_t)message;
     struct task *task = pool->task;
-    if (task == NULL || task->pid != 0) {
-        worker_log("stem %ld forked with no microtask to run; it is replaced", (long)pool->pid);
+    if (task != NULL && task->pid == 0) {
+        /* The process of the microtask it was given. */
+        task->pid = pid;
+        zygote.running_pids[task->running_index] = pid;
+        task->trace = (struct trace){.traced = true};
+        send_started(task);
+        if (unhold(pid))
+            stem_start_child(task);
+    } else if (pool->spare == 0) {
+        /* Forked ahead of its next microtask (which may run now still). */
+        pool->spare = pid;
+        pool->spare_started = false;
+        if (unhold(pid))
+            stem_start_spare(pool);
+    } else {
+        worker_log("stem %ld forked twice ahead; it is replaced", (long)pool->pid);
         (void)kill(pid, SIGKILL);
-        (void)kill(pool->pid, SIGKILL);
-        return;
+        pool_dismiss(pool);
     }
-    task->pid = pid;
-    zygote.running_pids[task->running_index] = pid;
-    send_started(task);
-    if (unhold(pid))
-        stem_start_child(task);
     trace_resume(pool->pid);
 }
 
@@ -1310,6 +1358,14 @@ static void read_control(struct pool *pool)
         memcpy(&report, pool->control.data + at, sizeof report);
         at += sizeof report;
         struct task *task = pool->task;
+        if (report.header.type == CHANNEL_STEM_DONE && report.done.fork_error != 0 &&
+            (task == NULL || task->pid != 0)) {
+            /* The fork ahead of its next microtask failed: it ends. */
+            worker_log("stem %ld cannot fork: %s; it is replaced", (long)pool->pid,
+                       strerror(report.done.fork_error));
+            pool_dismiss(pool);
+            break;
+        }
         if (report.header.type != CHANNEL_STEM_DONE ||
             report.header.length != sizeof report.done || task == NULL || task->pool_done) {
             worker_log("stem %ld sent what it should not; it is replaced", (long)pool->pid);
@@ -1447,8 +1503,11 @@ static void reap_children(void)
             bool unbound = task == NULL && pool == NULL;
             if (event == PTRACE_EVENT_STOP && stop.si_pid == pid &&
                 (unbound || (task->pool != NULL && task->pool->stem && !task->stem_started))) {
+                struct pool *ahead = unbound ? pool_by_spare(pid) : NULL;
                 if (!unbound)
                     stem_start_child(task);
+                else if (ahead != NULL)
+                    stem_start_spare(ahead);
                 else if (zygote.held_count < HELD_MAX)
                     zygote.held[zygote.held_count++] = pid;
                 else
@@ -1467,8 +1526,13 @@ static void reap_children(void)
             worker_log("reaping pid %ld: %s", (long)pid, strerror(errno));
             return;
         }
-        if (task == NULL)
-            (void)unhold(pid);
+        if (task == NULL && !unhold(pid) && pool == NULL) {
+            /* A process forked ahead that ended (its stem did) before it
+             * had a microtask. */
+            struct pool *ahead = pool_by_spare(pid);
+            if (ahead != NULL)
+                ahead->spare = 0;
+        }
         if (task != NULL && task->pool != NULL && task->pool->stem) {
             /* A stem's microtask: it ends when its stem has ended what it
              * left running (finish_stem()). */
