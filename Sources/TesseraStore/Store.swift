@@ -36,6 +36,29 @@ public final class Store: RunStore {
         try Store.migrate(db)
     }
 
+    /// First attempts started in the open transaction and not written yet
+    /// (markRunning), with their start times. Most microtasks of a busy
+    /// daemon start and end between two commits: their end then writes the
+    /// row once, start and end, instead of twice. Whatever is still held is
+    /// written before the commit and before any other statement, so that
+    /// every commit, and every read, sees them running as before.
+    private var heldStarts: [TaskKey: Double] = [:]
+
+    private struct TaskKey: Hashable {
+        let run: Int64
+        let index: Int
+    }
+
+    private func writeHeldStarts() throws(StoreError) {
+        guard !heldStarts.isEmpty else { return }
+        let held = heldStarts
+        heldStarts.removeAll(keepingCapacity: true)
+        for (key, time) in held {
+            try hot("UPDATE tasks SET state = 'running', attempt = 1, started_at = ? WHERE run_id = ? AND idx = ?")
+                .run([.double(time), .int(key.run), .int(Int64(key.index))])
+        }
+    }
+
     /// The statements of the writes made for every microtask, found by the
     /// address of their text (hashing the text itself, each time, was a
     /// few per cent of the daemon's time under load).
@@ -49,8 +72,11 @@ public final class Store: RunStore {
         return prepared
     }
 
-    /// A prepared statement, kept for the life of the store.
+    /// A prepared statement, kept for the life of the store. Any statement
+    /// but the hot ones may read or write a tasks row: the starts held back
+    /// are written first.
     private func statement(_ sql: String) throws(StoreError) -> Statement {
+        try writeHeldStarts()
         if let prepared = statements[sql] { return prepared }
         let prepared = try db.prepare(sql)
         statements[sql] = prepared
@@ -232,6 +258,7 @@ public final class Store: RunStore {
     @discardableResult
     public func commit() throws(StoreError) -> Bool {
         guard db.isInTransaction else { return false }
+        try writeHeldStarts()
         try hot("COMMIT").run()
         return true
     }
@@ -241,6 +268,7 @@ public final class Store: RunStore {
     /// after that commit), or undone alone when it throws.
     public func inTransaction<T>(_ body: () throws -> T) throws -> T {
         try beginIfNeeded()
+        try writeHeldStarts()
         try db.execute("SAVEPOINT atomic")
         do {
             let value = try body()
@@ -249,6 +277,8 @@ public final class Store: RunStore {
         } catch {
             try? db.execute("ROLLBACK TO atomic")
             try? db.execute("RELEASE atomic")
+            // Starts held in the body were undone with it.
+            heldStarts.removeAll()
             // Events it appended are gone, and their ids will be given again.
             lastEventID = Store.maxEventID(db)
             throw error
@@ -314,6 +344,7 @@ public final class Store: RunStore {
         if items.count == Engine.insertBatch {
             try statement(Store.insertTasksSQL(Engine.insertBatch)).run(values)
         } else {
+            try writeHeldStarts()
             try db.prepare(Store.insertTasksSQL(items.count)).run(values)
         }
     }
@@ -367,11 +398,12 @@ public final class Store: RunStore {
         // The tasks row holds the last attempt; the ones before it are kept
         // in attempts, copied here just before the row is taken over.
         guard attempt > 1 else {
-            // A first attempt: the row has nothing of an earlier one to clear.
-            try hot("UPDATE tasks SET state = 'running', attempt = 1, started_at = ? WHERE run_id = ? AND idx = ?")
-                .run([.double(time), .int(run), .int(Int64(index))])
+            // A first attempt: the row has nothing of an earlier one to
+            // clear, and is written with its end or before the commit.
+            heldStarts[TaskKey(run: run, index: index)] = time
             return
         }
+        try writeHeldStarts()
         try recordAttempt(run: run, index: index)
         try hot(
             """
@@ -385,19 +417,33 @@ public final class Store: RunStore {
 
     public func finishTask(run: Int64, index: Int, _ c: TaskCompletion) throws {
         try beginIfNeeded()
-        try hot(
-            """
-            UPDATE tasks SET state = ?, exit_code = ?, signal = ?, reason = ?, result = ?, cpu_seconds = ?,
-              max_rss = ?, finished_at = ?, duration = ?, stdout_truncated = ?, stderr_truncated = ?
-            WHERE run_id = ? AND idx = ?
-            """
-        ).run([
+        var values: [Statement.Value] = [
             .text(c.state.rawValue), c.exitCode.map { .int(Int64($0)) } ?? .null, c.signal.map { .text($0) } ?? .null,
             c.reason.map { .text($0) } ?? .null, c.result.map { .blob($0) } ?? .null,
             c.cpuSeconds.map { .double($0) } ?? .null, c.maxRSS.map { .int($0) } ?? .null, .double(c.finishedAt),
             c.duration.map { .double($0) } ?? .null, .int(c.stdoutTruncated ? 1 : 0), .int(c.stderrTruncated ? 1 : 0),
-            .int(run), .int(Int64(index)),
-        ])
+        ]
+        if let started = heldStarts.removeValue(forKey: TaskKey(run: run, index: index)) {
+            // Its start was held: one write for both.
+            values += [.double(started), .int(run), .int(Int64(index))]
+            try hot(
+                """
+                UPDATE tasks SET state = ?, exit_code = ?, signal = ?, reason = ?, result = ?, cpu_seconds = ?,
+                  max_rss = ?, finished_at = ?, duration = ?, stdout_truncated = ?, stderr_truncated = ?,
+                  attempt = 1, started_at = ?
+                WHERE run_id = ? AND idx = ?
+                """
+            ).run(values)
+        } else {
+            values += [.int(run), .int(Int64(index))]
+            try hot(
+                """
+                UPDATE tasks SET state = ?, exit_code = ?, signal = ?, reason = ?, result = ?, cpu_seconds = ?,
+                  max_rss = ?, finished_at = ?, duration = ?, stdout_truncated = ?, stderr_truncated = ?
+                WHERE run_id = ? AND idx = ?
+                """
+            ).run(values)
+        }
         if !c.stdout.isEmpty || !c.stderr.isEmpty {
             try hot("INSERT OR REPLACE INTO task_outputs(run_id, idx, stdout, stderr) VALUES(?, ?, ?, ?)").run(
                 [.int(run), .int(Int64(index)), .blob(c.stdout), .blob(c.stderr)])

@@ -61,6 +61,31 @@ struct StoreTests {
         #expect(attempts[0].exitCode == 1 && attempts[0].reason == "exited with code 1")
     }
 
+    @Test("a first attempt's start is written with its end, or before a read or a commit that comes first")
+    func heldStartsAreNeverLost() throws {
+        let directory = makeDirectory()
+        let store = try Store(directory: directory)
+        let run = try makeRun(store, count: 3)
+        try store.commit()
+        // Started and ended between two commits: one row, start and end.
+        try store.markRunning(run: run, index: 0, attempt: 1, at: 10)
+        try store.finishTask(run: run, index: 0, TaskCompletion(state: .succeeded, exitCode: 0, finishedAt: 11))
+        // Started, and read before its end: running.
+        try store.markRunning(run: run, index: 1, attempt: 1, at: 12)
+        let shown = try store.tasks(run: run, state: nil, offset: 0, limit: 10)
+        #expect(shown.map(\.state) == [.succeeded, .running, .queued])
+        #expect(shown[0].startedAt == 10 && shown[0].finishedAt == 11 && shown[0].attempt == 1)
+        #expect(shown[1].startedAt == 12 && shown[1].attempt == 1)
+        // Started, and committed before its end: running on disk.
+        try store.markRunning(run: run, index: 2, attempt: 1, at: 13)
+        try store.commit()
+        let other = try Store(directory: directory)
+        let onDisk = try other.tasks(run: run, state: nil, offset: 0, limit: 10)
+        #expect(onDisk.map(\.state) == [.succeeded, .running, .running])
+        #expect(onDisk[2].startedAt == 13 && onDisk[2].attempt == 1)
+        #expect(try other.interruptedTasks(run: run, in: 0..<3).map(\.index) == [1, 2])
+    }
+
     @Test("inTransaction undoes its own writes when it throws, and only those; neither commits")
     func atomicWithinTheIteration() throws {
         struct Refused: Error {}
