@@ -662,6 +662,21 @@ static bool make_streams(uint64_t token, int pipes[STREAM_COUNT][2])
     return false;
 }
 
+/* What a child is forked with, for one microtask of `stage`. */
+static struct child_task task_spec(const struct stage *stage, size_t item_length, uint64_t index,
+                                   uint32_t attempt, size_t result_limit, uint32_t uid)
+{
+    return (struct child_task){
+        .stage = stage,
+        .item_length = item_length,
+        .index = index,
+        .attempt = attempt,
+        .result_limit = result_limit,
+        .uid = uid,
+        .control_fd = -1,
+    };
+}
+
 /* Creates the process of `spec` (a microtask's, or a pooled one) in
  * `cgroup_fd` (or none: -1), with the write ends of `pipes`, which are
  * closed here: `item` is copied into the one buffer the child inherits,
@@ -748,6 +763,24 @@ static struct pool *pool_add(pid_t pid, const struct stage *stage, uint32_t uid,
     return pool;
 }
 
+/* The record of a microtask that runs in a pooled process or a stem's
+ * process (pid 0: not forked yet), whose streams are the pool's. */
+static struct task *pool_task(struct pool *pool, uint64_t token, pid_t pid, size_t limit,
+                              size_t result_limit)
+{
+    struct task *task = task_acquire();
+    task_begin(task, token, pid, pool->stage, limit, result_limit, monotonic_ns());
+    task->fds[STREAM_STDOUT] = pool->out_fd;
+    task->fds[STREAM_STDERR] = pool->err_fd;
+    task->fds[STREAM_CHANNEL] = pool->channel_fd;
+    task->cgroup_fd = -1;
+    task->cell = NULL;
+    task->pool = pool;
+    pool->task = task;
+    running_add(task);
+    return task;
+}
+
 /* Hands a microtask to an idle pooled process or stem on `fd`: the item
  * follows the request on the stream; an idle process's socket is empty,
  * and takes both at once. */
@@ -799,15 +832,8 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
         int pipes[STREAM_COUNT][2];
         if (!make_streams(token, pipes))
             return true;
-        struct child_task spec = {
-            .stage = stage,
-            .item_length = item_length,
-            .index = index,
-            .attempt = attempt,
-            .result_limit = result_limit,
-            .uid = uid,
-            .pooled = true,
-        };
+        struct child_task spec = task_spec(stage, item_length, index, attempt, result_limit, uid);
+        spec.pooled = true;
         struct cell *cell = NULL;
         pid_t pid = spawn(token, &spec, item, pipes, -1, &cell);
         if (pid == -1)
@@ -817,17 +843,8 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
         send_go(pool->channel_fd, pid);
     }
 
-    struct task *task = task_acquire();
-    task_begin(task, token, pool->pid, stage, limit, result_limit, monotonic_ns());
+    struct task *task = pool_task(pool, token, pool->pid, limit, result_limit);
     task->trace = pool->trace;
-    task->fds[STREAM_STDOUT] = pool->out_fd;
-    task->fds[STREAM_STDERR] = pool->err_fd;
-    task->fds[STREAM_CHANNEL] = pool->channel_fd;
-    task->cgroup_fd = -1;
-    task->cell = NULL;
-    task->pool = pool;
-    pool->task = task;
-    running_add(task);
     send_started(task);
     return true;
 }
@@ -891,16 +908,9 @@ static bool start_stem(uint64_t token, const struct stage *stage, uint64_t index
             cell_release(cell);
             return true;
         }
-        struct child_task spec = {
-            .stage = stage,
-            .item_length = item_length,
-            .index = index,
-            .attempt = attempt,
-            .result_limit = result_limit,
-            .uid = uid,
-            .stem = true,
-            .control_fd = control[1],
-        };
+        struct child_task spec = task_spec(stage, item_length, index, attempt, result_limit, uid);
+        spec.stem = true;
+        spec.control_fd = control[1];
         pid_t pid = spawn(token, &spec, item, pipes, -1, &cell);
         close(control[1]);
         if (pid == -1) {
@@ -918,17 +928,8 @@ static bool start_stem(uint64_t token, const struct stage *stage, uint64_t index
 
     /* Its pid, and its STARTED, once the stem forked it: now, when it was
      * forked ahead and the zygote saw it. */
-    struct task *task = task_acquire();
-    task_begin(task, token, 0, stage, limit, result_limit, monotonic_ns());
+    struct task *task = pool_task(pool, token, 0, limit, result_limit);
     task->trace = (struct trace){0};
-    task->fds[STREAM_STDOUT] = pool->out_fd;
-    task->fds[STREAM_STDERR] = pool->err_fd;
-    task->fds[STREAM_CHANNEL] = pool->channel_fd;
-    task->cgroup_fd = -1;
-    task->cell = NULL;
-    task->pool = pool;
-    pool->task = task;
-    running_add(task);
     if (pool->spare != 0) {
         task->pid = pool->spare;
         zygote.running_pids[task->running_index] = task->pid;
@@ -1058,15 +1059,8 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
         }
     }
 
-    struct child_task spec = {
-        .stage = stage,
-        .item_length = item_length,
-        .index = index,
-        .attempt = attempt,
-        .result_limit = result_limit,
-        .uid = uid,
-        .memory_by_cgroup = cgroup_fd != -1 && cgroup_limits_memory(&stage->limits),
-    };
+    struct child_task spec = task_spec(stage, item_length, index, attempt, result_limit, uid);
+    spec.memory_by_cgroup = cgroup_fd != -1 && cgroup_limits_memory(&stage->limits);
     uint64_t started_ns = monotonic_ns();
     struct cell *cell = NULL;
     pid_t pid = spawn(token, &spec, item, pipes, cgroup_fd, &cell);

@@ -549,6 +549,18 @@ static int hostile_raw_result(const tessera_host *host, tessera_task *task)
  * "fail" returns 3, "segv" writes through NULL, "spin" burns CPU until its
  * limit, "leave" leaves a child running and returns, "tmp" writes a file
  * in /tmp; anything else succeeds. */
+/* The entries of /tmp, but those whose names start with a dot. */
+static int tmp_entries(void)
+{
+    int entries = 0;
+    DIR *tmp = opendir("/tmp");
+    for (struct dirent *entry; tmp != NULL && (entry = readdir(tmp)) != NULL;)
+        entries += entry->d_name[0] != '.';
+    if (tmp != NULL)
+        closedir(tmp);
+    return entries;
+}
+
 static int hostile_pooled_probe(const tessera_host *host, tessera_task *task)
 {
     static unsigned count;
@@ -560,13 +572,7 @@ static int hostile_pooled_probe(const tessera_host *host, tessera_task *task)
     const char *leftover = "none";
     if (left != 0)
         leftover = kill(left, 0) == 0 ? "alive" : "gone";
-    int entries = 0;
-    DIR *tmp = opendir("/tmp");
-    for (struct dirent *entry; tmp != NULL && (entry = readdir(tmp)) != NULL;)
-        entries += entry->d_name[0] != '.';
-    if (tmp != NULL)
-        closedir(tmp);
-    printf("count %u process %llx leftover %s tmp %d\n", count, token, leftover, entries);
+    printf("count %u process %llx leftover %s tmp %d\n", count, token, leftover, tmp_entries());
     fflush(stdout);
     if (strcmp(item, "fail") == 0)
         return 3;
@@ -626,12 +632,7 @@ static int hostile_stem_probe(const tessera_host *host, tessera_task *task)
     bool has_queue = queue != (mqd_t)-1;
     if (has_queue)
         mq_close(queue);
-    int tmp = 0;
-    DIR *directory = opendir("/tmp");
-    for (struct dirent *entry; directory != NULL && (entry = readdir(directory)) != NULL;)
-        tmp += entry->d_name[0] != '.';
-    if (directory != NULL)
-        closedir(directory);
+    int tmp = tmp_entries();
     /* Less the directory's own descriptor. */
     int fds = numeric_entries("/proc/self/fd") - 1;
     /* Other processes of its namespace that it can signal (the stem is 1). */
