@@ -210,11 +210,15 @@ struct ResolvedSandbox: Equatable {
     /// fork, wait and kill. The worker also needs ptrace, and no cgroup per
     /// microtask.
     func usesStems(host: HostCapabilities = .current) -> Bool {
-        let cells =
-            has(TW_SANDBOX_ENABLED) && has(TW_SANDBOX_NS_PID) && has(TW_SANDBOX_NS_MOUNT) && dynamicUser
-            && host.isRoot && !has(TW_SANDBOX_NS_USER) && host.canJoinMounts
         let filter = syscalls == .none || (syscalls == .default && denySyscalls.isEmpty)
-        return cells && filter
+        return has(TW_SANDBOX_ENABLED) && has(TW_SANDBOX_NS_MOUNT) && wouldUseCells(host: host)
+            && host.canJoinMounts && filter
+    }
+
+    /// A uid of its own per microtask and a pid namespace, in a root daemon
+    /// without a user namespace: what cells need, but CAP_SYS_CHROOT.
+    func wouldUseCells(host: HostCapabilities) -> Bool {
+        has(TW_SANDBOX_NS_PID) && dynamicUser && host.isRoot && !has(TW_SANDBOX_NS_USER)
     }
 
     /// The sandbox fields of a STAGE frame; `cgroup` adds TW_SANDBOX_CGROUP.
@@ -262,7 +266,7 @@ struct ResolvedSandbox: Equatable {
                 "filesystem: the host's, as the microtask's user may reach it (no mount namespace): "
                 + "the daemon's configuration, job files and state are not hidden"
         }
-        let cells = has(TW_SANDBOX_NS_PID) && dynamicUser && host.isRoot && !has(TW_SANDBOX_NS_USER)
+        let cells = wouldUseCells(host: host)
         let mounts: String? =
             !has(TW_SANDBOX_NS_MOUNT)
             ? nil

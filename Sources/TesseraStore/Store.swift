@@ -51,12 +51,11 @@ public final class Store: RunStore {
 
     private func writeHeldStarts() throws(StoreError) {
         guard !heldStarts.isEmpty else { return }
-        let held = heldStarts
-        heldStarts.removeAll(keepingCapacity: true)
-        for (key, time) in held {
+        for (key, time) in heldStarts {
             try hot("UPDATE tasks SET state = 'running', attempt = 1, started_at = ? WHERE run_id = ? AND idx = ?")
                 .run([.double(time), .int(key.run), .int(Int64(key.index))])
         }
+        heldStarts.removeAll(keepingCapacity: true)
     }
 
     /// The statements of the writes made for every microtask, found by the

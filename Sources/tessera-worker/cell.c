@@ -5,7 +5,6 @@
 #define _GNU_SOURCE
 #include "cell.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -14,7 +13,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,41 +49,6 @@ static uint64_t monotonic_ns(void)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
-}
-
-/* What getdents64 returns (glibc's struct dirent64 is the same record, but
- * <dirent.h> promises no layout for it). */
-struct linux_dirent64 {
-    uint64_t d_ino;
-    int64_t d_off;
-    unsigned short d_reclen;
-    unsigned char d_type;
-    char d_name[];
-};
-
-/* The entries of a directory but "." and "..", or UINT32_MAX when it cannot
- * be read. */
-static uint32_t count_entries(int fd)
-{
-    if (lseek(fd, 0, SEEK_SET) == -1)
-        return UINT32_MAX;
-    uint32_t count = 0;
-    char buffer[4096] __attribute__((aligned(8)));
-    for (;;) {
-        long got = syscall(SYS_getdents64, fd, buffer, sizeof buffer);
-        if (got == -1 && errno == EINTR)
-            continue;
-        if (got == -1)
-            return UINT32_MAX;
-        if (got == 0)
-            return count;
-        for (long offset = 0; offset < got;) {
-            const struct linux_dirent64 *entry = (const void *)(buffer + offset);
-            if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
-                count++;
-            offset += entry->d_reclen;
-        }
-    }
 }
 
 static void close_cell(struct cell *cell)
@@ -230,7 +193,7 @@ static struct cell *make_cell(const struct stage *stage, uint32_t uid)
     cell->key = xasprintf("%s", stage->plan->cell_key);
     cell->made_ns = monotonic_ns();
     cell->uid = uid;
-    cell->tmp_entries = cell->tmp_fd != -1 ? count_entries(cell->tmp_fd) : 0;
+    cell->tmp_entries = cell->tmp_fd != -1 ? io_count_entries(cell->tmp_fd) : 0;
     return cell;
 
 failed:
@@ -287,14 +250,14 @@ struct cell *cell_acquire(const struct stage *stage, uint32_t uid)
 void cell_release(struct cell *cell)
 {
     cell->busy = false;
-    if (cell->tmp_fd != -1 && count_entries(cell->tmp_fd) != cell->tmp_entries)
+    if (cell->tmp_fd != -1 && io_count_entries(cell->tmp_fd) != cell->tmp_entries)
         close_cell(cell);
 }
 
 bool cell_stale(struct cell *cell)
 {
     return monotonic_ns() - cell->made_ns > MAX_AGE_NS ||
-           (cell->tmp_fd != -1 && count_entries(cell->tmp_fd) != cell->tmp_entries);
+           (cell->tmp_fd != -1 && io_count_entries(cell->tmp_fd) != cell->tmp_entries);
 }
 
 void cell_forget(const struct sandbox_plan *plan)

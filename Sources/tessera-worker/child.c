@@ -52,7 +52,6 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -435,7 +434,6 @@ static _Noreturn void pool_loop(const struct child_task *task, struct tessera_ta
     }
 }
 
-
 /* A stem (isolation: process): a process sandboxed once, as any
  * microtask's would be, that forks each microtask of its stage and uid in
  * turn. The fork is the microtask's process: a copy of the stem, which
@@ -472,12 +470,12 @@ static void stem_open_checks(struct stem *stem)
     stem->checks[STEM_MQUEUE] = -1;
     /* A detached mount of this IPC namespace's mqueue filesystem (the
      * namespace's own superblock), while the stem still may make one. */
-    int context = (int)syscall(SYS_fsopen, "mqueue", 1 /* FSOPEN_CLOEXEC */);
+    int context = fsopen("mqueue", FSOPEN_CLOEXEC);
     if (context == -1)
         return;
     int mount_fd = -1;
-    if (syscall(SYS_fsconfig, context, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) == 0)
-        mount_fd = (int)syscall(SYS_fsmount, context, 1 /* FSMOUNT_CLOEXEC */, 0);
+    if (fsconfig(context, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+        mount_fd = fsmount(context, FSMOUNT_CLOEXEC, 0);
     close(context);
     if (mount_fd == -1)
         return;
@@ -501,22 +499,7 @@ static bool stem_ipc_empty(const struct stem *stem)
         if (line_end == NULL || line_end + 1 != text + got)
             return false;
     }
-    if (stem->checks[STEM_MQUEUE] == -1 || lseek(stem->checks[STEM_MQUEUE], 0, SEEK_SET) == -1)
-        return false;
-    char entries[1024] __attribute__((aligned(8)));
-    long got = syscall(SYS_getdents64, stem->checks[STEM_MQUEUE], entries, sizeof entries);
-    if (got <= 0)
-        return false;
-    for (long offset = 0; offset < got;) {
-        /* struct linux_dirent64: ino, off, reclen, type, name */
-        unsigned short length;
-        memcpy(&length, entries + offset + 16, sizeof length);
-        const char *name = entries + offset + 19;
-        if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0)
-            return false;
-        offset += length;
-    }
-    return true;
+    return stem->checks[STEM_MQUEUE] != -1 && io_count_entries(stem->checks[STEM_MQUEUE]) == 0;
 }
 
 /* Closes every descriptor above 3 but the stem's, which move to 4

@@ -6,10 +6,12 @@
 #define _GNU_SOURCE
 #include "io.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int io_write_all(int fd, const void *data, size_t length)
@@ -108,4 +110,37 @@ char *xvasprintf(const char *format, va_list arguments)
 {
     char *text = NULL;
     return checked(vasprintf(&text, format, arguments) < 0 ? NULL : text);
+}
+
+/* What getdents64 returns (glibc's struct dirent64 is the same record, but
+ * <dirent.h> promises no layout for it). */
+struct linux_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+uint32_t io_count_entries(int fd)
+{
+    if (lseek(fd, 0, SEEK_SET) == -1)
+        return UINT32_MAX;
+    uint32_t count = 0;
+    char buffer[4096] __attribute__((aligned(8)));
+    for (;;) {
+        long got = syscall(SYS_getdents64, fd, buffer, sizeof buffer);
+        if (got == -1 && errno == EINTR)
+            continue;
+        if (got == -1)
+            return UINT32_MAX;
+        if (got == 0)
+            return count;
+        for (long offset = 0; offset < got;) {
+            const struct linux_dirent64 *entry = (const void *)(buffer + offset);
+            if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
+                count++;
+            offset += entry->d_reclen;
+        }
+    }
 }

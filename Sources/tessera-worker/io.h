@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/uio.h>
 
 /* Evaluates `expression` (a system call returning -1 on failure) until it
@@ -39,6 +40,10 @@ int io_write_all(int fd, const void *data, size_t length);
  * the blocking `fd` with as few system calls as possible. Returns 0, or -1
  * with errno set. */
 int io_writev_all(int fd, struct iovec *iov, int count);
+
+/* The entries of the directory open as `fd` but "." and "..", read from its
+ * start, or UINT32_MAX when it cannot be read. */
+uint32_t io_count_entries(int fd);
 
 /* Writes "tessera-worker[pid]: <message>\n" to standard error in one call. */
 void worker_log(const char *format, ...) __attribute__((format(printf, 1, 2)));

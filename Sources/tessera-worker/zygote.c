@@ -546,8 +546,8 @@ static void lend(const struct stage *stage)
     zygote.lent = stage;
 }
 
-/* Tells an idle pooled process or stem to end: it reads the end of its
- * channel (a stem, of its control socket) and exits. */
+/* Tells an idle pooled process to end (it reads the end of its channel and
+ * exits), or ends a stem. */
 static void pool_dismiss(struct pool *pool)
 {
     if (pool->stem) {
@@ -781,6 +781,19 @@ static struct task *pool_task(struct pool *pool, uint64_t token, pid_t pid, size
     return task;
 }
 
+/* An idle pooled process (or stem) of the stage and uid that can take a
+ * microtask on its channel, or NULL. */
+static struct pool *pool_idle(const struct stage *stage, uint32_t uid, bool stem)
+{
+    for (size_t i = 0; i < zygote.pool_count; i++) {
+        struct pool *pool = zygote.pools[i];
+        if (pool->stem == stem && pool->stage == stage && pool->uid == uid && pool->task == NULL &&
+            !pool->retiring && pool->channel_fd != -1 && (!stem || pool->control_fd != -1))
+            return pool;
+    }
+    return NULL;
+}
+
 /* Hands a microtask to an idle pooled process or stem on `fd`: the item
  * follows the request on the stream; an idle process's socket is empty,
  * and takes both at once. */
@@ -813,13 +826,7 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
         send_failed(token, "isolation: pooled needs the sandbox's pid namespace");
         return true;
     }
-    struct pool *pool = NULL;
-    for (size_t i = 0; i < zygote.pool_count && pool == NULL; i++) {
-        struct pool *candidate = zygote.pools[i];
-        if (!candidate->stem && candidate->stage == stage && candidate->uid == uid &&
-            candidate->task == NULL && !candidate->retiring && candidate->channel_fd != -1)
-            pool = candidate;
-    }
+    struct pool *pool = pool_idle(stage, uid, false);
     if (pool != NULL) {
         if (!pool_send(pool->channel_fd, index, attempt, item, item_length, pool)) {
             /* It is gone or does not read: it runs nothing more. */
@@ -870,6 +877,17 @@ static bool stem_possible(const struct stage *stage, uint32_t uid, uint32_t item
            !((sandbox->flags & TW_SANDBOX_CGROUP) && cgroup_active());
 }
 
+/* The stem's process `pid` is its microtask's (traced; already let go, or
+ * not yet: `started`). */
+static void stem_bind(struct task *task, pid_t pid, bool started)
+{
+    task->pid = pid;
+    zygote.running_pids[task->running_index] = pid;
+    task->trace = (struct trace){.traced = true};
+    task->stem_started = started;
+    send_started(task);
+}
+
 /* Starts a microtask in an idle stem of its stage and uid, or in a new
  * one. False when it must be started as a process of the zygote's instead
  * (the uid's cell is not to be had). */
@@ -877,13 +895,7 @@ static bool start_stem(uint64_t token, const struct stage *stage, uint64_t index
                        const char *item, uint32_t item_length, uint32_t uid, uint32_t attempt,
                        size_t limit, size_t result_limit)
 {
-    struct pool *pool = NULL;
-    for (size_t i = 0; i < zygote.pool_count && pool == NULL; i++) {
-        struct pool *candidate = zygote.pools[i];
-        if (candidate->stem && candidate->stage == stage && candidate->uid == uid &&
-            candidate->task == NULL && !candidate->retiring && candidate->control_fd != -1)
-            pool = candidate;
-    }
+    struct pool *pool = pool_idle(stage, uid, true);
     /* Its process, forked ahead, reads the item on its channel. */
     if (pool != NULL && !pool_send(pool->channel_fd, index, attempt, item, item_length, pool)) {
         pool_dismiss(pool);
@@ -931,12 +943,8 @@ static bool start_stem(uint64_t token, const struct stage *stage, uint64_t index
     struct task *task = pool_task(pool, token, 0, limit, result_limit);
     task->trace = (struct trace){0};
     if (pool->spare != 0) {
-        task->pid = pool->spare;
-        zygote.running_pids[task->running_index] = task->pid;
-        task->trace = (struct trace){.traced = true};
-        task->stem_started = pool->spare_started;
+        stem_bind(task, pool->spare, pool->spare_started);
         pool->spare = 0;
-        send_started(task);
     }
     return true;
 }
@@ -995,10 +1003,7 @@ static void stem_forked(struct pool *pool)
     struct task *task = pool->task;
     if (task != NULL && task->pid == 0) {
         /* The process of the microtask it was given. */
-        task->pid = pid;
-        zygote.running_pids[task->running_index] = pid;
-        task->trace = (struct trace){.traced = true};
-        send_started(task);
+        stem_bind(task, pid, false);
         if (unhold(pid))
             stem_start_child(task);
     } else if (pool->spare == 0) {
