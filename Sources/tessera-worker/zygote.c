@@ -1516,6 +1516,13 @@ static void reap_children(void)
             struct trace *trace = task != NULL ? &task->trace : pool != NULL ? &pool->trace : NULL;
             if (stop.si_pid == pid && trace != NULL && trace->traced)
                 trace_stopped(trace, pid, status);
+            else if (stop.si_pid == pid)
+                /* No microtask's: a process forked ahead, killed with its
+                 * stem before it had one, stops as it exits (it has the
+                 * stem's TRACEEXIT until it is let go). Left stopped, it
+                 * would never end, nor would its stem, which waits for it
+                 * as its namespace's process 1, nor free its cell. */
+                trace_resume(pid);
             continue;
         }
         if (task != NULL && killpg(pid, SIGKILL) == -1 && errno != ESRCH)

@@ -16,12 +16,6 @@ import Testing
 
 @Suite("Crashes")
 struct CrashTests {
-    /// The children of a process (its worker zygote, for tesserad).
-    func children(of pid: pid_t) -> [pid_t] {
-        let text = readFile("/proc/\(pid)/task/\(pid)/children")
-        return text.split(separator: " ").compactMap { pid_t($0) }
-    }
-
     @Test("20 SIGKILLs of tesserad and 3 of its worker during 10,000 microtasks: every one succeeds once, no gap")
     func killedAgainAndAgain() throws {
         // TESSERA_CRASH_SEED replays a failure's moments.

@@ -84,6 +84,13 @@ func readFileBytes(_ path: String) -> [UInt8] {
     return bytes
 }
 
+/// The children of a process (tesserad's worker zygote; the zygote's
+/// stems and pooled processes), from /proc.
+func children(of pid: pid_t) -> [pid_t] {
+    let text = readFile("/proc/\(pid)/task/\(pid)/children")
+    return text.split(separator: " ").compactMap { pid_t($0) }
+}
+
 /// Polls `condition` every 20 ms until it holds or `timeout` seconds pass.
 func waitUntil(timeout: Double = 30, _ what: String, _ condition: () throws -> Bool) throws {
     let deadline = now() + timeout

@@ -110,4 +110,21 @@ struct StemTests {
         let pids = try (0..<3).map { try daemon.output(id, $0)?.stdout.split(separator: "\n").first.map(String.init) }
         #expect(pids == ["2", "3", "4"], "\(pids)")
     }
+
+    @Test("a stage's stems end with it, also one dismissed before the process it forked ahead was let go")
+    func stemsEndWithTheirStage() throws {
+        // Each run's two stems fork ahead as their microtask ends, and are
+        // dismissed when the run ends: often before the zygote has let
+        // the process forked ahead go, which then stops for the zygote as
+        // it exits. Left there, it kept its stem, and the stem its cell,
+        // for good: each later microtask of that uid built its own mounts.
+        let daemon = try Daemon(
+            jobs: ["two.yaml": "name: two\nexecutor: noop\nrange: {from: 0, to: 2}\n"], plugins: ["noop"], slots: 2)
+        for _ in 0..<40 {
+            let id = try daemon.startRun("two")
+            #expect(try daemon.wait(forRun: id).state == .succeeded)
+        }
+        let zygote = try #require(children(of: daemon.pid).first, "tesserad has no worker")
+        try waitUntil(timeout: 15, "the stems of the ended runs to end") { children(of: zygote).isEmpty }
+    }
 }
