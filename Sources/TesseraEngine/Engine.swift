@@ -227,13 +227,18 @@ public final class Engine {
                     try store.recordFire(job: job.name, schedule: schedule.summary, at: time)
                 }
                 for stage in stages { try store.insertStage(run: id, stage.record) }
-                do {
-                    // Fresh: a creation that crashed before its commit
-                    // may have left one under the same id.
-                    files.remove(run: id)
-                    try files.create(run: id)
-                } catch {
-                    throw EngineError("\(error)")
+                // Fresh: a creation that crashed before its commit may
+                // have left one under the same id. Only a run that gives
+                // it to a stage has one: no stage of the others can reach
+                // it, and its mkdir and rmdir were a tenth of a
+                // one-microtask run's time.
+                files.remove(run: id)
+                if run.usesRunDirectory {
+                    do {
+                        try files.create(run: id)
+                    } catch {
+                        throw EngineError("\(error)")
+                    }
                 }
                 for stage in stages where stage.definition.items.upstream.isEmpty || isStored(stage) {
                     try partition(stage, of: run)
@@ -458,7 +463,7 @@ public final class Engine {
                 }
                 if stage.record.state.isFinal { stage.phase = .finished }
             }
-            _ = try? files.create(run: run.id)
+            if run.usesRunDirectory { _ = try? files.create(run: run.id) }
             activate(run)
             emit("run.recovered", run, at: now, ["counts": run.counts.json])
             var interrupted: [(EngineStage, [QueuedTask])] = []

@@ -94,6 +94,9 @@ public final class EngineRun {
     /// Microtasks partitioned so far (dynamic stages add theirs later).
     public internal(set) var total = 0
     public let stages: [EngineStage]
+    /// Whether a stage is given the run directory (StageDefinition
+    /// .usesRunDirectory): only then does the run have one.
+    public var usesRunDirectory: Bool { stages.contains { $0.definition.usesRunDirectory } }
     public internal(set) var cancelRequested = false
     /// The schedule's time it is for, when a schedule started it.
     public internal(set) var scheduledFor: Double?

@@ -268,10 +268,11 @@ public final class Store: RunStore {
     public func inTransaction<T>(_ body: () throws -> T) throws -> T {
         try beginIfNeeded()
         try writeHeldStarts()
-        try db.execute("SAVEPOINT atomic")
+        // Prepared once: sqlite3_exec parses its text at each call.
+        try hot("SAVEPOINT atomic").run()
         do {
             let value = try body()
-            try db.execute("RELEASE atomic")
+            try hot("RELEASE atomic").run()
             return value
         } catch {
             try? db.execute("ROLLBACK TO atomic")

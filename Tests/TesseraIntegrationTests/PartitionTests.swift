@@ -237,8 +237,14 @@ struct PartitionTests {
                     after: [write]
                     result: stdout
                     params: {command: [sh, -c, 'echo "[$TESSERA_RUN_DIR]"']}
-                """
+                """,
+                "plain.yaml": "name: plain\nexecutor: shell\nitems: [a]\nparams: {command: [sleep, '0.5']}\n",
             ])
+        // A run that gives no stage the directory has none, even while it runs.
+        let plain = try daemon.startRun("plain")
+        try waitUntil("the microtask of run \(plain) to run") { try daemon.tasks(plain).first?.state == .running }
+        #expect(access(daemon.directory + "/state/runs/\(plain)", F_OK) != 0)
+        #expect(try daemon.wait(forRun: plain).state == .succeeded)
         let id = try daemon.startRun("dir")
         #expect(try daemon.wait(forRun: id).state == .succeeded)
         let tasks = try daemon.tasks(id)
