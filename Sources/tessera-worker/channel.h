@@ -87,8 +87,17 @@ struct channel_pool_done {
  * running are gone. The microtask's own frames (result, progress, errors)
  * are on descriptor 3 as for any other; the stem's processes after its
  * first are forked ahead of their microtask and read its struct
- * channel_pool_task and item there first, as a pooled process does. */
+ * channel_pool_task and item there first, as a pooled process does, then
+ * a struct channel_stem_context and its four strings (job, stage, run
+ * directory, input; not NUL-terminated): the microtask's run, which is not
+ * always the stem's first (a stem may serve the same stage of a later run
+ * of its job, see zygote.c). */
 #define STEM_CONTROL_FD 4
+
+struct channel_stem_context {
+    uint64_t run_id;
+    uint32_t lengths[4];
+};
 
 struct channel_stem_done {
     int32_t status;     /* the wait status of the microtask's process */

@@ -326,32 +326,33 @@ static void wait_until_traced(void)
  * the channel closes. */
 #define POOL_GROWTH_KIB (64 * 1024)
 
-static bool pool_receive(int fd, char **item, size_t *item_length, uint64_t *index,
-                         uint32_t *attempt)
+/* Reads `length` bytes; false at the end of the stream before the first. */
+static bool read_exact(int fd, void *into, size_t length)
 {
-    struct channel_pool_task request;
     size_t have = 0;
-    while (have < sizeof request) {
-        ssize_t part = RETRY(read(fd, (char *)&request + have, sizeof request - have));
+    while (have < length) {
+        ssize_t part = RETRY(read(fd, (char *)into + have, length - have));
         if (part == 0 && have == 0)
             return false;
         if (part <= 0)
             _exit(CHILD_SETUP_FAILED);
         have += (size_t)part;
     }
+    return true;
+}
+
+static bool pool_receive(int fd, char **item, size_t *item_length, uint64_t *index,
+                         uint32_t *attempt)
+{
+    struct channel_pool_task request;
+    if (!read_exact(fd, &request, sizeof request))
+        return false;
     free(*item);
     *item = malloc((size_t)request.item_length + 1);
-    if (*item == NULL)
+    if (*item == NULL || (request.item_length > 0 && !read_exact(fd, *item, request.item_length)))
         _exit(CHILD_SETUP_FAILED);
-    have = 0;
-    while (have < request.item_length) {
-        ssize_t part = RETRY(read(fd, *item + have, request.item_length - have));
-        if (part <= 0)
-            _exit(CHILD_SETUP_FAILED);
-        have += (size_t)part;
-    }
-    (*item)[have] = '\0';
-    *item_length = have;
+    (*item)[request.item_length] = '\0';
+    *item_length = request.item_length;
     *index = request.index;
     *attempt = request.attempt;
     return true;
@@ -537,6 +538,32 @@ static void stem_close_others(struct stem *stem)
         fail("closing descriptors");
 }
 
+/* After a forked-ahead process's item: the run its microtask belongs to
+ * (channel.h), which becomes the context of `stage`, the process's copy of
+ * its stem's stage. */
+static void stem_receive_context(struct stage *stage)
+{
+    struct channel_stem_context header;
+    if (!read_exact(CHANNEL_FD, &header, sizeof header))
+        _exit(CHILD_SETUP_FAILED);
+    size_t total = 0;
+    for (int i = 0; i < 4; i++)
+        total += (size_t)header.lengths[i] + 1;
+    char *strings = malloc(total);
+    if (strings == NULL)
+        _exit(CHILD_SETUP_FAILED);
+    const char **fields[4] = {&stage->context.job_name, &stage->context.stage_name,
+                              &stage->context.run_dir, &stage->context.input_path};
+    for (int i = 0; i < 4; i++) {
+        if (header.lengths[i] > 0 && !read_exact(CHANNEL_FD, strings, header.lengths[i]))
+            _exit(CHILD_SETUP_FAILED);
+        strings[header.lengths[i]] = '\0';
+        *fields[i] = strings;
+        strings += header.lengths[i] + 1;
+    }
+    stage->context.run_id = header.run_id;
+}
+
 /* The microtask's process, just forked: with its item (the stem's
  * first), or, forked ahead, waiting for it on its channel (NULL). */
 static _Noreturn void stem_child(const struct stage *stage, const char *item, size_t item_length,
@@ -546,11 +573,14 @@ static _Noreturn void stem_child(const struct stage *stage, const char *item, si
     if (close_range(STEM_CONTROL_FD, ~0U, 0) == -1)
         fail("closing the stem's descriptors");
     char *received = NULL;
+    struct stage own = *stage;
     if (item == NULL) {
         /* The end of the channel: the stem is being dismissed. */
         if (!pool_receive(CHANNEL_FD, &received, &item_length, &index, &attempt))
             _exit(0);
         item = received;
+        stem_receive_context(&own);
+        stage = &own;
     }
     sigset_t none;
     sigemptyset(&none);

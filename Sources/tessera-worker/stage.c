@@ -36,6 +36,7 @@ struct stage_measure {
     uint32_t param_count;
     size_t value_count;
     size_t string_bytes;
+    size_t definition_bytes; /* from the executor's name to the result's limit */
 };
 
 static bool value_count_fits(tessera_param_type type, uint32_t count)
@@ -66,6 +67,7 @@ static bool measure(struct wire_reader reader, struct stage_measure *measure)
 {
     *measure = (struct stage_measure){0};
     (void)wire_get_u32(&reader); /* stage id */
+    const unsigned char *definition = reader.cursor;
     skip_str(&reader, &measure->string_bytes);
     for (int i = 0; i < 7; i++)
         (void)wire_get_u64(&reader); /* limits */
@@ -95,6 +97,8 @@ static bool measure(struct wire_reader reader, struct stage_measure *measure)
     if (!reader.malformed && source != TW_RESULT_EXECUTOR && source != TW_RESULT_STDOUT)
         return false;
     (void)wire_get_u64(&reader); /* result limit */
+    if (!reader.malformed)
+        measure->definition_bytes = (size_t)(reader.cursor - definition);
     (void)wire_get_u64(&reader); /* run id */
     for (int i = 0; i < CONTEXT_STRING_COUNT; i++)
         skip_str(&reader, &measure->string_bytes);
@@ -123,8 +127,9 @@ struct stage *stage_decode(struct wire_reader *reader)
     size_t params_at = sizeof(struct stage);
     size_t values_at = params_at + size.param_count * sizeof(struct stage_param);
     size_t strings_at = values_at + size.value_count * sizeof(const char *);
+    size_t definition_at = strings_at + size.string_bytes;
     size_t capacity;
-    char *block = wiped_alloc(strings_at + size.string_bytes, &capacity);
+    char *block = wiped_alloc(definition_at + size.definition_bytes, &capacity);
     struct stage *stage = (struct stage *)block;
     stage->allocation = capacity;
     struct stage_param *params = (struct stage_param *)(block + params_at);
@@ -132,6 +137,9 @@ struct stage *stage_decode(struct wire_reader *reader)
     char *strings = block + strings_at;
 
     stage->id = wire_get_u32(reader);
+    memcpy(block + definition_at, reader->cursor, size.definition_bytes);
+    stage->definition = (const unsigned char *)block + definition_at;
+    stage->definition_length = size.definition_bytes;
     stage->executor_name = copy_str(reader, &strings);
     stage->executor = NULL;
     stage->limits.cpu_ms = wire_get_u64(reader);
@@ -179,6 +187,13 @@ struct stage *stage_decode(struct wire_reader *reader)
     stage->pool_recycle_after = wire_get_u32(reader);
     stage->plan = NULL;
     return stage;
+}
+
+bool stage_same_definition(const struct stage *stage, const unsigned char *definition, size_t length,
+                           const char *job_name, const char *stage_name)
+{
+    return stage->definition_length == length && memcmp(stage->definition, definition, length) == 0 &&
+           strcmp(stage->context.job_name, job_name) == 0 && strcmp(stage->context.stage_name, stage_name) == 0;
 }
 
 void stage_free(struct stage *stage)

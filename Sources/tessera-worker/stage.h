@@ -109,6 +109,13 @@ struct stage {
     /* isolation: pooled (pool.h): how many microtasks a pooled process
      * runs before it is replaced; 0 for a process per microtask. */
     uint32_t pool_recycle_after;
+    /* The frame's bytes from the executor's name to the result's limit:
+     * everything but the stage's id and context. Two runs' stages with the
+     * same bytes, job and stage name are the same stage of the same job,
+     * unchanged: a stem may serve the one after the other (zygote.c). In
+     * the stage's allocation. */
+    const unsigned char *definition;
+    size_t definition_length;
     /* What the zygote prepared for the sandbox (sandbox_prepare()): NULL
      * until then, and for stages without TW_SANDBOX_ENABLED. Owned by the
      * stage; released with it. */
@@ -120,6 +127,11 @@ struct stage {
  * count that does not fit the type, or an unknown result source). Free the
  * result with stage_free(). */
 struct stage *stage_decode(struct wire_reader *reader);
+
+/* Whether `stage` has this definition (see struct stage), job and stage
+ * name. */
+bool stage_same_definition(const struct stage *stage, const unsigned char *definition, size_t length,
+                           const char *job_name, const char *stage_name);
 
 /* Frees a stage and what the zygote prepared for it. */
 void stage_free(struct stage *stage);

@@ -174,7 +174,24 @@ struct pool {
     pid_t spare;
     bool spare_started;
     struct buf control; /* control bytes not parsed yet */
+    /* A stem whose stage was forgotten (it ended) stays, warm, for the
+     * same stage of a later run of the same job (stage_same_definition()),
+     * which the daemon tends to give the same uids: it keeps that stage's
+     * definition, job and stage name, in one wiped allocation (wiped.h),
+     * and when it was last busy. */
+    struct warm_key {
+        unsigned char *memory; /* NULL: not warm */
+        size_t capacity;
+        size_t definition_length;
+        const char *job_name, *stage_name;
+        const tessera_executor *executor;
+    } warm;
+    uint64_t idle_since_ns;
 };
+
+/* A warm stem idle this long is dismissed: it holds a cell and two
+ * processes of a uid that the daemon may lend to another stage. */
+#define STEM_WARM_NS (30 * 1000000000ULL)
 
 /* Processes a stem forked that stopped before the zygote saw the fork
  * (trace.h): held until then. */
@@ -562,6 +579,83 @@ static void pool_dismiss(struct pool *pool)
     }
 }
 
+/* A stem's stage is forgotten: it keeps what it needs to be matched. */
+static void warm_keep(struct pool *pool)
+{
+    const struct stage *stage = pool->stage;
+    size_t job = strlen(stage->context.job_name) + 1;
+    size_t name = strlen(stage->context.stage_name) + 1;
+    struct warm_key *warm = &pool->warm;
+    warm->memory = wiped_alloc(stage->definition_length + job + name, &warm->capacity);
+    memcpy(warm->memory, stage->definition, stage->definition_length);
+    warm->definition_length = stage->definition_length;
+    warm->job_name = memcpy(warm->memory + stage->definition_length, stage->context.job_name, job);
+    warm->stage_name = memcpy(warm->memory + stage->definition_length + job, stage->context.stage_name, name);
+    warm->executor = stage->executor;
+    pool->stage = NULL;
+    pool->idle_since_ns = monotonic_ns();
+}
+
+static void warm_forget(struct pool *pool)
+{
+    if (pool->warm.memory != NULL)
+        wiped_free(pool->warm.memory, pool->warm.capacity);
+    pool->warm = (struct warm_key){0};
+}
+
+/* Whether `pool` is a warm stem that may serve `stage`. */
+static bool warm_serves(const struct pool *pool, const struct stage *stage)
+{
+    const struct warm_key *warm = &pool->warm;
+    return pool->stage == NULL && warm->memory != NULL && warm->executor == stage->executor &&
+           stage_same_definition(stage, warm->memory, warm->definition_length, warm->job_name,
+                                 warm->stage_name);
+}
+
+/* Ends a stem at once and gives its cell back (its processes, killed, are
+ * reaped later). */
+static void stem_dismiss_now(struct pool *pool)
+{
+    pool->retiring = true;
+    pool_dismiss(pool);
+    if (pool->cell != NULL) {
+        cell_release(pool->cell);
+        pool->cell = NULL;
+    }
+}
+
+/* Before a microtask of `stage` runs as `uid`: the warm stems of that uid
+ * that cannot serve it make way (they hold the uid's cell, and their
+ * processes run as the uid, which is the new microtask's now). */
+static void warm_make_way(const struct stage *stage, uint32_t uid)
+{
+    for (size_t i = 0; i < zygote.pool_count; i++) {
+        struct pool *pool = zygote.pools[i];
+        if (pool->stem && !pool->retiring && pool->warm.memory != NULL && pool->uid == uid &&
+            pool->task == NULL && !warm_serves(pool, stage))
+            stem_dismiss_now(pool);
+    }
+}
+
+/* Dismisses the warm stems idle for STEM_WARM_NS; returns the milliseconds
+ * until the next one is due, or -1 when none is warm. */
+static int warm_expire(void)
+{
+    uint64_t now = monotonic_ns();
+    uint64_t soonest = UINT64_MAX;
+    for (size_t i = 0; i < zygote.pool_count; i++) {
+        struct pool *pool = zygote.pools[i];
+        if (!pool->stem || pool->retiring || pool->warm.memory == NULL || pool->task != NULL)
+            continue;
+        uint64_t due = pool->idle_since_ns + STEM_WARM_NS;
+        if (due <= now)
+            stem_dismiss_now(pool);
+        else if (due < soonest)
+            soonest = due;
+    }
+    return soonest == UINT64_MAX ? -1 : (int)((soonest - now + 999999) / 1000000);
+}
+
 /* Before the definition of `id` is freed or replaced. */
 static void stage_going(uint32_t id)
 {
@@ -573,6 +667,11 @@ static void stage_going(uint32_t id)
         struct pool *pool = zygote.pools[i];
         if (pool->stage == NULL || pool->stage_id != id)
             continue;
+        if (pool->stem && !pool->retiring) {
+            /* Busy, it stays after its microtask as it would have. */
+            warm_keep(pool);
+            continue;
+        }
         pool->stage = NULL;
         pool->retiring = true;
         if (pool->task == NULL)
@@ -598,6 +697,7 @@ static void pool_remove(struct pool *pool)
             close(fds[i]);
     }
     buf_reset(&pool->control, 0);
+    warm_forget(pool);
     if (pool->cell != NULL)
         cell_release(pool->cell);
     for (size_t i = 0; i < zygote.pool_count; i++) {
@@ -781,31 +881,61 @@ static struct task *pool_task(struct pool *pool, uint64_t token, pid_t pid, size
     return task;
 }
 
-/* An idle pooled process (or stem) of the stage and uid that can take a
+/* An idle pooled process (or stem, also a warm one that can serve the
+ * stage, which becomes the stage's) of the stage and uid that can take a
  * microtask on its channel, or NULL. */
 static struct pool *pool_idle(const struct stage *stage, uint32_t uid, bool stem)
 {
     for (size_t i = 0; i < zygote.pool_count; i++) {
         struct pool *pool = zygote.pools[i];
-        if (pool->stem == stem && pool->stage == stage && pool->uid == uid && pool->task == NULL &&
-            !pool->retiring && pool->channel_fd != -1 && (!stem || pool->control_fd != -1))
+        if (pool->stem != stem || pool->uid != uid || pool->task != NULL || pool->retiring ||
+            pool->channel_fd == -1 || (stem && pool->control_fd == -1))
+            continue;
+        if (pool->stage == stage)
             return pool;
+        if (stem && warm_serves(pool, stage)) {
+            if (pool->cell != NULL && cell_stale(pool->cell)) {
+                stem_dismiss_now(pool);
+                continue;
+            }
+            /* A warm stem: the stage's now. */
+            warm_forget(pool);
+            pool->stage = stage;
+            pool->stage_id = stage->id;
+            return pool;
+        }
     }
     return NULL;
 }
 
-/* Hands a microtask to an idle pooled process or stem on `fd`: the item
- * follows the request on the stream; an idle process's socket is empty,
- * and takes both at once. */
-static bool pool_send(int fd, uint64_t index, uint32_t attempt, const char *item,
-                      uint32_t item_length, const struct pool *pool)
+/* Hands a microtask to an idle pooled process or stem on its channel: the
+ * item follows the request on the stream, and for a stem the context of
+ * the microtask's run (channel.h); an idle process's socket is empty, and
+ * takes it all at once. */
+static bool pool_send(const struct pool *pool, const struct stage *stage, uint64_t index,
+                      uint32_t attempt, const char *item, uint32_t item_length)
 {
     struct channel_pool_task request = {.index = index, .attempt = attempt,
                                         .item_length = item_length};
-    struct iovec iov[2] = {{&request, sizeof request}, {(void *)item, item_length}};
-    struct msghdr message = {.msg_iov = iov, .msg_iovlen = 2};
-    ssize_t sent = RETRY(sendmsg(fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT));
-    if (sent == (ssize_t)(sizeof request + item_length))
+    const struct stage_context *context = &stage->context;
+    const char *strings[4] = {context->job_name, context->stage_name, context->run_dir,
+                              context->input_path};
+    struct channel_stem_context run = {.run_id = context->run_id};
+    struct iovec iov[7] = {{&request, sizeof request}, {(void *)item, item_length}};
+    size_t count = 2;
+    size_t total = sizeof request + item_length;
+    if (pool->stem) {
+        iov[count++] = (struct iovec){&run, sizeof run};
+        for (int i = 0; i < 4; i++) {
+            run.lengths[i] = (uint32_t)strlen(strings[i]);
+            iov[count++] = (struct iovec){(void *)strings[i], run.lengths[i]};
+            total += run.lengths[i];
+        }
+        total += sizeof run;
+    }
+    struct msghdr message = {.msg_iov = iov, .msg_iovlen = count};
+    ssize_t sent = RETRY(sendmsg(pool->channel_fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT));
+    if (sent == (ssize_t)total)
         return true;
     worker_log("%s %ld did not take a microtask (%s); it is replaced",
                pool->stem ? "stem" : "pooled process", (long)pool->pid,
@@ -828,7 +958,7 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
     }
     struct pool *pool = pool_idle(stage, uid, false);
     if (pool != NULL) {
-        if (!pool_send(pool->channel_fd, index, attempt, item, item_length, pool)) {
+        if (!pool_send(pool, stage, index, attempt, item, item_length)) {
             /* It is gone or does not read: it runs nothing more. */
             pool->retiring = true;
             (void)kill(pool->pid, SIGKILL);
@@ -897,8 +1027,8 @@ static bool start_stem(uint64_t token, const struct stage *stage, uint64_t index
 {
     struct pool *pool = pool_idle(stage, uid, true);
     /* Its process, forked ahead, reads the item on its channel. */
-    if (pool != NULL && !pool_send(pool->channel_fd, index, attempt, item, item_length, pool)) {
-        pool_dismiss(pool);
+    if (pool != NULL && !pool_send(pool, stage, index, attempt, item, item_length)) {
+        stem_dismiss_now(pool);
         return start_stem(token, stage, index, item, item_length, uid, attempt, limit,
                           result_limit);
     }
@@ -1038,6 +1168,7 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
     }
     size_t limit = capped(stage->limits.output_bytes);
     size_t result_limit = capped(stage->result.limit);
+    warm_make_way(stage, uid);
     if (stage->pool_recycle_after > 0 &&
         start_pooled(token, stage, index, item, item_length, uid, attempt, limit, result_limit))
         return;
@@ -1315,16 +1446,12 @@ static void finish_stem(struct task *task)
         task->fds[s] = -1;
     }
     pool->task = NULL;
+    pool->idle_since_ns = monotonic_ns();
+    /* One whose stage was forgotten meanwhile stays warm (warm_keep()). */
     bool stale = pool->cell != NULL && cell_stale(pool->cell);
-    if (task->pool_last || stale || !pool->trace.traced || pool->stage == NULL ||
-        pool->out_fd == -1 || pool->err_fd == -1 || pool->channel_fd == -1) {
-        pool->retiring = true;
-        pool_dismiss(pool);
-        if (pool->cell != NULL) {
-            cell_release(pool->cell);
-            pool->cell = NULL;
-        }
-    }
+    if (task->pool_last || stale || pool->retiring || !pool->trace.traced || pool->out_fd == -1 ||
+        pool->err_fd == -1 || pool->channel_fd == -1)
+        stem_dismiss_now(pool);
     struct rusage none = {0};
     if (task->stem_ended) {
         finish_task(task, task->stem_status, &task->stem_usage);
@@ -1810,6 +1937,9 @@ static _Noreturn void run(void)
     for (;;) {
         size_t count = build_poll_set();
         int timeout = accepting_input() && frame_buffered() ? 0 : progress_timeout();
+        int warm = warm_expire();
+        if (warm != -1 && (timeout == -1 || warm < timeout))
+            timeout = warm;
         int cgroup_wait = cgroup_timeout(monotonic_ns());
         if (cgroup_wait != -1 && (timeout == -1 || cgroup_wait < timeout))
             timeout = cgroup_wait;

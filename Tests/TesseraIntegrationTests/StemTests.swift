@@ -111,20 +111,53 @@ struct StemTests {
         #expect(pids == ["2", "3", "4"], "\(pids)")
     }
 
-    @Test("a stage's stems end with it, also one dismissed before the process it forked ahead was let go")
-    func stemsEndWithTheirStage() throws {
-        // Each run's two stems fork ahead as their microtask ends, and are
-        // dismissed when the run ends: often before the zygote has let
-        // the process forked ahead go, which then stops for the zygote as
-        // it exits. Left there, it kept its stem, and the stem its cell,
-        // for good: each later microtask of that uid built its own mounts.
-        let daemon = try Daemon(
-            jobs: ["two.yaml": "name: two\nexecutor: noop\nrange: {from: 0, to: 2}\n"], plugins: ["noop"], slots: 2)
-        for _ in 0..<40 {
-            let id = try daemon.startRun("two")
+    /// What each run's one microtask printed: its pid in the stem's
+    /// namespace, then $TESSERA_RUN.
+    func pidAndRun(_ daemon: Daemon, _ job: String) throws -> (pid: String, run: String, id: Int64) {
+        let id = try daemon.startRun(job)
+        #expect(try daemon.wait(forRun: id).state == .succeeded)
+        let fields = try #require(try daemon.output(id, 0)?.stdout, "run \(id) printed nothing").split(separator: " ")
+        try #require(fields.count == 2, "\(fields)")
+        return (String(fields[0]), String(fields[1]).trimmingWhitespace, id)
+    }
+
+    @Test("a stem serves the same stage of the job's next runs, each with its own run; a changed stage gets a new one")
+    func stemsServeTheNextRun() throws {
+        let job = { (limits: String) in
+            "name: w\nexecutor: shell\nitems: [a]\nparams: {command: [sh, -c, 'echo $$ $TESSERA_RUN']}\n\(limits)"
+        }
+        let daemon = try Daemon(jobs: ["w.yaml": job("")], plugins: ["shell"], slots: 1)
+        // One stem, its pid 1; each run's microtask is its next fork, and
+        // knows the run it belongs to.
+        var seen: [String] = []
+        for _ in 0..<3 {
+            let (pid, run, id) = try pidAndRun(daemon, "w")
+            #expect(run == "\(id)")
+            seen.append(pid)
+        }
+        #expect(seen == ["2", "3", "4"], "\(seen)")
+        // Another definition of the stage: a stem of its own.
+        writeFile(daemon.jobsDirectory + "/w.yaml", job("limits: {cpu: 7s}"))
+        _ = try daemon.call("Reload")
+        let (pid, run, id) = try pidAndRun(daemon, "w")
+        #expect(pid == "2" && run == "\(id)", "\(pid) \(run)")
+    }
+
+    @Test("stems dismissed for another stage's microtask end, also one that had just forked ahead")
+    func dismissedStemsEnd() throws {
+        // Two jobs in turn, given the same uids: each run's stems make way
+        // for the other job's, often before the zygote has let the process
+        // each forked ahead go, which then stops for the zygote as it
+        // exits. Left there, it kept its stem, and the stem its cell, for
+        // good: each later microtask of that uid built its own mounts.
+        let job = { (name: String) in "name: \(name)\nexecutor: noop\nrange: {from: 0, to: 2}\n" }
+        let daemon = try Daemon(jobs: ["a.yaml": job("a"), "b.yaml": job("b")], plugins: ["noop"], slots: 2)
+        for round in 0..<40 {
+            let id = try daemon.startRun(round % 2 == 0 ? "a" : "b")
             #expect(try daemon.wait(forRun: id).state == .succeeded)
         }
         let zygote = try #require(children(of: daemon.pid).first, "tesserad has no worker")
-        try waitUntil(timeout: 15, "the stems of the ended runs to end") { children(of: zygote).isEmpty }
+        // The last run's two stems stay, warm; every other one ends.
+        try waitUntil(timeout: 15, "the dismissed stems to end") { children(of: zygote).count <= 2 }
     }
 }
