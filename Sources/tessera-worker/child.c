@@ -267,7 +267,8 @@ static bool is_task_variable(const char *entry)
 /* The microtask's environment: the stage's (NULL-terminated in its
  * definition), then the TESSERA_* variables. Returns NULL when out of
  * memory. */
-static char **task_environment(const struct stage *stage, const struct tessera_task *microtask)
+static char **task_environment(const struct stage *stage, const struct tessera_task *microtask,
+                               void *(*allocate)(size_t size))
 {
     const struct stage_context *context = &stage->context;
     /* In the order of task_variables; NULL for a variable left out. */
@@ -287,8 +288,8 @@ static char **task_environment(const struct stage *stage, const struct tessera_t
             bytes += strlen(task_variables[i]) + 1 + strlen(values[i]) + 1;
     }
     const struct stage_list *inherited = &stage->sandbox.environment;
-    char **environment = malloc((inherited->count + TASK_VARIABLE_COUNT + 1) * sizeof *environment);
-    char *strings = malloc(bytes ? bytes : 1);
+    char **environment = allocate((inherited->count + TASK_VARIABLE_COUNT + 1) * sizeof *environment);
+    char *strings = allocate(bytes ? bytes : 1);
     if (environment == NULL || strings == NULL)
         return NULL;
     size_t used = 0;
@@ -418,7 +419,7 @@ static _Noreturn void pool_loop(const struct child_task *task, struct tessera_ta
         if (host_task_init(&microtask, stage, item, item_length, index, attempt, task->result_limit) ==
             -1)
             _exit(CHILD_SETUP_FAILED);
-        char **environment = task_environment(stage, &microtask);
+        char **environment = task_environment(stage, &microtask, malloc);
         if (environment == NULL)
             _exit(CHILD_SETUP_FAILED);
         environ = environment;
@@ -538,6 +539,29 @@ static void stem_close_others(struct stem *stem)
         fail("closing descriptors");
 }
 
+/* What a stem's process allocates before its executor runs (its item, its
+ * run's names, its task and environment), bump-allocated in zeroed memory
+ * that the stem never touches: each page it writes there is a fresh one,
+ * where malloc would write to the heap it shares with the stem, scattered
+ * over as many pages, each copied at its first write. Past it, malloc. */
+static union {
+    max_align_t align;
+    /* Twice the longest item a stem is given (64 KiB: in its copy, in
+     * TESSERA_ITEM), and the rest. */
+    unsigned char bytes[192 * 1024];
+} stem_scratch;
+static size_t stem_scratch_used;
+
+static void *stem_allocate(size_t size)
+{
+    size_t aligned = (size + _Alignof(max_align_t) - 1) & ~(_Alignof(max_align_t) - 1);
+    if (aligned > sizeof stem_scratch.bytes - stem_scratch_used)
+        return malloc(size);
+    void *memory = stem_scratch.bytes + stem_scratch_used;
+    stem_scratch_used += aligned;
+    return memory;
+}
+
 /* After a forked-ahead process's item: the run its microtask belongs to
  * (channel.h), which becomes the context of `stage`, the process's copy of
  * its stem's stage. */
@@ -549,7 +573,7 @@ static void stem_receive_context(struct stage *stage)
     size_t total = 0;
     for (int i = 0; i < 4; i++)
         total += (size_t)header.lengths[i] + 1;
-    char *strings = malloc(total);
+    char *strings = stem_allocate(total);
     if (strings == NULL)
         _exit(CHILD_SETUP_FAILED);
     const char **fields[4] = {&stage->context.job_name, &stage->context.stage_name,
@@ -572,13 +596,21 @@ static _Noreturn void stem_child(const struct stage *stage, const char *item, si
     /* The control socket and the checks are the stem's alone. */
     if (close_range(STEM_CONTROL_FD, ~0U, 0) == -1)
         fail("closing the stem's descriptors");
-    char *received = NULL;
     struct stage own = *stage;
     if (item == NULL) {
+        struct channel_pool_task request;
         /* The end of the channel: the stem is being dismissed. */
-        if (!pool_receive(CHANNEL_FD, &received, &item_length, &index, &attempt))
+        if (!read_exact(CHANNEL_FD, &request, sizeof request))
             _exit(0);
+        char *received = stem_allocate((size_t)request.item_length + 1);
+        if (received == NULL ||
+            (request.item_length > 0 && !read_exact(CHANNEL_FD, received, request.item_length)))
+            _exit(CHILD_SETUP_FAILED);
+        received[request.item_length] = '\0';
         item = received;
+        item_length = request.item_length;
+        index = request.index;
+        attempt = request.attempt;
         stem_receive_context(&own);
         stage = &own;
     }
@@ -586,12 +618,16 @@ static _Noreturn void stem_child(const struct stage *stage, const char *item, si
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) == -1)
         fail("unblocking signals");
-    if (setsid() == -1)
-        fail("setsid");
+    /* A process group of its own, which the zygote kills; in the stem's
+     * session, which has no terminal. A session (setsid) would cost the
+     * kernel a scheduler autogroup for each microtask, 3% of its process. */
+    if (setpgid(0, 0) == -1)
+        fail("setpgid");
     struct tessera_task microtask;
-    if (host_task_init(&microtask, stage, item, item_length, index, attempt, result_limit) == -1)
+    if (host_task_init_from(&microtask, stage, item, item_length, index, attempt, result_limit,
+                            stem_allocate) == -1)
         fail("preparing the task");
-    char **environment = task_environment(stage, &microtask);
+    char **environment = task_environment(stage, &microtask, stem_allocate);
     if (environment == NULL)
         fail("preparing the environment");
     environ = environment;
@@ -701,7 +737,7 @@ _Noreturn void child_run(const struct child_task *task)
         if (host_task_init(&microtask, stage, task->item, task->item_length, task->index,
                            task->attempt, task->result_limit) == -1)
             fail("preparing the task");
-        environment = task_environment(stage, &microtask);
+        environment = task_environment(stage, &microtask, malloc);
         if (environment == NULL)
             fail("preparing the environment");
     }

@@ -63,14 +63,29 @@ static _Noreturn void out_of_memory(const char *what)
     _exit(TESSERA_FAILED);
 }
 
-int host_task_init(struct tessera_task *task, const struct stage *stage, const char *item,
-                   size_t item_length, uint64_t index, uint32_t attempt, size_t result_limit)
+void host_format_u64(char *text, uint64_t value)
 {
-    char *item_copy = malloc(item_length + 1);
-    struct resolved_param *resolved = calloc(stage->param_count ? stage->param_count : 1,
-                                             sizeof *resolved);
+    char digits[20];
+    size_t count = 0;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    while (count > 0)
+        *text++ = digits[--count];
+    *text = '\0';
+}
+
+int host_task_init_from(struct tessera_task *task, const struct stage *stage, const char *item,
+                        size_t item_length, uint64_t index, uint32_t attempt, size_t result_limit,
+                        void *(*allocate)(size_t size))
+{
+    size_t resolved_size = (stage->param_count ? stage->param_count : 1) * sizeof(struct resolved_param);
+    char *item_copy = allocate(item_length + 1);
+    struct resolved_param *resolved = allocate(resolved_size);
     if (item_copy == NULL || resolved == NULL)
         return -1;
+    memset(resolved, 0, resolved_size);
     memcpy(item_copy, item, item_length);
     item_copy[item_length] = '\0';
     *task = (struct tessera_task){
@@ -82,10 +97,17 @@ int host_task_init(struct tessera_task *task, const struct stage *stage, const c
         .resolved = resolved,
         .result_limit = result_limit,
     };
-    snprintf(task->index_text, sizeof task->index_text, "%" PRIu64, index);
-    snprintf(task->run_text, sizeof task->run_text, "%" PRIu64, stage->context.run_id);
-    snprintf(task->attempt_text, sizeof task->attempt_text, "%" PRIu32, attempt);
+    /* Not snprintf: a stem's process would fault in its pages for this. */
+    host_format_u64(task->index_text, index);
+    host_format_u64(task->run_text, stage->context.run_id);
+    host_format_u64(task->attempt_text, attempt);
     return 0;
+}
+
+int host_task_init(struct tessera_task *task, const struct stage *stage, const char *item,
+                   size_t item_length, uint64_t index, uint32_t attempt, size_t result_limit)
+{
+    return host_task_init_from(task, stage, item, item_length, index, attempt, result_limit, malloc);
 }
 
 int host_task_send_result(const struct tessera_task *task)

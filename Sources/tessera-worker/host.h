@@ -83,6 +83,17 @@ struct tessera_task {
 int host_task_init(struct tessera_task *task, const struct stage *stage, const char *item,
                    size_t item_length, uint64_t index, uint32_t attempt, size_t result_limit);
 
+/* The same, with the copy of the item and the task's own tables taken from
+ * `allocate` (which returns NULL when it has no room): a stem's process
+ * takes them from memory no other process touched, not from the heap it
+ * shares with the stem, each page of which it would copy as it writes. */
+int host_task_init_from(struct tessera_task *task, const struct stage *stage, const char *item,
+                        size_t item_length, uint64_t index, uint32_t attempt, size_t result_limit,
+                        void *(*allocate)(size_t size));
+
+/* Writes `value` in decimal, NUL-terminated, to `text` (21 bytes or more). */
+void host_format_u64(char *text, uint64_t value);
+
 /* Sends the result, if the executor set one (and the stage's result is the
  * executor's, not its standard output), on the child's channel. Returns 0,
  * or -1 with errno set. */
