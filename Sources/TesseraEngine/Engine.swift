@@ -227,13 +227,13 @@ public final class Engine {
                     try store.recordFire(job: job.name, schedule: schedule.summary, at: time)
                 }
                 for stage in stages { try store.insertStage(run: id, stage.record) }
-                // Fresh: a creation that crashed before its commit may
-                // have left one under the same id. Only a run that gives
-                // it to a stage has one: no stage of the others can reach
-                // it, and its mkdir and rmdir were a tenth of a
-                // one-microtask run's time.
-                files.remove(run: id)
+                // Only a run that gives it to a stage has one: no stage
+                // of the others can reach it, and its mkdir and rmdir were
+                // a tenth of a one-microtask run's time. Fresh: a creation
+                // that crashed before its commit may have left one under
+                // the same id (without, that one goes when the run ends).
                 if run.usesRunDirectory {
+                    files.remove(run: id)
                     do {
                         try files.create(run: id)
                     } catch {

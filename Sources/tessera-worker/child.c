@@ -342,14 +342,15 @@ static bool read_exact(int fd, void *into, size_t length)
     return true;
 }
 
-static bool pool_receive(int fd, char **item, size_t *item_length, uint64_t *index,
-                         uint32_t *attempt)
+/* The next microtask on the channel (channel.h): its item, NUL-terminated,
+ * in memory from `allocate`. False at the end of the channel. */
+static bool pool_receive(int fd, void *(*allocate)(size_t size), char **item, size_t *item_length,
+                         uint64_t *index, uint32_t *attempt)
 {
     struct channel_pool_task request;
     if (!read_exact(fd, &request, sizeof request))
         return false;
-    free(*item);
-    *item = malloc((size_t)request.item_length + 1);
+    *item = allocate((size_t)request.item_length + 1);
     if (*item == NULL || (request.item_length > 0 && !read_exact(fd, *item, request.item_length)))
         _exit(CHILD_SETUP_FAILED);
     (*item)[request.item_length] = '\0';
@@ -414,7 +415,8 @@ static _Noreturn void pool_loop(const struct child_task *task, struct tessera_ta
         size_t item_length;
         uint64_t index;
         uint32_t attempt;
-        if (!pool_receive(CHANNEL_FD, &item, &item_length, &index, &attempt))
+        free(item);
+        if (!pool_receive(CHANNEL_FD, malloc, &item, &item_length, &index, &attempt))
             _exit(0);
         if (host_task_init(&microtask, stage, item, item_length, index, attempt, task->result_limit) ==
             -1)
@@ -598,19 +600,11 @@ static _Noreturn void stem_child(const struct stage *stage, const char *item, si
         fail("closing the stem's descriptors");
     struct stage own = *stage;
     if (item == NULL) {
-        struct channel_pool_task request;
+        char *received;
         /* The end of the channel: the stem is being dismissed. */
-        if (!read_exact(CHANNEL_FD, &request, sizeof request))
+        if (!pool_receive(CHANNEL_FD, stem_allocate, &received, &item_length, &index, &attempt))
             _exit(0);
-        char *received = stem_allocate((size_t)request.item_length + 1);
-        if (received == NULL ||
-            (request.item_length > 0 && !read_exact(CHANNEL_FD, received, request.item_length)))
-            _exit(CHILD_SETUP_FAILED);
-        received[request.item_length] = '\0';
         item = received;
-        item_length = request.item_length;
-        index = request.index;
-        attempt = request.attempt;
         stem_receive_context(&own);
         stage = &own;
     }

@@ -638,10 +638,9 @@ static void warm_make_way(const struct stage *stage, uint32_t uid)
 }
 
 /* Dismisses the warm stems idle for STEM_WARM_NS; returns the milliseconds
- * until the next one is due, or -1 when none is warm. */
-static int warm_expire(void)
+ * from `now` until the next one is due, or -1 when none is warm. */
+static int warm_expire(uint64_t now)
 {
-    uint64_t now = monotonic_ns();
     uint64_t soonest = UINT64_MAX;
     for (size_t i = 0; i < zygote.pool_count; i++) {
         struct pool *pool = zygote.pools[i];
@@ -668,7 +667,7 @@ static void stage_going(uint32_t id)
         if (pool->stage == NULL || pool->stage_id != id)
             continue;
         if (pool->stem && !pool->retiring) {
-            /* Busy, it stays after its microtask as it would have. */
+            /* It stays, warm (a busy one, after its microtask). */
             warm_keep(pool);
             continue;
         }
@@ -1937,10 +1936,11 @@ static _Noreturn void run(void)
     for (;;) {
         size_t count = build_poll_set();
         int timeout = accepting_input() && frame_buffered() ? 0 : progress_timeout();
-        int warm = warm_expire();
+        uint64_t now = monotonic_ns();
+        int warm = warm_expire(now);
         if (warm != -1 && (timeout == -1 || warm < timeout))
             timeout = warm;
-        int cgroup_wait = cgroup_timeout(monotonic_ns());
+        int cgroup_wait = cgroup_timeout(now);
         if (cgroup_wait != -1 && (timeout == -1 || cgroup_wait < timeout))
             timeout = cgroup_wait;
         if (RETRY(poll(zygote.poll_fds, count, timeout)) == -1) {
