@@ -36,7 +36,7 @@ public final class Daemon {
     var taskProgress: [UInt64: Double] = [:]
     /// The process of each running microtask, as the worker reported it.
     var taskPIDs: [UInt64: Int32] = [:]
-    var dynamicUsers = DynamicUsers()
+    let dynamicUsers = DynamicUsers()
     /// The uids a stage was lent and holds between its microtasks (its
     /// pooled processes or stems run as them), given back when it ends.
     var stageUIDs: [StageKey: [UInt32]] = [:]
@@ -400,6 +400,8 @@ public final class Daemon {
                 + "\(loaded.catalog.plugins.count) plugin(s), \(config.slots) slot(s)")
         loop.run()
         flush(force: true)
+        // The worker has ended, and every microtask with it.
+        dynamicUsers.releaseAll()
         cgroups?.remove()
         if !loop.closeAll() { logWarning("event loop closed with handles still open") }
         logInfo(exitCode == 0 ? "stopped" : "stopped with exit status \(exitCode)")

@@ -253,7 +253,9 @@ struct ResolvedSandbox: Equatable {
         let namespaces = names.filter { has($0.0) }.map(\.1)
         let identity: String
         if dynamicUser {
-            identity = "dynamic: a uid and gid of its own for each running microtask, from \(DynamicUsers.firstID)"
+            identity =
+                "dynamic: a uid and gid of its own for each running microtask, from \(DynamicUsers.firstID) to "
+                + "\(DynamicUsers.lastID), locked in \(DynamicUsers.lockDirectory) as systemd locks its own"
         } else if uid == UInt32(TW_ID_UNCHANGED) {
             identity = "the daemon's user"
         } else {
@@ -346,23 +348,135 @@ struct ResolvedSandbox: Equatable {
     }
 }
 
-/// The uids of `user: dynamic`, one per running microtask, like systemd's DynamicUser:
-/// a running microtask holds one, so no two running microtasks share a uid
-/// (and RLIMIT_NPROC, which counts per uid, becomes a per-microtask limit).
-struct DynamicUsers {
+/// The uids of `user: dynamic`, one per running microtask, like systemd's
+/// DynamicUser: a running microtask holds one, so no two running microtasks
+/// share a uid (and RLIMIT_NPROC, which counts per uid, becomes a
+/// per-microtask limit).
+///
+/// The range is systemd's, and so is the way a uid is taken from it: a
+/// uid belongs to whoever holds a BSD lock (flock) on
+/// /run/systemd/dynamic-uid/UID, which is what systemd takes for the
+/// DynamicUser= of its services. So no other tesserad, and no service of
+/// systemd's, is lent a uid this daemon holds, and the other way round.
+/// A uid is reserved the first time the daemon needs one more than it
+/// holds, and kept until the daemon exits (the kernel lets go of the lock
+/// then, whatever the exit); the uids given back are lent again, last
+/// given first, so that the next run of a job finds its warm stems.
+final class DynamicUsers {
     /// The start of the range systemd reserves for dynamic users.
     static let firstID: UInt32 = 61184
     static let lastID: UInt32 = 65519
-    private var free: [UInt32]
+    static let lockDirectory = "/run/systemd/dynamic-uid"
 
-    init() {
-        free = (DynamicUsers.firstID...DynamicUsers.lastID).reversed()
+    /// Reserved and not lent, the next to lend last.
+    private var free: [UInt32] = []
+    /// Every uid reserved, with the descriptor that holds its lock.
+    private(set) var held: [UInt32: Int32] = [:]
+    /// Where the search for the next uid to reserve goes on.
+    private var cursor = DynamicUsers.firstID
+    /// When a search last found nothing (monotonic ms): the next waits a second.
+    private var failedAt: UInt64?
+
+    /// A uid no running microtask has; nil when none can be reserved
+    /// (every uid of the range is taken, or the lock directory cannot be
+    /// written), which is logged.
+    func take() -> UInt32? {
+        if free.isEmpty, let uid = reserve() { return uid }
+        return free.popLast()
     }
 
-    /// A uid no running microtask has; nil when every one is taken.
-    mutating func take() -> UInt32? { free.popLast() }
+    func give(back id: UInt32) { free.append(id) }
 
-    mutating func give(back id: UInt32) { free.append(id) }
+    /// Lets go of every uid: the lock files go, then their locks. Called
+    /// when no microtask runs any more.
+    func releaseAll() {
+        for (uid, fd) in held {
+            unlink(DynamicUsers.lockPath(uid))
+            close(fd)
+        }
+        held.removeAll()
+        free.removeAll()
+    }
+
+    static func lockPath(_ uid: UInt32) -> String { "\(lockDirectory)/\(uid)" }
+
+    /// Takes one more uid from the range, as systemd does: a lock file
+    /// per uid, a uid whose lock another holds is skipped, and so is one
+    /// the user or group database knows.
+    private func reserve() -> UInt32? {
+        let now = monotonicMilliseconds()
+        if let failedAt, now < failedAt + 1000 { return nil }
+        mkdir("/run/systemd", 0o755)
+        mkdir(DynamicUsers.lockDirectory, 0o755)
+        let count = DynamicUsers.lastID - DynamicUsers.firstID + 1
+        var problem = "every uid from \(DynamicUsers.firstID) to \(DynamicUsers.lastID) is taken"
+        for step in 0..<count {
+            let uid = DynamicUsers.firstID + (cursor - DynamicUsers.firstID + step) % count
+            if held[uid] != nil { continue }
+            switch lock(uid) {
+            case .locked(let fd):
+                held[uid] = fd
+                cursor = uid == DynamicUsers.lastID ? DynamicUsers.firstID : uid + 1
+                failedAt = nil
+                return uid
+            case .taken:
+                continue
+            case .failed(let message):
+                problem = message
+            }
+            break
+        }
+        if failedAt == nil {
+            logWarning(
+                "user: dynamic: no uid could be reserved (\(problem)); microtasks run as nobody, sharing "
+                    + "its per-user limits, until one can")
+        }
+        failedAt = now
+        return nil
+    }
+
+    private enum Lock {
+        case locked(Int32)
+        case taken
+        case failed(String)
+    }
+
+    private func lock(_ uid: UInt32) -> Lock {
+        let path = DynamicUsers.lockPath(uid)
+        while true {
+            let fd = open(path, O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0o600)
+            if fd < 0 { return .failed("\(path): \(String(cString: strerror(errno)))") }
+            if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+                let code = errno
+                close(fd)
+                if code == EINTR { continue }
+                if code == EWOULDBLOCK { return .taken }
+                return .failed("\(path): flock: \(String(cString: strerror(code)))")
+            }
+            var status = stat()
+            if fstat(fd, &status) != 0 {
+                close(fd)
+                return .taken
+            }
+            // Unlinked by its holder between our open and our lock: its
+            // name is free for a new file.
+            if status.st_nlink == 0 {
+                close(fd)
+                continue
+            }
+            if getpwuid(uid) != nil || getgrgid(uid) != nil {
+                // A user or group of the system's: left alone, and its
+                // file removed, as systemd does.
+                unlink(path)
+                close(fd)
+                return .taken
+            }
+            let name = Array("tesserad\n".utf8)
+            _ = name.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+            _ = ftruncate(fd, off_t(name.count))
+            return .locked(fd)
+        }
+    }
 }
 
 extension ServerConfig {

@@ -409,6 +409,49 @@ struct DynamicUserTests {
         let check = runProgram(["\(binDirectory)/tesserad", "--check", "--config", daemon.configPath])
         #expect(check.stdout.contains("user: dynamic: a uid and gid of its own"), "\(check.stdout)")
     }
+
+    @Test("two daemons at once lend different uids, each locked as systemd's DynamicUser= locks its own, until exit")
+    func twoDaemons() throws {
+        let gate = makeTemporaryDirectory("tessera-gate")
+        chmod(gate, 0o777)
+        defer { removeTree(gate) }
+        func job(_ tag: String) -> String {
+            """
+            name: dyn
+            executor: shell
+            params: {command: [sh, -c, 'id -u > \(gate)/\(tag)-$1; while [ ! -e \(gate)/go ]; do sleep 0.02; done', sh, "{{item}}"]}
+            items: [a, b]
+            sandbox: {filesystem: {writable: ["\(gate)"]}}
+            """
+        }
+        let first = try Daemon(jobs: ["dyn.yaml": job("first")], slots: 2)
+        let second = try Daemon(jobs: ["dyn.yaml": job("second")], slots: 2)
+        let runs = (try first.startRun("dyn"), try second.startRun("dyn"))
+        let files = ["first-a", "first-b", "second-a", "second-b"].map { gate + "/" + $0 }
+        try waitUntil("all four microtasks have written their uid") {
+            files.allSatisfy { Int(readFile($0).split(separator: "\n").first ?? "") != nil }
+        }
+        let uids = files.map { Int(readFile($0).split(separator: "\n").first ?? "") ?? -1 }
+        #expect(Set(uids).count == 4, "four microtasks of two daemons ran at once: \(uids)")
+        for uid in uids {
+            // Held: the file exists and its lock cannot be taken.
+            let fd = open("/run/systemd/dynamic-uid/\(uid)", O_RDWR | O_CLOEXEC)
+            #expect(fd >= 0, "uid \(uid) has its lock file")
+            guard fd >= 0 else { continue }
+            #expect(flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK, "uid \(uid) is locked")
+            close(fd)
+        }
+        writeFile(gate + "/go", "")
+        #expect(try first.wait(forRun: runs.0).state == .succeeded)
+        #expect(try second.wait(forRun: runs.1).state == .succeeded)
+        #expect(first.stop() == 0)
+        for uid in uids[0..<2] {
+            #expect(access("/run/systemd/dynamic-uid/\(uid)", F_OK) != 0, "the first daemon let go of \(uid)")
+        }
+        for uid in uids[2..<4] {
+            #expect(access("/run/systemd/dynamic-uid/\(uid)", F_OK) == 0, "the second daemon still holds \(uid)")
+        }
+    }
 }
 
 @Suite("Sandbox: file capabilities")
