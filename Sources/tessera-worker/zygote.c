@@ -89,6 +89,10 @@ _Static_assert(3 * (uint64_t)OUTPUT_CAP + 4096 < TW_MAX_FRAME, "DONE must fit in
 #define FRAMES_PER_TURN 64
 /* The shortest interval between two PROGRESS frames of one task. */
 #define PROGRESS_INTERVAL_NS 100000000u
+/* STARTED, which only tells the daemon the pid to show, waits this long
+ * for a frame to go out with: a microtask that ends sooner is told
+ * started and done in one write, one wake-up of the daemon fewer. */
+#define STARTED_DELAY_NS 10000000u
 /* While this much output waits for the daemon, no new frames are read. */
 #define OUTPUT_HIGH_WATER ((size_t)32 << 20)
 /* Buffers larger than this are given back when they fall empty, and at most
@@ -145,6 +149,7 @@ struct task {
     struct buf channel;     /* channel bytes not parsed yet */
     struct buf result;
     struct buf error_line; /* the executor's last error (CHANNEL_ERROR) */
+    bool started_pending; /* STARTED waits (STARTED_DELAY_NS) */
     bool progress_sent;
     bool progress_pending; /* a fraction waits for the interval to pass */
     double progress_value;
@@ -223,6 +228,7 @@ static struct {
     struct task *free_tasks;
     size_t free_task_count;
     size_t progress_pending_count;
+    size_t started_pending_count;
     struct pollfd *poll_fds;
     struct poll_target *poll_targets;
     size_t poll_capacity;
@@ -308,17 +314,33 @@ static void send_hello(char **problems, size_t count)
     wire_end_frame(&zygote.output, start);
 }
 
-static void send_started(const struct task *task)
+/* A task's held STARTED, now: it goes before any other frame of the task. */
+static void started_now(struct task *task)
 {
+    if (!task->started_pending)
+        return;
+    task->started_pending = false;
+    zygote.started_pending_count--;
     size_t start = wire_begin_frame(&zygote.output, TW_MSG_STARTED);
     wire_put_u64(&zygote.output, task->token);
     wire_put_u32(&zygote.output, (uint32_t)task->pid);
     wire_end_frame(&zygote.output, start);
 }
 
-/* OUTPUT: what a running task has written from the offsets asked for. */
-static void send_output(const struct task *task, const uint64_t offsets[2], uint32_t max)
+/* STARTED is held until STARTED_DELAY_NS from now or until another frame
+ * goes to the daemon, whichever comes first. */
+static void send_started(struct task *task)
 {
+    if (!task->started_pending) {
+        task->started_pending = true;
+        zygote.started_pending_count++;
+    }
+}
+
+/* OUTPUT: what a running task has written from the offsets asked for. */
+static void send_output(struct task *task, const uint64_t offsets[2], uint32_t max)
+{
+    started_now(task);
     size_t start = wire_begin_frame(&zygote.output, TW_MSG_OUTPUT);
     wire_put_u64(&zygote.output, task->token);
     wire_put_u64(&zygote.output, offsets[STREAM_STDOUT]);
@@ -336,6 +358,7 @@ static void send_output(const struct task *task, const uint64_t offsets[2], uint
 
 static void send_progress(struct task *task, double fraction)
 {
+    started_now(task);
     size_t start = wire_begin_frame(&zygote.output, TW_MSG_PROGRESS);
     wire_put_u64(&zygote.output, task->token);
     wire_put_f64(&zygote.output, fraction);
@@ -349,9 +372,10 @@ static void send_progress(struct task *task, double fraction)
 }
 
 /* Queues DONE for a task whose child ended with wait `status`. */
-static void send_done(const struct task *task, int status, const struct rusage *usage,
+static void send_done(struct task *task, int status, const struct rusage *usage,
                       uint64_t wall_us)
 {
+    started_now(task);
     struct buf *out = &zygote.output;
     bool signaled = WIFSIGNALED(status);
     static const struct buf none;
@@ -488,6 +512,10 @@ static void running_add(struct task *task)
 
 static void running_remove(struct task *task)
 {
+    if (task->started_pending) {
+        task->started_pending = false;
+        zygote.started_pending_count--;
+    }
     size_t last = --zygote.running_count;
     zygote.running[task->running_index] = zygote.running[last];
     zygote.running_pids[task->running_index] = zygote.running_pids[last];
@@ -1710,6 +1738,31 @@ static void forward_due_progress(void)
     }
 }
 
+/* The held STARTED frames that are due, or all of them when other frames
+ * go to the daemon anyway (`all`). */
+static void forward_started(bool all)
+{
+    for (size_t i = 0; i < zygote.running_count && zygote.started_pending_count > 0; i++) {
+        struct task *task = zygote.running[i];
+        if (task->started_pending && (all || zygote.now_ns >= task->started_ns + STARTED_DELAY_NS))
+            started_now(task);
+    }
+}
+
+/* Milliseconds until a held STARTED is due, or -1 when none is held. */
+static int started_timeout(uint64_t now)
+{
+    if (zygote.started_pending_count == 0)
+        return -1;
+    uint64_t soonest = UINT64_MAX;
+    for (size_t i = 0; i < zygote.running_count; i++) {
+        const struct task *task = zygote.running[i];
+        if (task->started_pending && task->started_ns + STARTED_DELAY_NS < soonest)
+            soonest = task->started_ns + STARTED_DELAY_NS;
+    }
+    return soonest <= now ? 0 : (int)((soonest - now + 999999) / 1000000);
+}
+
 /* Milliseconds until held progress is due, or -1 when none is held. */
 static int progress_timeout(void)
 {
@@ -1943,6 +1996,9 @@ static _Noreturn void run(void)
         int cgroup_wait = cgroup_timeout(now);
         if (cgroup_wait != -1 && (timeout == -1 || cgroup_wait < timeout))
             timeout = cgroup_wait;
+        int started_wait = started_timeout(now);
+        if (started_wait != -1 && (timeout == -1 || started_wait < timeout))
+            timeout = started_wait;
         if (RETRY(poll(zygote.poll_fds, count, timeout)) == -1) {
             worker_log("poll: %s", strerror(errno));
             shut_down(EXIT_FAILURE);
@@ -1968,6 +2024,7 @@ static _Noreturn void run(void)
         handle_input();
         forward_due_progress();
         cgroup_retry(zygote.now_ns);
+        forward_started(output_waiting() > 0);
         flush_output();
     }
 }

@@ -81,6 +81,39 @@ struct EndToEndTests {
         #expect(try daemon.startRun("hello") == 2)
     }
 
+    @Test(
+        "a running microtask is listed with its process's CPU time and memory",
+        arguments: ["", "isolation: pooled"])
+    func runningListed(_ isolation: String) throws {
+        let gate = makeTemporaryDirectory("tessera-gate")
+        chmod(gate, 0o777)
+        defer { removeTree(gate) }
+        let daemon = try Daemon(jobs: [
+            "busy.yaml": """
+            name: busy
+            executor: shell
+            params: {command: [sh, -c, 'while [ ! -e \(gate)/go ]; do sleep 0.01; done']}
+            items: [one]
+            sandbox: {filesystem: {writable: ["\(gate)"]}}
+            \(isolation)
+            """
+        ])
+        let id = try daemon.startRun("busy")
+        // The worker tells the pid of a microtask that has run for 10 ms,
+        // unprompted by any other frame.
+        var listed: JSON?
+        try waitUntil("the microtask is listed with its process's figures") {
+            listed = try daemon.call("ListRunning")["tasks"]?.arrayValue?.first
+            return listed?["rss"]?.intValue != nil
+        }
+        #expect(listed?["run"]?.intValue == id)
+        #expect((listed?["rss"]?.intValue ?? 0) > 0)
+        #expect(listed?["cpuSeconds"]?.doubleValue != nil)
+        writeFile(gate + "/go", "")
+        #expect(try daemon.wait(forRun: id).state == .succeeded)
+        #expect(try daemon.call("ListRunning")["tasks"]?.arrayValue?.isEmpty == true)
+    }
+
     @Test("run-time parameters override the job's, and are checked")
     func parameterOverrides() throws {
         let daemon = try Daemon(

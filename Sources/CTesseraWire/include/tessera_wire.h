@@ -107,7 +107,9 @@ enum tw_message_type {
      *   u32 problem_count, problem_count x str (plugin load problems) */
     TW_MSG_HELLO = 64,
 
-    /* A microtask's process exists.  u64 token, u32 pid */
+    /* A microtask's process exists.  u64 token, u32 pid.  Sent 10 ms after
+     * the microtask started, or with the first frame that goes sooner (at
+     * the latest just before its DONE): it only tells the pid to show. */
     TW_MSG_STARTED = 65,
 
     /* Progress reported by the executor.  u64 token, f64 fraction */
