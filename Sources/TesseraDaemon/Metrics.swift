@@ -171,8 +171,9 @@ extension Daemon {
         out.histogram("tessera_store_commit_seconds", [], m.commits)
         out.family("tessera_slots", "gauge", "Microtasks that may run at once.")
         out.sample("tessera_slots", Double(config.slots))
-        out.family("tessera_slots_in_use", "gauge", "Microtasks running.")
-        out.sample("tessera_slots_in_use", Double(engine.running.count))
+        out.family(
+            "tessera_slots_in_use", "gauge", "Slots in use (a pooled process with its next microtask holds one).")
+        out.sample("tessera_slots_in_use", Double(engine.slotsInUse))
         out.family("tessera_queued_microtasks", "gauge", "Microtasks queued (waiting retries included).")
         out.sample("tessera_queued_microtasks", Double(engine.queuedCount))
         out.family("tessera_active_runs", "gauge", "Runs queued or running.")

@@ -22,6 +22,8 @@ struct TaskShell {
     /// The stage whose uid it was lent: its uids stay with it (see
     /// Daemon.stageUIDs).
     var uidStage: StageKey?
+    /// Its lane (Engine), whose uid it shares.
+    var lane: UInt64 = 0
     let run: Int64
     let index: Int
 }

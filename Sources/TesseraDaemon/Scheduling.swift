@@ -104,13 +104,22 @@ extension Daemon: EngineDelegate {
         if sandbox.dynamicUser {
             let key = StageKey(run: task.run.id, stage: task.stage.position)
             uidStage = key
-            dynamicUID = stageUIDs[key]?.popLast() ?? dynamicUsers.take()
+            if let shared = laneUIDs[task.lane] {
+                // Handed out ahead: to the pooled process of its lane.
+                dynamicUID = shared.uid
+                laneUIDs[task.lane] = (shared.uid, shared.count + 1)
+            } else {
+                dynamicUID = stageUIDs[key]?.popLast() ?? dynamicUsers.take()
+                if let uid = dynamicUID { laneUIDs[task.lane] = (uid, 1) }
+            }
         }
         frame.u32(dynamicUID ?? UInt32(TW_ID_UNCHANGED))
         frame.u32(UInt32(task.attempt))
+        frame.u32(task.ahead ? TW_TASK_AHEAD : 0)
         worker.process.send(frame)
         var shell = TaskShell(worker: worker, dynamicUID: dynamicUID, run: task.run.id, index: task.index)
         shell.uidStage = uidStage
+        shell.lane = task.lane
         taskShells[task.token] = shell
         worker.running += 1
         if task.stage.limits.wall != nil { armLimitTimer() }
@@ -285,7 +294,10 @@ extension Daemon: EngineDelegate {
 
     /// Gives back what a microtask held: its uid, its place on the worker.
     private func release(_ shell: TaskShell) {
-        if let uid = shell.dynamicUID {
+        if let uid = shell.dynamicUID, let shared = laneUIDs[shell.lane], shared.count > 1 {
+            laneUIDs[shell.lane] = (uid, shared.count - 1)
+        } else if let uid = shell.dynamicUID {
+            laneUIDs.removeValue(forKey: shell.lane)
             if let stage = shell.uidStage, stageIDs[stage] != nil {
                 stageUIDs[stage, default: []].append(uid)
             } else {

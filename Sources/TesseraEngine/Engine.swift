@@ -112,7 +112,12 @@ public final class Engine {
     /// Stages whose request did not fit when last considered (few: only
     /// stages with requests ever are), for the reservation.
     private var blocked: [EngineStage] = []
-    /// The sums of the requests of the running microtasks.
+    /// The slots in use: lanes (Model.swift), one per running microtask
+    /// but for a pooled stage's microtask handed out ahead.
+    private var lanes: [UInt64: Lane] = [:]
+    private var nextLane: UInt64 = 0
+    public var slotsInUse: Int { lanes.count }
+    /// The sums of the requests of the lanes.
     public private(set) var cpuInUse = 0.0
     public private(set) var memoryInUse: UInt64 = 0
     /// Runs that ended since the shell last said their end is committed.
@@ -523,11 +528,48 @@ public final class Engine {
         if !queuedFires.isEmpty { startQueuedFires(at: now) }
         guard !paused, storeFailure == nil, pressureGate.pause == nil else { return }
         lastDispatch = now
-        while running.count < settings.slots, storeFailure == nil {
-            guard let (run, stage) = nextRunnable() else { return }
+        while storeFailure == nil {
+            var joining: UInt64?
+            var next = lanes.count < settings.slots ? nextRunnable() : nil
+            if next == nil, let ahead = nextAhead() {
+                next = ahead
+                joining = laneWithRoom(in: ahead.1)
+            }
+            guard let (run, stage) = next else { return }
             guard let task = takeNext(of: stage, in: run) else { continue }
-            start(task, of: stage, in: run, at: now)
+            start(task, of: stage, in: run, joining: joining, at: now)
         }
+    }
+
+    /// A lane of the stage with room for one more microtask.
+    private func laneWithRoom(in stage: EngineStage) -> UInt64? {
+        let depth = stage.depth
+        guard depth > 1 else { return nil }
+        return stage.laneIDs.first { (lanes[$0]?.count ?? depth) < depth }
+    }
+
+    /// With every slot in use: a pooled stage whose lane has room for the
+    /// next microtask, in the order runs take turns, unless a microtask of
+    /// some other stage waits for a slot. Then none: the lanes empty, and
+    /// the slots go out by priority and in turn as microtasks end.
+    private func nextAhead() -> (EngineRun, EngineStage)? {
+        let count = order.count
+        guard count > 0, !lanes.isEmpty else { return nil }
+        var found: (step: Int, run: EngineRun, stage: EngineStage)?
+        for step in 0..<count {
+            let run = order[(roundRobin + step) % count]
+            if run.cancelRequested { continue }
+            if let limit = run.job.concurrency, (runningPerJob[run.job.name] ?? 0) >= limit { continue }
+            for stage in run.stages where stage.phase == .ready && stage.startable > 0 {
+                if let cap = stage.definition.concurrency, stage.counts.running >= cap { continue }
+                guard laneWithRoom(in: stage) != nil else { return nil }
+                if found == nil { found = (step, run, stage) }
+            }
+        }
+        guard let found else { return nil }
+        guard delegate?.engine(self, canStart: found.run) ?? true else { return nil }
+        roundRobin = (roundRobin + found.step + 1) % count
+        return (found.run, found.stage)
     }
 
     /// The next (run, stage) with a queued microtask whose job and stage
@@ -639,19 +681,30 @@ public final class Engine {
         return stage.buffer[stage.bufferPosition]
     }
 
-    private func start(_ task: QueuedTask, of stage: EngineStage, in run: EngineRun, at now: Instant) {
-        let cpu = stage.definition.requests.cpu ?? 0
-        let memory = memoryRequest(of: stage, in: run) ?? 0
+    private func start(
+        _ task: QueuedTask, of stage: EngineStage, in run: EngineRun, joining joined: UInt64?, at now: Instant
+    ) {
+        let lane: UInt64
+        if let joined {
+            lane = joined
+            lanes[lane]?.count += 1
+        } else {
+            let cpu = stage.definition.requests.cpu ?? 0
+            let memory = memoryRequest(of: stage, in: run) ?? 0
+            nextLane += 1
+            lane = nextLane
+            lanes[lane] = Lane(stage: stage, count: 1, cpu: cpu, memory: memory)
+            stage.laneIDs.append(lane)
+            cpuInUse += cpu
+            memoryInUse += memory
+        }
         nextToken += 1
         let token = nextToken
         let attempt = task.attempts + 1
         running[token] = RunningMicrotask(
-            token: token, run: run, stage: stage, index: task.index, item: task.item, attempt: attempt,
-            cpuReserved: cpu, memoryReserved: memory, startedAt: now.wall,
-            wallDeadline: stage.limits.wall.map { now.monotonic + $0 })
+            token: token, run: run, stage: stage, index: task.index, item: task.item, attempt: attempt, lane: lane,
+            startedAt: now.wall, wallDeadline: stage.limits.wall.map { now.monotonic + $0 })
         runningPerJob[run.job.name, default: 0] += 1
-        cpuInUse += cpu
-        memoryInUse += memory
         stage.counts.queued -= 1
         stage.counts.running += 1
         run.counts.queued -= 1
@@ -669,7 +722,8 @@ public final class Engine {
         delegate?.engine(
             self,
             start: MicrotaskStart(
-                token: token, run: run, stage: stage, index: task.index, item: task.item, attempt: attempt))
+                token: token, run: run, stage: stage, index: task.index, item: task.item, attempt: attempt, lane: lane,
+                ahead: joined != nil))
     }
 
     // MARK: Completion
@@ -692,8 +746,7 @@ public final class Engine {
         let run = task.run
         let stage = task.stage
         runningPerJob[run.job.name, default: 1] -= 1
-        cpuInUse = max(0, cpuInUse - task.cpuReserved)
-        memoryInUse -= min(memoryInUse, task.memoryReserved)
+        leave(lane: task.lane)
         if stage.definition.requests.learnsMemory, let peak = completion.maxRSS, peak > 0 {
             let key = LearnedKey(job: run.job.name, stage: stage.name)
             learnedMemory[key] = max(learnedMemory[key] ?? 0, UInt64(peak))
@@ -703,6 +756,20 @@ public final class Engine {
         conclude(
             QueuedTask(index: task.index, item: task.item, attempts: task.attempt), of: stage, in: run, completion,
             at: now)
+    }
+
+    /// A microtask of the lane ended: the last one gives its slot back.
+    private func leave(lane id: UInt64) {
+        guard var lane = lanes[id] else { return }
+        lane.count -= 1
+        guard lane.count == 0 else {
+            lanes[id] = lane
+            return
+        }
+        lanes.removeValue(forKey: id)
+        lane.stage.laneIDs.removeAll { $0 == id }
+        cpuInUse = max(0, cpuInUse - lane.cpu)
+        memoryInUse -= min(memoryInUse, lane.memory)
     }
 
     /// Records how an attempt ended: a failure the stage's policy retries

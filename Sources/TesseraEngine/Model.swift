@@ -19,6 +19,10 @@ public final class EngineStage {
     public let position: Int
     /// The stage's limits over the server's defaults, fixed when the run starts.
     public let limits: Limits
+    /// How many microtasks one lane holds: 2 for a pooled stage (the one
+    /// running, and the next), 1 otherwise. A pooled stage with a wall
+    /// limit holds 1, so that its wall time counts from its own start.
+    public var depth: Int { definition.isolation.isPooled && limits.wall == nil ? 2 : 1 }
     public internal(set) var phase: Phase = .waiting
     /// When it became ready (wall clock), in this daemon's life.
     public internal(set) var readyAt: Double?
@@ -38,6 +42,8 @@ public final class EngineStage {
     /// Since when (monotonic ms) its next microtask's request has not
     /// fitted beside those running; nil while it fits or has nothing queued.
     var blockedSince: UInt64?
+    /// The lanes (slots) its running microtasks hold.
+    var laneIDs: [UInt64] = []
     /// Failed microtasks waiting for their retry's due time (counted in
     /// `counts.queued` too), and those due, to be started first.
     var waitingRetries = 0
@@ -145,9 +151,8 @@ public struct RunningMicrotask {
     public let index: Int
     public let item: String
     public let attempt: Int
-    /// What it was admitted with, given back when it ends.
-    let cpuReserved: Double
-    let memoryReserved: UInt64
+    /// The lane (slot) it holds, with the microtask handed out beside it.
+    public let lane: UInt64
     public let startedAt: Double
     /// When the wall limit expires (monotonic ms), if the stage has one.
     let wallDeadline: UInt64?
@@ -166,6 +171,25 @@ public struct MicrotaskStart {
     public let item: String
     /// 1 for the first attempt.
     public let attempt: Int
+    /// The lane (slot) it takes: one of its own, or for a pooled stage
+    /// the lane of a microtask that runs already (`ahead`), whose pooled
+    /// process runs this one next.
+    public let lane: UInt64
+    public let ahead: Bool
+}
+
+/// A slot in use. A microtask of a stage with `isolation: process` has a
+/// lane of its own. A pooled stage's lane is a pooled process, which runs
+/// its microtasks one after another: it holds the one running and, handed
+/// out ahead, the next (`EngineStage.depth`), so that the process finds it
+/// ready the moment it has sent the last result, instead of waiting for
+/// the round trip through the daemon. The requests are reserved once per
+/// lane, for the one process that runs.
+struct Lane {
+    let stage: EngineStage
+    var count: Int
+    let cpu: Double
+    let memory: UInt64
 }
 
 /// What the engine asks of the shell that drives it.

@@ -159,6 +159,13 @@ struct task {
 
 /* A pooled process (isolation: pooled, child.c's pool_loop): sandboxed
  * once, it runs microtasks of one stage, with one uid, one at a time. */
+struct queued_task {
+    uint64_t token, index;
+    uint32_t stage_id, uid, attempt, item_length;
+    size_t limit, result_limit;
+    char item[]; /* item_length bytes */
+};
+
 struct pool {
     pid_t pid;
     uint32_t stage_id;
@@ -169,6 +176,11 @@ struct pool {
     struct trace trace; /* between microtasks; a running one has a copy */
     struct cell *cell;
     struct task *task; /* the microtask it runs, or NULL */
+    /* A pooled process's next microtask, handed out ahead (TW_TASK_AHEAD):
+     * held here, and sent to the process once it has said the one it runs
+     * ended and its output is read, so that each microtask's output is its
+     * own. NULL when none. */
+    struct queued_task *queued;
     bool retiring;     /* it runs no more microtasks; kept until reaped */
     /* A stem (isolation: process, child.c's stem_loop): it forks each
      * microtask's process, and reports on its control socket. */
@@ -270,6 +282,7 @@ static uint64_t timeval_us(struct timeval value)
  * on fatal errors alike. */
 
 static void signal_task(struct task *task, int signo);
+static void queued_start(struct queued_task *queued);
 
 static _Noreturn void shut_down(int status)
 {
@@ -701,6 +714,11 @@ static void stage_going(uint32_t id)
         }
         pool->stage = NULL;
         pool->retiring = true;
+        if (pool->queued != NULL) {
+            send_failed(pool->queued->token, "stage %u was forgotten before its microtask started", id);
+            free(pool->queued);
+            pool->queued = NULL;
+        }
         if (pool->task == NULL)
             pool_dismiss(pool);
     }
@@ -715,9 +733,12 @@ static struct pool *pool_by_pid(pid_t pid)
     return NULL;
 }
 
-/* After it was reaped. */
+/* After it was reaped. Its next microtask, if one was handed to it ahead,
+ * starts in another pooled process. */
 static void pool_remove(struct pool *pool)
 {
+    struct queued_task *queued = pool->queued;
+    pool->queued = NULL;
     int fds[] = {pool->out_fd, pool->err_fd, pool->channel_fd, pool->control_fd};
     for (int i = 0; i < 4; i++) {
         if (fds[i] != -1)
@@ -734,6 +755,8 @@ static void pool_remove(struct pool *pool)
         }
     }
     free(pool);
+    if (queued != NULL)
+        queued_start(queued);
 }
 
 static void task_begin(struct task *task, uint64_t token, pid_t pid, const struct stage *stage,
@@ -970,12 +993,26 @@ static bool pool_send(const struct pool *pool, const struct stage *stage, uint64
     return false;
 }
 
+/* A busy pooled process of the stage and uid with no microtask held for
+ * it yet, or NULL. */
+static struct pool *pool_busy(const struct stage *stage, uint32_t uid)
+{
+    for (size_t i = 0; i < zygote.pool_count; i++) {
+        struct pool *pool = zygote.pools[i];
+        if (!pool->stem && pool->stage == stage && pool->uid == uid && pool->task != NULL &&
+            pool->queued == NULL && !pool->retiring && pool->channel_fd != -1)
+            return pool;
+    }
+    return NULL;
+}
+
 /* Starts a microtask of a pooled stage: in an idle pooled process of its
- * stage and uid, or in a new one. Returns false when it must have a
- * process of its own instead (a long item). */
+ * stage and uid, or in a new one; one handed out ahead waits for a busy
+ * one first. Returns false when it must have a process of its own instead
+ * (a long item). */
 static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t index,
                          const char *item, uint32_t item_length, uint32_t uid, uint32_t attempt,
-                         size_t limit, size_t result_limit)
+                         size_t limit, size_t result_limit, bool ahead)
 {
     if (item_length > POOL_ITEM_MAX)
         return false;
@@ -983,14 +1020,25 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
         send_failed(token, "isolation: pooled needs the sandbox's pid namespace");
         return true;
     }
-    struct pool *pool = pool_idle(stage, uid, false);
+    struct pool *pool = ahead ? pool_busy(stage, uid) : NULL;
+    if (pool != NULL) {
+        struct queued_task *queued = xmalloc(sizeof *queued + item_length);
+        *queued = (struct queued_task){.token = token, .index = index, .stage_id = stage->id,
+                                       .uid = uid, .attempt = attempt,
+                                       .item_length = item_length, .limit = limit,
+                                       .result_limit = result_limit};
+        memcpy(queued->item, item, item_length);
+        pool->queued = queued;
+        return true;
+    }
+    pool = pool_idle(stage, uid, false);
     if (pool != NULL) {
         if (!pool_send(pool, stage, index, attempt, item, item_length)) {
             /* It is gone or does not read: it runs nothing more. */
             pool->retiring = true;
             (void)kill(pool->pid, SIGKILL);
             return start_pooled(token, stage, index, item, item_length, uid, attempt, limit,
-                                result_limit);
+                                result_limit, false);
         }
     } else {
         int pipes[STREAM_COUNT][2];
@@ -1011,6 +1059,31 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
     task->trace = pool->trace;
     send_started(task);
     return true;
+}
+
+/* A microtask that was held for a pooled process that cannot run it now
+ * (it ended, or is ending): in another one, as if it came now. */
+static void queued_start(struct queued_task *queued)
+{
+    const struct stage *stage = stage_table_find(&zygote.stages, queued->stage_id);
+    if (stage == NULL)
+        send_failed(queued->token, "stage %u is not defined in this worker", queued->stage_id);
+    else
+        (void)start_pooled(queued->token, stage, queued->index, queued->item, queued->item_length,
+                           queued->uid, queued->attempt, queued->limit, queued->result_limit,
+                           false);
+    free(queued);
+}
+
+/* After a pooled process's microtask ended: the one held for it, if any,
+ * goes to it now (or elsewhere, when it is ending). */
+static void pool_next(struct pool *pool)
+{
+    struct queued_task *queued = pool->queued;
+    if (queued == NULL)
+        return;
+    pool->queued = NULL;
+    queued_start(queued);
 }
 
 
@@ -1178,7 +1251,7 @@ static void stem_forked(struct pool *pool)
 }
 
 static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const char *item,
-                       uint32_t item_length, uint32_t uid, uint32_t attempt)
+                       uint32_t item_length, uint32_t uid, uint32_t attempt, uint32_t flags)
 {
     const struct stage *stage = stage_table_find(&zygote.stages, stage_id);
     if (stage == NULL) {
@@ -1197,7 +1270,8 @@ static void start_task(uint64_t token, uint32_t stage_id, uint64_t index, const 
     size_t result_limit = capped(stage->result.limit);
     warm_make_way(stage, uid);
     if (stage->pool_recycle_after > 0 &&
-        start_pooled(token, stage, index, item, item_length, uid, attempt, limit, result_limit))
+        start_pooled(token, stage, index, item, item_length, uid, attempt, limit, result_limit,
+                     (flags & TW_TASK_AHEAD) != 0))
         return;
     if (stem_possible(stage, uid, item_length) &&
         start_stem(token, stage, index, item, item_length, uid, attempt, limit, result_limit))
@@ -1581,8 +1655,10 @@ static void finish_pooled(void)
         usage.ru_utime.tv_sec = (time_t)(task->pool_cpu_us / 1000000u);
         usage.ru_utime.tv_usec = (suseconds_t)(task->pool_cpu_us % 1000000u);
         usage.ru_maxrss = (long)task->pool_max_rss_kib;
-        /* Removes it from the running ones: the next is at i now. */
+        /* Removes it from the running ones: the next is at i now (one
+         * started by pool_next() goes at the end). */
         finish_task(task, W_EXITCODE(task->pool_exit_code, 0), &usage);
+        pool_next(pool);
     }
 }
 
@@ -1854,9 +1930,10 @@ static void handle_frame(uint8_t type, struct wire_reader *reader)
         const char *item = wire_get_str(reader, &item_length);
         uint32_t uid = wire_get_u32(reader);
         uint32_t attempt = wire_get_u32(reader);
+        uint32_t flags = wire_get_u32(reader);
         if (!wire_reader_complete(reader))
             malformed("TASK frame");
-        start_task(token, stage_id, index, item, item_length, uid, attempt);
+        start_task(token, stage_id, index, item, item_length, uid, attempt, flags);
         return;
     }
     case TW_MSG_KILL: {
@@ -1871,6 +1948,16 @@ static void handle_frame(uint8_t type, struct wire_reader *reader)
         for (size_t i = 0; i < zygote.running_count; i++) {
             if (zygote.running[i]->token == token) {
                 signal_task(zygote.running[i], (int)signo);
+                return;
+            }
+        }
+        /* One held for a busy pooled process has not started: it never will. */
+        for (size_t i = 0; i < zygote.pool_count; i++) {
+            struct pool *pool = zygote.pools[i];
+            if (pool->queued != NULL && pool->queued->token == token) {
+                send_failed(token, "killed (signal %u) before it started", signo);
+                free(pool->queued);
+                pool->queued = NULL;
                 return;
             }
         }

@@ -122,6 +122,43 @@ struct PooledTests {
         #expect(try daemon.wait(forRun: cancelled, timeout: 30).state == .cancelled)
     }
 
+    @Test("the next microtask is handed out ahead, and each microtask's output is still its own")
+    func aheadKeepsOutputApart() throws {
+        let letters = ["a", "b", "c", "d", "e", "f", "g", "h"]
+        let daemon = try Daemon(
+            jobs: [
+                "w.yaml": """
+                name: w
+                executor: shell
+                params: {command: [sh, -c, 'head -c 200000 /dev/zero | tr "\\0" "$1"; echo "end $1" >&2', sh, "{{item}}"]}
+                items: [\(letters.joined(separator: ", "))]
+                isolation: pooled
+                """
+            ], slots: 1)
+        let id = try daemon.startRun("w")
+        #expect(try daemon.wait(forRun: id).state == .succeeded)
+        for (index, letter) in letters.enumerated() {
+            let output = try #require(try daemon.output(id, index))
+            #expect(output.stdout == String(repeating: letter, count: 200_000), "microtask \(index)")
+            #expect(output.stderr == "end \(letter)\n", "microtask \(index): \(output.stderr)")
+        }
+    }
+
+    @Test("a cancel ends the microtask handed out ahead as well as the one its process runs")
+    func cancelReachesTheOneAhead() throws {
+        let daemon = try Daemon(
+            jobs: ["q.yaml": job(["spin", "spin"], isolation: "pooled").replacingName("q")],
+            plugins: ["test-hostile"], slots: 1)
+        let id = try daemon.startRun("q")
+        // One slot, two running: the second was handed out ahead.
+        try waitUntil(timeout: 20, "both microtasks to be running") {
+            try daemon.tasks(id).map(\.state) == [.running, .running]
+        }
+        _ = try daemon.call("CancelRun", ["id": .int(id)])
+        #expect(try daemon.wait(forRun: id, timeout: 30).state == .cancelled)
+        #expect(try daemon.tasks(id).map(\.state) == [.cancelled, .cancelled])
+    }
+
     @Test("isolation: pooled needs the sandbox, said at the file's line; --check tells each stage's isolation")
     func configuration() throws {
         let daemon = try Daemon(

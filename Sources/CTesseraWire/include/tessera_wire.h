@@ -20,7 +20,7 @@
 #ifndef TESSERA_WIRE_H
 #define TESSERA_WIRE_H
 
-#define TW_PROTOCOL_VERSION 6
+#define TW_PROTOCOL_VERSION 7
 
 /* Largest frame either side accepts; anything longer is a protocol error. */
 #define TW_MAX_FRAME 67108864 /* 64 MiB */
@@ -77,7 +77,11 @@ enum tw_message_type {
      *   u32 uid: the identity (uid and gid) of this microtask when the
      *       stage's user is `dynamic`, else TW_ID_UNCHANGED (the stage's),
      *   u32 attempt: 1 for the microtask's first attempt, 2 for its first
-     *       retry, ... */
+     *       retry, ...
+     *   u32 flags: TW_TASK_AHEAD: handed out ahead, for a pooled stage: it
+     *       runs next in a busy pooled process of its stage and uid (the
+     *       zygote holds it until that process has sent its result), not
+     *       in a process of its own beside */
     TW_MSG_TASK = 2,
 
     /* Signals the process group of a running microtask.
@@ -176,6 +180,9 @@ enum tw_result_source {
 
 /* uid/gid value meaning "do not switch". */
 #define TW_ID_UNCHANGED 4294967295u
+
+/* Flags of TW_MSG_TASK. */
+#define TW_TASK_AHEAD 1u
 
 enum tw_syscalls {
     TW_SYSCALLS_NONE = 0,    /* no seccomp filter */
