@@ -160,6 +160,7 @@ struct task {
 /* A pooled process (isolation: pooled, child.c's pool_loop): sandboxed
  * once, it runs microtasks of one stage, with one uid, one at a time. */
 struct queued_task {
+    struct queued_task *next;
     uint64_t token, index;
     uint32_t stage_id, uid, attempt, item_length;
     size_t limit, result_limit;
@@ -176,11 +177,12 @@ struct pool {
     struct trace trace; /* between microtasks; a running one has a copy */
     struct cell *cell;
     struct task *task; /* the microtask it runs, or NULL */
-    /* A pooled process's next microtask, handed out ahead (TW_TASK_AHEAD):
-     * held here, and sent to the process once it has said the one it runs
-     * ended and its output is read, so that each microtask's output is its
-     * own. NULL when none. */
-    struct queued_task *queued;
+    /* A pooled process's next microtasks, handed out ahead (TW_TASK_AHEAD),
+     * first to run first: held here, and each sent to the process once it
+     * has said the one it runs ended and its output is read, so that each
+     * microtask's output is its own. */
+    struct queued_task *queued, *queued_last;
+    uint32_t queued_count;
     bool retiring;     /* it runs no more microtasks; kept until reaped */
     /* A stem (isolation: process, child.c's stem_loop): it forks each
      * microtask's process, and reports on its control socket. */
@@ -282,7 +284,7 @@ static uint64_t timeval_us(struct timeval value)
  * on fatal errors alike. */
 
 static void signal_task(struct task *task, int signo);
-static void queued_start(struct queued_task *queued);
+static void queued_start(struct queued_task *queued, bool ahead);
 
 static _Noreturn void shut_down(int status)
 {
@@ -714,11 +716,14 @@ static void stage_going(uint32_t id)
         }
         pool->stage = NULL;
         pool->retiring = true;
-        if (pool->queued != NULL) {
-            send_failed(pool->queued->token, "stage %u was forgotten before its microtask started", id);
-            free(pool->queued);
-            pool->queued = NULL;
+        while (pool->queued != NULL) {
+            struct queued_task *queued = pool->queued;
+            pool->queued = queued->next;
+            send_failed(queued->token, "stage %u was forgotten before its microtask started", id);
+            free(queued);
         }
+        pool->queued_last = NULL;
+        pool->queued_count = 0;
         if (pool->task == NULL)
             pool_dismiss(pool);
     }
@@ -733,8 +738,9 @@ static struct pool *pool_by_pid(pid_t pid)
     return NULL;
 }
 
-/* After it was reaped. Its next microtask, if one was handed to it ahead,
- * starts in another pooled process. */
+/* After it was reaped. The microtasks handed to it ahead go to another
+ * pooled process of the stage: the first starts one, the others wait for
+ * it. */
 static void pool_remove(struct pool *pool)
 {
     struct queued_task *queued = pool->queued;
@@ -755,8 +761,11 @@ static void pool_remove(struct pool *pool)
         }
     }
     free(pool);
-    if (queued != NULL)
-        queued_start(queued);
+    for (bool first = true; queued != NULL; first = false) {
+        struct queued_task *next = queued->next;
+        queued_start(queued, !first);
+        queued = next;
+    }
 }
 
 static void task_begin(struct task *task, uint64_t token, pid_t pid, const struct stage *stage,
@@ -993,17 +1002,19 @@ static bool pool_send(const struct pool *pool, const struct stage *stage, uint64
     return false;
 }
 
-/* A busy pooled process of the stage and uid with no microtask held for
- * it yet, or NULL. */
+/* The busy pooled process of the stage and uid with the fewest microtasks
+ * held for it, or NULL. */
 static struct pool *pool_busy(const struct stage *stage, uint32_t uid)
 {
+    struct pool *best = NULL;
     for (size_t i = 0; i < zygote.pool_count; i++) {
         struct pool *pool = zygote.pools[i];
         if (!pool->stem && pool->stage == stage && pool->uid == uid && pool->task != NULL &&
-            pool->queued == NULL && !pool->retiring && pool->channel_fd != -1)
-            return pool;
+            !pool->retiring && pool->channel_fd != -1 &&
+            (best == NULL || pool->queued_count < best->queued_count))
+            best = pool;
     }
-    return NULL;
+    return best;
 }
 
 /* Starts a microtask of a pooled stage: in an idle pooled process of its
@@ -1028,7 +1039,12 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
                                        .item_length = item_length, .limit = limit,
                                        .result_limit = result_limit};
         memcpy(queued->item, item, item_length);
-        pool->queued = queued;
+        if (pool->queued_last != NULL)
+            pool->queued_last->next = queued;
+        else
+            pool->queued = queued;
+        pool->queued_last = queued;
+        pool->queued_count++;
         return true;
     }
     pool = pool_idle(stage, uid, false);
@@ -1061,9 +1077,10 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
     return true;
 }
 
-/* A microtask that was held for a pooled process that cannot run it now
- * (it ended, or is ending): in another one, as if it came now. */
-static void queued_start(struct queued_task *queued)
+/* A microtask that was held for a pooled process, now: in that process
+ * when it is idle, else in another one, as if it came now (`ahead`: held
+ * in turn for a busy one). */
+static void queued_start(struct queued_task *queued, bool ahead)
 {
     const struct stage *stage = stage_table_find(&zygote.stages, queued->stage_id);
     if (stage == NULL)
@@ -1071,19 +1088,44 @@ static void queued_start(struct queued_task *queued)
     else
         (void)start_pooled(queued->token, stage, queued->index, queued->item, queued->item_length,
                            queued->uid, queued->attempt, queued->limit, queued->result_limit,
-                           false);
+                           ahead);
     free(queued);
 }
 
-/* After a pooled process's microtask ended: the one held for it, if any,
- * goes to it now (or elsewhere, when it is ending). */
+/* After a pooled process's microtask ended: the first held for it, if
+ * any, goes to it now; when it is ending, all of them go elsewhere. */
 static void pool_next(struct pool *pool)
 {
     struct queued_task *queued = pool->queued;
     if (queued == NULL)
         return;
-    pool->queued = NULL;
-    queued_start(queued);
+    bool ending = pool->retiring || pool->channel_fd == -1;
+    pool->queued = ending ? NULL : queued->next;
+    if (pool->queued == NULL)
+        pool->queued_last = NULL;
+    pool->queued_count = ending ? 0 : pool->queued_count - 1;
+    if (!ending) {
+        if (pool_send(pool, pool->stage, queued->index, queued->attempt, queued->item,
+                      queued->item_length)) {
+            struct task *task =
+                pool_task(pool, queued->token, pool->pid, queued->limit, queued->result_limit);
+            task->trace = pool->trace;
+            send_started(task);
+            free(queued);
+            return;
+        }
+        /* It is gone or does not read: it runs nothing more. */
+        pool->retiring = true;
+        (void)kill(pool->pid, SIGKILL);
+        queued->next = pool->queued;
+        pool->queued = pool->queued_last = NULL;
+        pool->queued_count = 0;
+    }
+    for (bool first = true; queued != NULL; first = false) {
+        struct queued_task *next = queued->next;
+        queued_start(queued, !first);
+        queued = next;
+    }
 }
 
 
@@ -1954,10 +1996,19 @@ static void handle_frame(uint8_t type, struct wire_reader *reader)
         /* One held for a busy pooled process has not started: it never will. */
         for (size_t i = 0; i < zygote.pool_count; i++) {
             struct pool *pool = zygote.pools[i];
-            if (pool->queued != NULL && pool->queued->token == token) {
+            struct queued_task **link = &pool->queued, *previous = NULL;
+            while (*link != NULL && (*link)->token != token) {
+                previous = *link;
+                link = &(*link)->next;
+            }
+            if (*link != NULL) {
+                struct queued_task *killed = *link;
+                *link = killed->next;
+                if (pool->queued_last == killed)
+                    pool->queued_last = previous;
+                pool->queued_count--;
                 send_failed(token, "killed (signal %u) before it started", signo);
-                free(pool->queued);
-                pool->queued = NULL;
+                free(killed);
                 return;
             }
         }

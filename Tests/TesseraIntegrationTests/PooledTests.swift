@@ -144,19 +144,20 @@ struct PooledTests {
         }
     }
 
-    @Test("a cancel ends the microtask handed out ahead as well as the one its process runs")
+    @Test("a cancel ends the microtasks handed out ahead as well as the one their process runs")
     func cancelReachesTheOneAhead() throws {
         let daemon = try Daemon(
-            jobs: ["q.yaml": job(["spin", "spin"], isolation: "pooled").replacingName("q")],
+            jobs: ["q.yaml": job(["spin", "spin", "spin"], isolation: "pooled").replacingName("q")],
             plugins: ["test-hostile"], slots: 1)
         let id = try daemon.startRun("q")
-        // One slot, two running: the second was handed out ahead.
-        try waitUntil(timeout: 20, "both microtasks to be running") {
-            try daemon.tasks(id).map(\.state) == [.running, .running]
+        // One slot, three running: the second and third were handed out
+        // ahead, and wait in the worker for the first one's process.
+        try waitUntil(timeout: 20, "the three microtasks to be running") {
+            try daemon.tasks(id).map(\.state) == [.running, .running, .running]
         }
         _ = try daemon.call("CancelRun", ["id": .int(id)])
         #expect(try daemon.wait(forRun: id, timeout: 30).state == .cancelled)
-        #expect(try daemon.tasks(id).map(\.state) == [.cancelled, .cancelled])
+        #expect(try daemon.tasks(id).map(\.state) == [.cancelled, .cancelled, .cancelled])
     }
 
     @Test("isolation: pooled needs the sandbox, said at the file's line; --check tells each stage's isolation")
