@@ -117,6 +117,16 @@ final class Connection {
 }
 
 extension Daemon {
+    /// Who a run is recorded as started by: the name of the connection's
+    /// user (cached by uid), "uid N" when it has none.
+    func userName(of connection: Connection) -> String {
+        guard let peer = connection.peer else { return "unknown" }
+        if let known = userNames[peer.uid] { return known }
+        let name = peer.userName
+        userNames[peer.uid] = name
+        return name
+    }
+
     func openControlSocket() throws {
         if let fd = ServiceManager.passedSocket() {
             let stream = Stream(loop: loop)
@@ -270,7 +280,7 @@ extension Daemon {
                 callerItems = (stage, upload?.stream() ?? ItemUpload.empty, Int(count))
             }
             let run = try startRun(
-                jobName: job, overrides: overrides, startedBy: connection.peer?.userName ?? "unknown",
+                jobName: job, overrides: overrides, startedBy: userName(of: connection),
                 priority: priority, callerItems: callerItems)
             if callerItems != nil { uploads.removeValue(forKey: ObjectIdentifier(connection)) }
             return VarlinkReply(parameters: ["id": .int(run.id)])
@@ -309,7 +319,7 @@ extension Daemon {
                 value.stringValue.map { (key, $0) }
             }
             let run = try startRun(
-                jobName: saved.job, overrides: overrides ?? [], startedBy: connection.peer?.userName ?? "unknown",
+                jobName: saved.job, overrides: overrides ?? [], startedBy: userName(of: connection),
                 rerun: (saved, failedOnly))
             return VarlinkReply(parameters: ["id": .int(run.id)])
         case "io.tessera.Manager.DescribeRun":

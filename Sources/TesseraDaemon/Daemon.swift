@@ -23,7 +23,15 @@ public final class Daemon {
     let loop = EventLoop()
     let configPath: String
     let workerExecutable: String
-    var loaded: LoadedConfiguration
+    var loaded: LoadedConfiguration {
+        didSet { protectedPaths = loaded.server.protectedPaths }
+    }
+    /// `config.protectedPaths`, resolved once per configuration rather
+    /// than for every run (a realpath of each).
+    var protectedPaths: [String]
+    /// The names of the users who started runs, by uid, looked up once
+    /// per configuration (a read of the user database for each StartRun).
+    var userNames: [UInt32: String] = [:]
     var config: ServerConfig { loaded.server }
     let store: Store
     let startedMonotonic = monotonicMilliseconds()
@@ -139,6 +147,7 @@ public final class Daemon {
         let (configuration, problems) = Daemon.load(server: server, worker: workerExecutable)
         problems.forEach { logWarning($0) }
         loaded = configuration
+        protectedPaths = configuration.server.protectedPaths
         do {
             try makeDirectories(server.stateDir, mode: 0o750)
             try Daemon.lockStateDirectory(server.stateDir)
@@ -796,6 +805,7 @@ public final class Daemon {
             kept.catalog.pluginPaths != loaded.catalog.pluginPaths
             || kept.catalog.pluginIdentities != loaded.catalog.pluginIdentities
         loaded = kept
+        userNames.removeAll()
         engine.settings.slots = kept.server.slots
         engine.settings.defaultLimits = kept.server.defaults
         engine.settings.capacity = kept.server.capacity

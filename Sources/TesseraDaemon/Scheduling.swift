@@ -175,7 +175,7 @@ extension Daemon: EngineDelegate {
         let key = StageKey(run: run.id, stage: stage.position)
         if let known = sandboxes[key] { return known }
         var resolved = ResolvedSandbox(
-            stage.definition.sandbox.overlaid(on: config.defaultSandbox), protected: config.protectedPaths)
+            stage.definition.sandbox.overlaid(on: config.defaultSandbox), protected: protectedPaths)
         if stage.definition.usesRunDirectory {
             resolved = resolved.withRunDirectory(engine.files.directory(of: run.id))
         }
