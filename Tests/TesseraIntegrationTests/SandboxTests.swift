@@ -433,12 +433,15 @@ struct DynamicUserTests {
         }
         let uids = files.map { Int(readFile($0).split(separator: "\n").first ?? "") ?? -1 }
         #expect(Set(uids).count == 4, "four microtasks of two daemons ran at once: \(uids)")
+        var inodes: [Int: UInt] = [:]
         for uid in uids {
             // Held: the file exists and its lock cannot be taken.
             let fd = open("/run/systemd/dynamic-uid/\(uid)", O_RDWR | O_CLOEXEC)
             #expect(fd >= 0, "uid \(uid) has its lock file")
             guard fd >= 0 else { continue }
             #expect(flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK, "uid \(uid) is locked")
+            var status = stat()
+            if fstat(fd, &status) == 0 { inodes[uid] = UInt(status.st_ino) }
             close(fd)
         }
         writeFile(gate + "/go", "")
@@ -446,7 +449,11 @@ struct DynamicUserTests {
         #expect(try second.wait(forRun: runs.1).state == .succeeded)
         #expect(first.stop() == 0)
         for uid in uids[0..<2] {
-            #expect(access("/run/systemd/dynamic-uid/\(uid)", F_OK) != 0, "the first daemon let go of \(uid)")
+            // Its file is gone; another daemon of the test suite may have
+            // taken the uid since, with a new file.
+            var status = stat()
+            let present = stat("/run/systemd/dynamic-uid/\(uid)", &status) == 0
+            #expect(!present || UInt(status.st_ino) != inodes[uid], "the first daemon let go of \(uid)")
         }
         for uid in uids[2..<4] {
             #expect(access("/run/systemd/dynamic-uid/\(uid)", F_OK) == 0, "the second daemon still holds \(uid)")
