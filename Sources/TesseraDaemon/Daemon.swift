@@ -48,10 +48,10 @@ public final class Daemon {
     /// The uids a stage was lent and holds between its microtasks (its
     /// pooled processes or stems run as them), given back when it ends.
     var stageUIDs: [StageKey: [UInt32]] = [:]
-    /// The uid of each lane (Engine) whose microtasks have one, with how
-    /// many of them run: a pooled process and the microtask handed to it
-    /// ahead share its uid, and it goes back when both have ended.
-    var laneUIDs: [UInt64: (uid: UInt32, count: Int)] = [:]
+    /// The uid of each lane (Engine) whose microtasks have one: a pooled
+    /// process and the microtasks handed to it ahead share it, and it goes
+    /// back with the lane's last microtask.
+    var laneUIDs: [UInt64: UInt32] = [:]
     var stageIDs: [StageKey: UInt32] = [:]
     var sandboxes: [StageKey: ResolvedSandbox] = [:]
     /// Pressure files already reported as unreadable.

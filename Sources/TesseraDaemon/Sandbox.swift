@@ -371,7 +371,7 @@ final class DynamicUsers {
     /// Reserved and not lent, the next to lend last.
     private var free: [UInt32] = []
     /// Every uid reserved, with the descriptor that holds its lock.
-    private(set) var held: [UInt32: Int32] = [:]
+    private var held: [UInt32: Int32] = [:]
     /// Where the search for the next uid to reserve goes on.
     private var cursor = DynamicUsers.firstID
     /// When a search last found nothing (monotonic ms): the next waits a second.
@@ -410,7 +410,7 @@ final class DynamicUsers {
         mkdir(DynamicUsers.lockDirectory, 0o755)
         let count = DynamicUsers.lastID - DynamicUsers.firstID + 1
         var problem = "every uid from \(DynamicUsers.firstID) to \(DynamicUsers.lastID) is taken"
-        for step in 0..<count {
+        search: for step in 0..<count {
             let uid = DynamicUsers.firstID + (cursor - DynamicUsers.firstID + step) % count
             if held[uid] != nil { continue }
             switch lock(uid) {
@@ -423,8 +423,8 @@ final class DynamicUsers {
                 continue
             case .failed(let message):
                 problem = message
+                break search
             }
-            break
         }
         if failedAt == nil {
             logWarning(

@@ -106,11 +106,12 @@ extension Daemon: EngineDelegate {
             uidStage = key
             if let shared = laneUIDs[task.lane] {
                 // Handed out ahead: to the pooled process of its lane.
-                dynamicUID = shared.uid
-                laneUIDs[task.lane] = (shared.uid, shared.count + 1)
+                dynamicUID = shared
             } else {
                 dynamicUID = stageUIDs[key]?.popLast() ?? dynamicUsers.take()
-                if let uid = dynamicUID { laneUIDs[task.lane] = (uid, 1) }
+                // A lane's uid is its first microtask's (one ahead gets a
+                // uid of its own only when that one had none to share).
+                if !task.ahead { laneUIDs[task.lane] = dynamicUID }
             }
         }
         frame.u32(dynamicUID ?? UInt32(TW_ID_UNCHANGED))
@@ -292,16 +293,19 @@ extension Daemon: EngineDelegate {
         }
     }
 
-    /// Gives back what a microtask held: its uid, its place on the worker.
+    /// Gives back what a microtask held: its uid (with its lane's last
+    /// microtask; called before the engine hears of its end, while the
+    /// lane still counts it), its place on the worker.
     private func release(_ shell: TaskShell) {
-        if let uid = shell.dynamicUID, let shared = laneUIDs[shell.lane], shared.count > 1 {
-            laneUIDs[shell.lane] = (uid, shared.count - 1)
-        } else if let uid = shell.dynamicUID {
-            laneUIDs.removeValue(forKey: shell.lane)
-            if let stage = shell.uidStage, stageIDs[stage] != nil {
-                stageUIDs[stage, default: []].append(uid)
-            } else {
-                dynamicUsers.give(back: uid)
+        if let uid = shell.dynamicUID {
+            let shared = laneUIDs[shell.lane] == uid
+            if !shared || engine.microtasks(inLane: shell.lane) <= 1 {
+                if shared { laneUIDs.removeValue(forKey: shell.lane) }
+                if let stage = shell.uidStage, stageIDs[stage] != nil {
+                    stageUIDs[stage, default: []].append(uid)
+                } else {
+                    dynamicUsers.give(back: uid)
+                }
             }
         }
         shell.worker.running -= 1

@@ -117,6 +117,8 @@ public final class Engine {
     private var lanes: [UInt64: Lane] = [:]
     private var nextLane: UInt64 = 0
     public var slotsInUse: Int { lanes.count }
+    /// How many running microtasks hold the lane (0 once it is given back).
+    public func microtasks(inLane lane: UInt64) -> Int { lanes[lane]?.count ?? 0 }
     /// The sums of the requests of the lanes.
     public private(set) var cpuInUse = 0.0
     public private(set) var memoryInUse: UInt64 = 0
@@ -532,8 +534,8 @@ public final class Engine {
             var joining: UInt64?
             var next = lanes.count < settings.slots ? nextRunnable() : nil
             if next == nil, let ahead = nextAhead() {
-                next = ahead
-                joining = laneWithRoom(in: ahead.1)
+                next = (ahead.run, ahead.stage)
+                joining = ahead.lane
             }
             guard let (run, stage) = next else { return }
             guard let task = takeNext(of: stage, in: run) else { continue }
@@ -552,24 +554,24 @@ public final class Engine {
     /// next microtask, in the order runs take turns, unless a microtask of
     /// some other stage waits for a slot. Then none: the lanes empty, and
     /// the slots go out by priority and in turn as microtasks end.
-    private func nextAhead() -> (EngineRun, EngineStage)? {
+    private func nextAhead() -> (run: EngineRun, stage: EngineStage, lane: UInt64)? {
         let count = order.count
         guard count > 0, !lanes.isEmpty else { return nil }
-        var found: (step: Int, run: EngineRun, stage: EngineStage)?
+        var found: (step: Int, run: EngineRun, stage: EngineStage, lane: UInt64)?
         for step in 0..<count {
             let run = order[(roundRobin + step) % count]
             if run.cancelRequested { continue }
             if let limit = run.job.concurrency, (runningPerJob[run.job.name] ?? 0) >= limit { continue }
             for stage in run.stages where stage.phase == .ready && stage.startable > 0 {
                 if let cap = stage.definition.concurrency, stage.counts.running >= cap { continue }
-                guard laneWithRoom(in: stage) != nil else { return nil }
-                if found == nil { found = (step, run, stage) }
+                guard let lane = laneWithRoom(in: stage) else { return nil }
+                if found == nil { found = (step, run, stage, lane) }
             }
         }
         guard let found else { return nil }
         guard delegate?.engine(self, canStart: found.run) ?? true else { return nil }
         roundRobin = (roundRobin + found.step + 1) % count
-        return (found.run, found.stage)
+        return (found.run, found.stage, found.lane)
     }
 
     /// The next (run, stage) with a queued microtask whose job and stage

@@ -157,8 +157,8 @@ struct task {
     struct task *next_free;
 };
 
-/* A pooled process (isolation: pooled, child.c's pool_loop): sandboxed
- * once, it runs microtasks of one stage, with one uid, one at a time. */
+/* A microtask handed out ahead for a pooled process (TW_TASK_AHEAD), held
+ * until that process may run it. */
 struct queued_task {
     struct queued_task *next;
     uint64_t token, index;
@@ -167,6 +167,8 @@ struct queued_task {
     char item[]; /* item_length bytes */
 };
 
+/* A pooled process (isolation: pooled, child.c's pool_loop): sandboxed
+ * once, it runs microtasks of one stage, with one uid, one at a time. */
 struct pool {
     pid_t pid;
     uint32_t stage_id;
@@ -182,7 +184,6 @@ struct pool {
      * has said the one it runs ended and its output is read, so that each
      * microtask's output is its own. */
     struct queued_task *queued, *queued_last;
-    uint32_t queued_count;
     bool retiring;     /* it runs no more microtasks; kept until reaped */
     /* A stem (isolation: process, child.c's stem_loop): it forks each
      * microtask's process, and reports on its control socket. */
@@ -698,6 +699,25 @@ static int warm_expire(uint64_t now)
     return soonest == UINT64_MAX ? -1 : (int)((soonest - now + 999999) / 1000000);
 }
 
+/* The microtasks held for a pooled process, first first, taken from it. */
+static struct queued_task *queue_detach(struct pool *pool)
+{
+    struct queued_task *queued = pool->queued;
+    pool->queued = pool->queued_last = NULL;
+    return queued;
+}
+
+/* Held microtasks whose pooled process cannot run them: the first starts
+ * another one of the stage, the others wait for it (queued_start()). */
+static void queue_restart(struct queued_task *queued)
+{
+    for (bool first = true; queued != NULL; first = false) {
+        struct queued_task *next = queued->next;
+        queued_start(queued, !first);
+        queued = next;
+    }
+}
+
 /* Before the definition of `id` is freed or replaced. */
 static void stage_going(uint32_t id)
 {
@@ -716,14 +736,11 @@ static void stage_going(uint32_t id)
         }
         pool->stage = NULL;
         pool->retiring = true;
-        while (pool->queued != NULL) {
-            struct queued_task *queued = pool->queued;
-            pool->queued = queued->next;
+        for (struct queued_task *queued = queue_detach(pool), *next; queued != NULL; queued = next) {
+            next = queued->next;
             send_failed(queued->token, "stage %u was forgotten before its microtask started", id);
             free(queued);
         }
-        pool->queued_last = NULL;
-        pool->queued_count = 0;
         if (pool->task == NULL)
             pool_dismiss(pool);
     }
@@ -743,8 +760,7 @@ static struct pool *pool_by_pid(pid_t pid)
  * it. */
 static void pool_remove(struct pool *pool)
 {
-    struct queued_task *queued = pool->queued;
-    pool->queued = NULL;
+    struct queued_task *queued = queue_detach(pool);
     int fds[] = {pool->out_fd, pool->err_fd, pool->channel_fd, pool->control_fd};
     for (int i = 0; i < 4; i++) {
         if (fds[i] != -1)
@@ -761,11 +777,7 @@ static void pool_remove(struct pool *pool)
         }
     }
     free(pool);
-    for (bool first = true; queued != NULL; first = false) {
-        struct queued_task *next = queued->next;
-        queued_start(queued, !first);
-        queued = next;
-    }
+    queue_restart(queued);
 }
 
 static void task_begin(struct task *task, uint64_t token, pid_t pid, const struct stage *stage,
@@ -1002,6 +1014,15 @@ static bool pool_send(const struct pool *pool, const struct stage *stage, uint64
     return false;
 }
 
+/* How many microtasks are held for a pooled process (a few at most). */
+static size_t queue_length(const struct pool *pool)
+{
+    size_t length = 0;
+    for (const struct queued_task *queued = pool->queued; queued != NULL; queued = queued->next)
+        length++;
+    return length;
+}
+
 /* The busy pooled process of the stage and uid with the fewest microtasks
  * held for it, or NULL. */
 static struct pool *pool_busy(const struct stage *stage, uint32_t uid)
@@ -1011,7 +1032,7 @@ static struct pool *pool_busy(const struct stage *stage, uint32_t uid)
         struct pool *pool = zygote.pools[i];
         if (!pool->stem && pool->stage == stage && pool->uid == uid && pool->task != NULL &&
             !pool->retiring && pool->channel_fd != -1 &&
-            (best == NULL || pool->queued_count < best->queued_count))
+            (best == NULL || queue_length(pool) < queue_length(best)))
             best = pool;
     }
     return best;
@@ -1044,7 +1065,6 @@ static bool start_pooled(uint64_t token, const struct stage *stage, uint64_t ind
         else
             pool->queued = queued;
         pool->queued_last = queued;
-        pool->queued_count++;
         return true;
     }
     pool = pool_idle(stage, uid, false);
@@ -1099,14 +1119,12 @@ static void pool_next(struct pool *pool)
     struct queued_task *queued = pool->queued;
     if (queued == NULL)
         return;
-    bool ending = pool->retiring || pool->channel_fd == -1;
-    pool->queued = ending ? NULL : queued->next;
-    if (pool->queued == NULL)
-        pool->queued_last = NULL;
-    pool->queued_count = ending ? 0 : pool->queued_count - 1;
-    if (!ending) {
+    if (!pool->retiring && pool->channel_fd != -1) {
         if (pool_send(pool, pool->stage, queued->index, queued->attempt, queued->item,
                       queued->item_length)) {
+            pool->queued = queued->next;
+            if (pool->queued == NULL)
+                pool->queued_last = NULL;
             struct task *task =
                 pool_task(pool, queued->token, pool->pid, queued->limit, queued->result_limit);
             task->trace = pool->trace;
@@ -1117,15 +1135,8 @@ static void pool_next(struct pool *pool)
         /* It is gone or does not read: it runs nothing more. */
         pool->retiring = true;
         (void)kill(pool->pid, SIGKILL);
-        queued->next = pool->queued;
-        pool->queued = pool->queued_last = NULL;
-        pool->queued_count = 0;
     }
-    for (bool first = true; queued != NULL; first = false) {
-        struct queued_task *next = queued->next;
-        queued_start(queued, !first);
-        queued = next;
-    }
+    queue_restart(queue_detach(pool));
 }
 
 
@@ -2006,7 +2017,6 @@ static void handle_frame(uint8_t type, struct wire_reader *reader)
                 *link = killed->next;
                 if (pool->queued_last == killed)
                     pool->queued_last = previous;
-                pool->queued_count--;
                 send_failed(token, "killed (signal %u) before it started", signo);
                 free(killed);
                 return;
@@ -2122,21 +2132,21 @@ static size_t build_poll_set(void)
     return count;
 }
 
+/* The sooner of two poll timeouts in milliseconds (-1: none). */
+static int sooner(int a, int b)
+{
+    return a == -1 || (b != -1 && b < a) ? b : a;
+}
+
 static _Noreturn void run(void)
 {
     for (;;) {
         size_t count = build_poll_set();
         int timeout = accepting_input() && frame_buffered() ? 0 : progress_timeout();
         uint64_t now = monotonic_ns();
-        int warm = warm_expire(now);
-        if (warm != -1 && (timeout == -1 || warm < timeout))
-            timeout = warm;
-        int cgroup_wait = cgroup_timeout(now);
-        if (cgroup_wait != -1 && (timeout == -1 || cgroup_wait < timeout))
-            timeout = cgroup_wait;
-        int started_wait = started_timeout(now);
-        if (started_wait != -1 && (timeout == -1 || started_wait < timeout))
-            timeout = started_wait;
+        timeout = sooner(timeout, warm_expire(now));
+        timeout = sooner(timeout, cgroup_timeout(now));
+        timeout = sooner(timeout, started_timeout(now));
         if (RETRY(poll(zygote.poll_fds, count, timeout)) == -1) {
             worker_log("poll: %s", strerror(errno));
             shut_down(EXIT_FAILURE);
