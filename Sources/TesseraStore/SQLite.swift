@@ -67,9 +67,13 @@ final class Statement {
     unowned let database: Database
     private let handle: OpaquePointer
 
+    /// How many parameters the statement has.
+    private let parameterCount: Int
+
     init(database: Database, handle: OpaquePointer) {
         self.database = database
         self.handle = handle
+        parameterCount = Int(sqlite3_bind_parameter_count(handle))
     }
 
     deinit { sqlite3_finalize(handle) }
@@ -84,7 +88,12 @@ final class Statement {
 
     private func bind(_ values: [Value]) throws(StoreError) {
         sqlite3_reset(handle)
-        sqlite3_clear_bindings(handle)
+        // Every parameter is bound anew, so the last use's values need no
+        // clearing (sqlite3_clear_bindings was 2% of the daemon's time).
+        guard values.count == parameterCount else {
+            throw StoreError(
+                message: "\(database.path): \(values.count) values for \(parameterCount) parameters")
+        }
         for (i, value) in values.enumerated() {
             let index = Int32(i + 1)
             let rc: Int32

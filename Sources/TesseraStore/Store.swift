@@ -334,10 +334,13 @@ public final class Store: RunStore {
     public func insertTasks(run: Int64, firstIndex: Int, stage: String, items: [String]) throws {
         guard !items.isEmpty else { return }
         try beginIfNeeded()
-        var values: [Statement.Value] = []
-        values.reserveCapacity(items.count * 4)
+        // The run and the stage are bound once (?1, ?2), each row's index
+        // and item after them.
+        var values: [Statement.Value] = [.int(run), .text(stage)]
+        values.reserveCapacity(2 + items.count * 2)
         for (offset, item) in items.enumerated() {
-            values += [.int(run), .int(Int64(firstIndex + offset)), .text(stage), .text(item)]
+            values.append(.int(Int64(firstIndex + offset)))
+            values.append(.text(item))
         }
         // Full batches share one prepared statement; a last, short one is
         // prepared for the occasion.
@@ -357,7 +360,7 @@ public final class Store: RunStore {
 
     private static func batchSQL(_ count: Int) -> String {
         "INSERT INTO tasks(run_id, idx, stage, item, state) VALUES"
-            + Array(repeating: "(?, ?, ?, ?, 'queued')", count: count).joined(separator: ", ")
+            + (0..<count).map { "(?1, ?\(3 + 2 * $0), ?2, ?\(4 + 2 * $0), 'queued')" }.joined(separator: ", ")
     }
 
     public func deleteTasks(run: Int64, in range: Range<Int>) throws {
