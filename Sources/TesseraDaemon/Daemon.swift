@@ -115,6 +115,9 @@ public final class Daemon {
     var lastCommitAt: UInt64 = 0
     lazy var commitTimer = Timer(loop: loop)
     var commitTimerArmed = false
+    /// Microtasks ended in this iteration: the slots they leave are filled
+    /// once, at its end (flush), however many ended.
+    var dispatchPending = false
     /// Kills workers that have not exited a while after shutdown began.
     lazy var shutdownTimer = Timer(loop: loop)
     var exitCode: Int32 = 0
@@ -481,6 +484,10 @@ public final class Daemon {
     /// updates that report them. If the commit fails, nothing is reported
     /// and the daemon stops: it cannot promise durability any more.
     func flush(force: Bool = false) {
+        if dispatchPending {
+            dispatchPending = false
+            if !stopped { dispatch() }
+        }
         // The worker starts on the iteration's microtasks while the commit
         // (an fsync) runs.
         for worker in workers { worker.process.flushFrames() }

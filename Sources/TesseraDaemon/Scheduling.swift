@@ -283,12 +283,14 @@ extension Daemon: EngineDelegate {
             guard let shell = taskShells.removeValue(forKey: completion.token),
                 let task = engine.running[completion.token]
             else { return }
-            taskProgress.removeValue(forKey: completion.token)
-            taskPIDs.removeValue(forKey: completion.token)
+            // Most microtasks end before their start or any progress
+            // reaches the daemon: nothing to hash then.
+            if !taskProgress.isEmpty { taskProgress.removeValue(forKey: completion.token) }
+            if !taskPIDs.isEmpty { taskPIDs.removeValue(forKey: completion.token) }
             if !logFollowers.isEmpty { noteOutputEnded(run: shell.run, index: shell.index) }
             release(shell)
             engine.finished(token: completion.token, outcome(of: task.stage.limits, completion), at: now())
-            dispatch()
+            dispatchPending = true
             drainProgressed()
         }
     }
