@@ -569,7 +569,7 @@ extension Daemon {
             "admissionPaused": .optional(engine.pressureGate.pause) { pause in
                 .string("\(pause.description) since \(formatClock(pause.since))")
             },
-            "attemptsEnded": .int(Int64(metrics.microtasks.values.reduce(0, +))),
+            "attemptsEnded": .int(Int64(metrics.attemptsEnded)),
             "databaseBytes": .int(size.bytes), "databaseFreeBytes": .int(size.free),
             "schedulesDue": .array(
                 engine.schedules.prefix(10).compactMap { schedule in

@@ -15,10 +15,12 @@ import TesseraStore
     import Glibc
 #endif
 
-/// Cumulative buckets, as Prometheus histograms are.
+/// A histogram: each observation counts in the first bucket whose bound
+/// it does not exceed (or in none, past the last); `cumulative` gives the
+/// counts Prometheus wants.
 struct Histogram {
     let bounds: [Double]
-    var counts: [UInt64]
+    private var counts: [UInt64]
     var sum = 0.0
     var count: UInt64 = 0
 
@@ -28,9 +30,18 @@ struct Histogram {
     }
 
     mutating func observe(_ value: Double) {
-        for i in bounds.indices where value <= bounds[i] { counts[i] += 1 }
+        if let i = bounds.firstIndex(where: { value <= $0 }) { counts[i] += 1 }
         sum += value
         count += 1
+    }
+
+    /// Observations at or below each bound.
+    var cumulative: [UInt64] {
+        var total: UInt64 = 0
+        return counts.map { count in
+            total += count
+            return total
+        }
     }
 }
 
@@ -57,19 +68,61 @@ struct JobState: Hashable {
 
 /// What the daemon counts.
 final class MetricsRegistry {
-    var microtasks: [JobStageOutcome: UInt64] = [:]
-    var durations: [JobStage: Histogram] = [:]
-    var queueWaits: [JobStage: Histogram] = [:]
+    /// A stage's counters, by job and stage name.
+    final class StageCounters {
+        /// Attempts ended, by outcome: `outcomeNames` in order.
+        var ended = [UInt64](repeating: 0, count: MetricsRegistry.outcomeNames.count)
+        var durations: Histogram?
+        var queueWaits: Histogram?
+    }
+
+    static let outcomeNames = TaskState.allCases.map(\.rawValue) + ["retried"]
+    private static let retried = outcomeNames.count - 1
+
+    private(set) var stages: [JobStage: StageCounters] = [:]
+    /// The last stage counted: a microtask's start and end, and the next
+    /// microtask's, are mostly of one stage, and two string compares are
+    /// cheaper than hashing both names each time.
+    private var last: (job: String, stage: String, counters: StageCounters)?
     var runs: [JobState: UInt64] = [:]
     var forks: UInt64 = 0
     var commits = Histogram(bounds: commitBuckets)
 
+    private func counters(job: String, stage: String) -> StageCounters {
+        if let last, last.job == job, last.stage == stage { return last.counters }
+        let key = JobStage(job: job, stage: stage)
+        let counters = stages[key] ?? StageCounters()
+        stages[key] = counters
+        last = (job, stage, counters)
+        return counters
+    }
+
+    /// Attempts ended, by job, stage and outcome (only those that happened).
+    var microtasks: [JobStageOutcome: UInt64] {
+        var all: [JobStageOutcome: UInt64] = [:]
+        for (key, counters) in stages {
+            for (i, count) in counters.ended.enumerated() where count > 0 {
+                all[JobStageOutcome(job: key.job, stage: key.stage, outcome: MetricsRegistry.outcomeNames[i])] = count
+            }
+        }
+        return all
+    }
+
+    /// Attempts ended, all told.
+    var attemptsEnded: UInt64 { stages.values.reduce(0) { $0 + $1.ended.reduce(0, +) } }
+
+    var durations: [JobStage: Histogram] { stages.compactMapValues(\.durations) }
+
+    var queueWaits: [JobStage: Histogram] { stages.compactMapValues(\.queueWaits) }
+
     /// An attempt ended; `retried` when it goes back to the queue.
     func attemptEnded(job: String, stage: String, _ completion: TaskCompletion, retried: Bool) {
-        let outcome = retried ? "retried" : completion.state.rawValue
-        microtasks[JobStageOutcome(job: job, stage: stage, outcome: outcome), default: 0] += 1
+        let counters = counters(job: job, stage: stage)
+        let outcome = retried ? MetricsRegistry.retried : TaskState.allCases.firstIndex(of: completion.state)!
+        counters.ended[outcome] += 1
         if let seconds = completion.duration {
-            durations[JobStage(job: job, stage: stage), default: Histogram(bounds: taskBuckets)].observe(seconds)
+            if counters.durations == nil { counters.durations = Histogram(bounds: taskBuckets) }
+            counters.durations!.observe(seconds)
         }
     }
 
@@ -78,7 +131,9 @@ final class MetricsRegistry {
     func started(job: String, stage: String, waited wait: Double?) {
         forks += 1
         if let wait {
-            queueWaits[JobStage(job: job, stage: stage), default: Histogram(bounds: taskBuckets)].observe(max(0, wait))
+            let counters = counters(job: job, stage: stage)
+            if counters.queueWaits == nil { counters.queueWaits = Histogram(bounds: taskBuckets) }
+            counters.queueWaits!.observe(max(0, wait))
         }
     }
 }
@@ -98,7 +153,7 @@ struct Exposition {
     }
 
     mutating func histogram(_ name: String, _ labels: [(String, String)], _ h: Histogram) {
-        for (bound, count) in zip(h.bounds, h.counts) {
+        for (bound, count) in zip(h.bounds, h.cumulative) {
             sample(name + "_bucket", labels + [("le", Exposition.number(bound))], Double(count))
         }
         sample(name + "_bucket", labels + [("le", "+Inf")], Double(h.count))
@@ -140,24 +195,27 @@ extension Daemon {
             "tessera_microtasks_total", "counter",
             "Microtask attempts ended, by job, stage and outcome (succeeded, failed, cancelled, or retried: failed and queued again)."
         )
-        for key in m.microtasks.keys.sorted(by: { ($0.job, $0.stage, $0.outcome) < ($1.job, $1.stage, $1.outcome) }) {
+        let microtasks = m.microtasks
+        for key in microtasks.keys.sorted(by: { ($0.job, $0.stage, $0.outcome) < ($1.job, $1.stage, $1.outcome) }) {
             out.sample(
                 "tessera_microtasks_total", [("tessera_job", key.job), ("stage", key.stage), ("outcome", key.outcome)],
-                Double(m.microtasks[key]!))
+                Double(microtasks[key]!))
         }
         out.family("tessera_microtask_duration_seconds", "histogram", "Wall-clock time of microtask attempts.")
-        for key in m.durations.keys.sorted(by: { ($0.job, $0.stage) < ($1.job, $1.stage) }) {
+        let durations = m.durations
+        for key in durations.keys.sorted(by: { ($0.job, $0.stage) < ($1.job, $1.stage) }) {
             out.histogram(
                 "tessera_microtask_duration_seconds", [("tessera_job", key.job), ("stage", key.stage)],
-                m.durations[key]!)
+                durations[key]!)
         }
         out.family(
             "tessera_microtask_queue_wait_seconds", "histogram",
             "Time from a stage becoming ready to its microtasks' first attempts starting.")
-        for key in m.queueWaits.keys.sorted(by: { ($0.job, $0.stage) < ($1.job, $1.stage) }) {
+        let queueWaits = m.queueWaits
+        for key in queueWaits.keys.sorted(by: { ($0.job, $0.stage) < ($1.job, $1.stage) }) {
             out.histogram(
                 "tessera_microtask_queue_wait_seconds", [("tessera_job", key.job), ("stage", key.stage)],
-                m.queueWaits[key]!)
+                queueWaits[key]!)
         }
         out.family("tessera_runs_total", "counter", "Runs ended, by job and state.")
         for key in m.runs.keys.sorted(by: { ($0.job, $0.state) < ($1.job, $1.state) }) {

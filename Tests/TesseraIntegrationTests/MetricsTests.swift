@@ -75,6 +75,10 @@ struct MetricsTests {
             "\(text)")
         #expect(text.contains("tessera_microtasks_total{tessera_job=\"flaky\",stage=\"main\",outcome=\"retried\"} 2\n"))
         #expect(text.contains("tessera_microtask_duration_seconds_count{tessera_job=\"flaky\",stage=\"main\"} 5\n"))
+        // Buckets are cumulative: every attempt took less than an hour.
+        let underAnHour =
+            "tessera_microtask_duration_seconds_bucket{tessera_job=\"flaky\",stage=\"main\",le=\"3600\"} 5\n"
+        #expect(text.contains(underAnHour))
         #expect(text.contains("tessera_microtask_queue_wait_seconds_count{tessera_job=\"flaky\",stage=\"main\"} 3\n"))
         #expect(text.contains("tessera_runs_total{tessera_job=\"flaky\",state=\"succeeded\"} 1\n"))
         #expect(text.contains("tessera_zygote_forks_total 5\n"))
