@@ -55,12 +55,6 @@ struct JobStage: Hashable {
     let stage: String
 }
 
-struct JobStageOutcome: Hashable {
-    let job: String
-    let stage: String
-    let outcome: String
-}
-
 struct JobState: Hashable {
     let job: String
     let state: String
@@ -91,29 +85,19 @@ final class MetricsRegistry {
     private func counters(job: String, stage: String) -> StageCounters {
         if let last, last.job == job, last.stage == stage { return last.counters }
         let key = JobStage(job: job, stage: stage)
-        let counters = stages[key] ?? StageCounters()
-        stages[key] = counters
+        let counters: StageCounters
+        if let known = stages[key] {
+            counters = known
+        } else {
+            counters = StageCounters()
+            stages[key] = counters
+        }
         last = (job, stage, counters)
         return counters
     }
 
-    /// Attempts ended, by job, stage and outcome (only those that happened).
-    var microtasks: [JobStageOutcome: UInt64] {
-        var all: [JobStageOutcome: UInt64] = [:]
-        for (key, counters) in stages {
-            for (i, count) in counters.ended.enumerated() where count > 0 {
-                all[JobStageOutcome(job: key.job, stage: key.stage, outcome: MetricsRegistry.outcomeNames[i])] = count
-            }
-        }
-        return all
-    }
-
     /// Attempts ended, all told.
     var attemptsEnded: UInt64 { stages.values.reduce(0) { $0 + $1.ended.reduce(0, +) } }
-
-    var durations: [JobStage: Histogram] { stages.compactMapValues(\.durations) }
-
-    var queueWaits: [JobStage: Histogram] { stages.compactMapValues(\.queueWaits) }
 
     /// An attempt ended; `retried` when it goes back to the queue.
     func attemptEnded(job: String, stage: String, _ completion: TaskCompletion, retried: Bool) {
@@ -195,27 +179,30 @@ extension Daemon {
             "tessera_microtasks_total", "counter",
             "Microtask attempts ended, by job, stage and outcome (succeeded, failed, cancelled, or retried: failed and queued again)."
         )
-        let microtasks = m.microtasks
-        for key in microtasks.keys.sorted(by: { ($0.job, $0.stage, $0.outcome) < ($1.job, $1.stage, $1.outcome) }) {
-            out.sample(
-                "tessera_microtasks_total", [("tessera_job", key.job), ("stage", key.stage), ("outcome", key.outcome)],
-                Double(microtasks[key]!))
+        // By job and stage; a stage's outcomes in TaskState's order, then
+        // retried, and only those that happened.
+        let stages = m.stages.sorted { ($0.key.job, $0.key.stage) < ($1.key.job, $1.key.stage) }
+        for (key, counters) in stages {
+            for (i, count) in counters.ended.enumerated() where count > 0 {
+                out.sample(
+                    "tessera_microtasks_total",
+                    [("tessera_job", key.job), ("stage", key.stage), ("outcome", MetricsRegistry.outcomeNames[i])],
+                    Double(count))
+            }
         }
         out.family("tessera_microtask_duration_seconds", "histogram", "Wall-clock time of microtask attempts.")
-        let durations = m.durations
-        for key in durations.keys.sorted(by: { ($0.job, $0.stage) < ($1.job, $1.stage) }) {
+        for (key, counters) in stages {
+            guard let durations = counters.durations else { continue }
             out.histogram(
-                "tessera_microtask_duration_seconds", [("tessera_job", key.job), ("stage", key.stage)],
-                durations[key]!)
+                "tessera_microtask_duration_seconds", [("tessera_job", key.job), ("stage", key.stage)], durations)
         }
         out.family(
             "tessera_microtask_queue_wait_seconds", "histogram",
             "Time from a stage becoming ready to its microtasks' first attempts starting.")
-        let queueWaits = m.queueWaits
-        for key in queueWaits.keys.sorted(by: { ($0.job, $0.stage) < ($1.job, $1.stage) }) {
+        for (key, counters) in stages {
+            guard let waits = counters.queueWaits else { continue }
             out.histogram(
-                "tessera_microtask_queue_wait_seconds", [("tessera_job", key.job), ("stage", key.stage)],
-                queueWaits[key]!)
+                "tessera_microtask_queue_wait_seconds", [("tessera_job", key.job), ("stage", key.stage)], waits)
         }
         out.family("tessera_runs_total", "counter", "Runs ended, by job and state.")
         for key in m.runs.keys.sorted(by: { ($0.job, $0.state) < ($1.job, $1.state) }) {
